@@ -1,0 +1,176 @@
+"""Checkpoints: one safetensors file per save, never pickle.
+
+A checkpoint holds tensors under prefixes (``G.``, ``G_ema.``, ``D.``, ``opt_G.``,
+``opt_D.``, ``rng.``, ``pool.``) and string metadata: ``gancli_format``, the preset,
+the family, the step, and the full resolved config as JSON. Inference needs only
+``G``/``G_ema`` and the config, so ``sample``/``interpolate`` need nothing but the file.
+
+Writes go to a temporary file in the same folder, are fsync'ed, then renamed over the
+target: a kill at any moment leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gancli.errors import CheckpointError
+
+FORMAT = 1
+SUFFIX = ".safetensors"
+LATEST = "latest"
+_STEP_FILE = re.compile(r"^step-(\d+)\.safetensors$")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, nothing between."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    try:  # make the rename itself durable
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    meta: dict[str, Any]
+    tensors: dict[str, Any]
+
+    @property
+    def step(self) -> int:
+        return int(self.meta.get("step", 0))
+
+    def section(self, prefix: str) -> dict[str, Any]:
+        """Tensors under ``prefix.`` with the prefix removed."""
+        p = prefix + "."
+        return {k[len(p):]: v for k, v in self.tensors.items() if k.startswith(p)}
+
+
+def save(path: Path, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
+    from safetensors.torch import save as st_save
+
+    flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    header = {"gancli_format": str(FORMAT)}
+    header.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()})
+    atomic_write_bytes(path, st_save(flat, metadata=header))
+
+
+def _decode_meta(raw: dict[str, str] | None, path: Path) -> dict[str, Any]:
+    if not raw or "gancli_format" not in raw:
+        raise CheckpointError(f"{path} is a safetensors file but not a gancli checkpoint",
+                              hint="pass a file written by `gancli train` (runs/<name>/checkpoints)")
+    meta: dict[str, Any] = {}
+    for k, v in raw.items():
+        try:
+            meta[k] = json.loads(v)
+        except json.JSONDecodeError:
+            meta[k] = v
+    fmt = int(meta["gancli_format"])
+    if fmt > FORMAT:
+        raise CheckpointError(f"{path} was written by a newer gancli (checkpoint format {fmt}; "
+                              f"this one reads up to {FORMAT})", hint="upgrade: pip install -U gancli")
+    return meta
+
+
+def load(path: Path, tensors: bool = True, device: str = "cpu") -> Checkpoint:
+    """Read a checkpoint; anything unreadable is a CheckpointError, never a traceback."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}", hint="pass a run folder or a "
+                              ".safetensors file written by `gancli train`")
+    try:
+        with safe_open(str(path), framework="pt", device=device) as f:
+            meta = _decode_meta(f.metadata(), path)
+            data = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
+    except CheckpointError:
+        raise
+    except Exception as e:  # safetensors raises its own error types for corrupt headers/data
+        raise CheckpointError(f"cannot read checkpoint {path}: {str(e).splitlines()[0][:200]}",
+                              hint="the file is truncated or not a safetensors file; use an "
+                              "earlier checkpoint from the same folder") from None
+    return Checkpoint(path, meta, data)
+
+
+def step_path(ckpt_dir: Path, step: int) -> Path:
+    return ckpt_dir / f"step-{step:07d}{SUFFIX}"
+
+
+def list_steps(ckpt_dir: Path) -> list[tuple[int, Path]]:
+    """(step, path) of every checkpoint file in the folder, newest first."""
+    if not ckpt_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in ckpt_dir.iterdir() if (m := _STEP_FILE.match(p.name))]
+    return sorted(found, reverse=True)
+
+
+def mark_latest(ckpt_dir: Path, path: Path) -> None:
+    atomic_write_bytes(ckpt_dir / LATEST, (path.name + "\n").encode())
+
+
+def latest(ckpt_dir: Path) -> Path | None:
+    """The newest readable checkpoint: the one ``latest`` names, else the highest step that loads."""
+    pointer = ckpt_dir / LATEST
+    candidates: list[Path] = []
+    if pointer.is_file():
+        candidates.append(ckpt_dir / pointer.read_text().strip())
+    candidates += [p for _, p in list_steps(ckpt_dir)]
+    for path in candidates:
+        try:
+            load(path, tensors=False)
+            return path
+        except CheckpointError:
+            continue
+    return None
+
+
+def resolve(spec: str | Path) -> Path:
+    """A checkpoint file, a run folder or a run's checkpoints folder -> a checkpoint path."""
+    p = Path(spec).expanduser()
+    if p.is_file():
+        return p
+    if not p.exists():
+        raise CheckpointError(f"no such run or checkpoint: {p}",
+                              hint="pass a run folder such as runs/dcgan-001, or a .safetensors file")
+    for folder in (p / "checkpoints", p):
+        found = latest(folder)
+        if found:
+            return found
+    raise CheckpointError(f"no readable checkpoint in {p}",
+                          hint="train first (gancli train PRESET), or pass a .safetensors file")
+
+
+def clean_temporary(folder: Path) -> None:
+    """Remove temporary files a killed writer left behind (``.NAME.PID.tmp``)."""
+    if folder.is_dir():
+        for p in folder.glob(".*.tmp"):
+            p.unlink(missing_ok=True)
+
+
+def prune(ckpt_dir: Path, keep: int) -> None:
+    """Delete all but the ``keep`` newest checkpoints (never the one ``latest`` names)."""
+    pointer = ckpt_dir / LATEST
+    current = pointer.read_text().strip() if pointer.is_file() else None
+    for _, path in list_steps(ckpt_dir)[keep:]:
+        if path.name != current:
+            path.unlink(missing_ok=True)

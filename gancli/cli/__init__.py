@@ -1,0 +1,91 @@
+"""The ``gancli`` command line: a thin Typer shell over the library.
+
+No torch import at module level anywhere under ``gancli.cli``: ``gancli --help`` must
+stay instant. Every user error is a ``GancliError``, printed by ``main`` as one line
+plus a hint with its exit code; set ``GANCLI_DEBUG=1`` to see tracebacks.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from gancli import __version__
+from gancli.cli import interpolate, sample, train, zoo
+from gancli.cli._options import AppState
+from gancli.errors import EXIT_ERROR, GancliError
+
+app = typer.Typer(
+    name="gancli",
+    help="Train, sample, interpolate and evaluate GANs from one command.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"gancli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    device: Annotated[Optional[str], typer.Option(
+        help="Default device for every command: auto, cpu, cuda, cuda:N, mps "
+             "[env: GANCLI_DEVICE].")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and results.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """gancli: a command-line GAN workbench.
+
+    Examples:
+
+      gancli train dcgan                      # built-in digits, no download
+
+      gancli train wgan-gp-toy --steps 3000   # 25-Gaussian grid
+
+      gancli sample runs/dcgan-001 --seeds 0-63 --out grid.png
+
+      gancli zoo
+    """
+    ctx.obj = AppState(device=device, quiet=quiet, json=json_out)
+
+
+app.command("train")(train.train)
+app.command("sample")(sample.sample)
+app.command("interpolate")(interpolate.interpolate)
+app.command("zoo")(zoo.zoo)
+
+
+def report_error(err: GancliError) -> None:
+    """One line for the error, one for the hint; red on a terminal."""
+    tty = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
+    red, dim, reset = ("\x1b[31m", "\x1b[2m", "\x1b[0m") if tty else ("", "", "")
+    print(f"{red}error:{reset} {err.message}", file=sys.stderr)
+    if err.hint:
+        print(f"{dim}hint:{reset} {err.hint}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    debug = bool(os.environ.get("GANCLI_DEBUG"))
+    try:
+        app(args=argv, prog_name="gancli")
+    except GancliError as err:
+        if debug:
+            raise
+        report_error(err)
+        sys.exit(err.exit_code)
+    except Exception as err:  # a bug, not a user error: still no wall of text by default
+        if debug:
+            raise
+        report_error(GancliError(f"internal error: {type(err).__name__}: {err}",
+                                 hint="rerun with GANCLI_DEBUG=1 for the traceback and report it"))
+        sys.exit(EXIT_ERROR)

@@ -1,0 +1,40 @@
+"""Options shared by several commands, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Optional
+
+import typer
+
+
+@dataclass
+class AppState:
+    """Global options from the root callback; a command's own flag wins over these."""
+
+    device: Optional[str] = None
+    quiet: bool = False
+    json: bool = False
+
+
+def state(ctx: typer.Context) -> AppState:
+    return ctx.obj if isinstance(ctx.obj, AppState) else AppState()
+
+
+DeviceOpt = Annotated[Optional[str], typer.Option(
+    help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps [env: GANCLI_DEVICE].")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and results.")]
+RunArg = Annotated[str, typer.Argument(
+    help="A run folder (runs/NAME-NNN) or a .safetensors checkpoint.", show_default=False)]
+SeedsOpt = Annotated[Optional[str], typer.Option(
+    "--seeds", help="Seeds: ranges and lists, e.g. 0-63 or 3,7,11. Seed s always gives the same "
+                    "sample.")]
+TruncationOpt = Annotated[float, typer.Option(
+    "--truncation", min=0.0, help="Scale latents toward the mean by PSI (1 = off).")]
+
+
+def emit_json(payload: dict) -> None:
+    import json
+
+    typer.echo(json.dumps(payload))

@@ -1,0 +1,98 @@
+"""``gancli interpolate``: walks through latent space, and latent vector arithmetic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, RunArg, TruncationOpt, emit_json, state
+from gancli.errors import GancliError
+
+
+def interpolate(
+    ctx: typer.Context,
+    run: RunArg,
+    seeds: Annotated[Optional[str], typer.Option(
+        help="Seeds to walk through, in order, e.g. 3,7,11.")] = None,
+    steps: Annotated[int, typer.Option(help="Images per leg between two seeds (ends included).",
+                                       min=2, max=1000)] = 8,
+    method: Annotated[str, typer.Option(help="slerp (great circle) or lerp (straight line).")
+                      ] = "slerp",
+    arith: Annotated[Optional[str], typer.Option(
+        help="Latent arithmetic over seed groups: '1,2,3 - 4,5,6 + 7,8,9' (means of groups).",
+        show_default=False)] = None,
+    out: Annotated[str, typer.Option(help="walk.png: a grid, one row per leg; walk.gif: an "
+                                          "animation.")] = "walk.png",
+    fps: Annotated[float, typer.Option(help="GIF frames per second.", min=1, max=60)] = 12,
+    truncation: TruncationOpt = 1.0,
+    device: DeviceOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Interpolate between seeds' latents, or add and subtract groups of them.
+
+    Examples:
+
+      gancli interpolate runs/dcgan-001 --seeds 3,7,11 --out walk.png
+
+      gancli interpolate runs/dcgan-001 --seeds 0,1,2,3,0 --steps 16 --out loop.gif
+
+      gancli interpolate runs/dcgan-001 --arith '1,2,3 - 4,5,6 + 7,8,9' --out arith.png
+    """
+    import torch
+
+    from gancli import imaging
+    from gancli.inference import generate_from_latents, load_generator
+    from gancli.sampling import latents_for_seeds, parse_arithmetic, parse_seeds, path_through, truncate
+
+    app = state(ctx)
+    if method not in ("slerp", "lerp"):
+        raise GancliError(f"unknown method '{method}'", hint="use slerp or lerp")
+    if bool(seeds) == bool(arith):
+        raise GancliError("give --seeds (a walk) or --arith (arithmetic)",
+                          hint="--seeds 3,7,11  or  --arith '1,2,3 - 4,5,6 + 7,8,9'")
+    model = load_generator(run, device or app.device)
+    zdim, dist = model.cfg.model.z_dim, model.cfg.model.z_dist
+    path = Path(out).expanduser()
+    if path.suffix.lower() not in (".png", ".gif", ".jpg", ".jpeg"):
+        raise GancliError(f"unsupported output '{out}'", hint="use a .png grid or a .gif animation")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if seeds:
+        seed_list = parse_seeds(seeds)
+        if len(seed_list) < 2:
+            raise GancliError("an interpolation needs at least two seeds", hint="--seeds 3,7")
+        anchors = truncate(latents_for_seeds(seed_list, zdim, dist), truncation)
+        z = path_through(anchors, steps, method)
+        nrow = steps
+        if path.suffix.lower() != ".gif":  # a grid: one row per leg, each row end to end
+            t = torch.linspace(0, 1, steps)[:, None]
+            from gancli.sampling import lerp, slerp
+
+            fn = slerp if method == "slerp" else lerp
+            z = torch.cat([fn(anchors[i][None], anchors[i + 1][None], t)
+                           for i in range(len(anchors) - 1)])
+    else:
+        terms = parse_arithmetic(arith)
+        means = [latents_for_seeds(group, zdim, dist).mean(0) for _, group in terms]
+        result = sum(sign * m for (sign, _), m in zip(terms, means))
+        z = truncate(torch.stack(means + [result]), truncation)
+        nrow = len(z)
+    outs = generate_from_latents(model, z)
+    if model.spec.kind == "points":
+        if path.suffix.lower() == ".gif":
+            raise GancliError("a 2-D model's walk is drawn as one scatter plot",
+                              hint="use --out walk.png")
+        imaging.save_image(imaging.scatter(outs.numpy()), path)
+    elif path.suffix.lower() == ".gif":
+        frames = [imaging.to_pil(img).convert("RGB") for img in imaging.to_uint8(outs)]
+        imaging.save_gif(frames, path, fps=fps)
+    else:
+        img = imaging.grid(imaging.to_uint8(outs), nrow=nrow)
+        imaging.save_image(img if path.suffix.lower() == ".png" else img.convert("RGB"), path)
+    if json_out or app.json:
+        emit_json({"checkpoint": str(model.path), "frames": len(z), "method": method,
+                   "out": str(path), "mode": "walk" if seeds else "arithmetic"})
+    elif not (quiet or app.quiet):
+        typer.echo(f"{len(z)} images from {model.path} -> {path}", err=True)

@@ -1,0 +1,106 @@
+"""``gancli sample``: images (or 2-D points) from a trained generator, by seed."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from gancli.cli._options import (DeviceOpt, JsonOpt, QuietOpt, RunArg, SeedsOpt, TruncationOpt,
+                                 emit_json, state)
+from gancli.errors import GancliError
+
+
+def pick_seeds(n: Optional[int], seeds: Optional[str], default: int = 64) -> list[int]:
+    from gancli.sampling import parse_seeds
+
+    if n is not None and seeds:
+        raise GancliError("give --n or --seeds, not both", hint="--seeds 0-63 is the same as --n 64")
+    if seeds:
+        return parse_seeds(seeds)
+    return list(range(n if n is not None else default))
+
+
+def write_outputs(model, out: str, seeds: list[int], samples, nrow: Optional[int]) -> list[str]:
+    """Write a grid / scatter plot, one file per seed (``out`` is a folder), or an ``.npz``."""
+    import numpy as np
+
+    from gancli import imaging
+    from gancli.checkpoints import atomic_write_bytes
+
+    path = Path(out).expanduser()
+    points = model.spec.kind == "points"
+    if out.endswith(("/", "\\")) or path.is_dir():
+        if points:
+            raise GancliError("2-D samples cannot be written one file per seed",
+                              hint="use --out samples.png (scatter plot) or --out samples.npz")
+        path.mkdir(parents=True, exist_ok=True)
+        images = imaging.to_uint8(samples)
+        written = []
+        for s, img in zip(seeds, images):
+            target = path / f"seed-{s:06d}.png"
+            imaging.save_image(imaging.to_pil(img), target)
+            written.append(str(target))
+        return written
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        arr = samples.numpy().astype(np.float32) if points else \
+            imaging.to_uint8(samples).permute(0, 2, 3, 1).numpy()  # NHWC
+        buf = io.BytesIO()
+        np.savez(buf, samples=arr, seeds=np.asarray(seeds, dtype=np.int64))
+        atomic_write_bytes(path, buf.getvalue())
+    elif suffix in (".png", ".jpg", ".jpeg"):
+        if points:
+            modes = model.data.get("modes")
+            img = imaging.scatter(samples.numpy(), modes=np.asarray(modes) if modes else None)
+        else:
+            img = imaging.grid(imaging.to_uint8(samples), nrow=nrow)
+        imaging.save_image(img if suffix == ".png" else img.convert("RGB"), path)
+    else:
+        raise GancliError(f"unsupported output '{out}'",
+                          hint="use a .png/.jpg grid, a folder ending in /, or an .npz file")
+    return [str(path)]
+
+
+def sample(
+    ctx: typer.Context,
+    run: RunArg,
+    n: Annotated[Optional[int], typer.Option("--n", "-n", help="Samples for seeds 0..N-1.", min=1,
+                                             max=100_000)] = None,
+    seeds: SeedsOpt = None,
+    out: Annotated[str, typer.Option(help="x.png / x.jpg: a grid; DIR/: one PNG per seed; "
+                                          "x.npz: arrays `samples` and `seeds`.")] = "samples.png",
+    truncation: TruncationOpt = 1.0,
+    nrow: Annotated[Optional[int], typer.Option(help="Images per grid row.", min=1)] = None,
+    device: DeviceOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Generate samples from a run or checkpoint. Seed s gives the same sample every time.
+
+    Examples:
+
+      gancli sample runs/dcgan-001 --seeds 0-63 --out grid.png
+
+      gancli sample runs/dcgan-001 --seeds 3,7,11 --out picks/
+
+      gancli sample runs/wgan-gp-toy-001 --n 2500 --out points.npz
+    """
+    from gancli.inference import generate, load_generator
+
+    app = state(ctx)
+    seed_list = pick_seeds(n, seeds)
+    model = load_generator(run, device or app.device)
+    samples = generate(model, seed_list, truncation)
+    written = write_outputs(model, out, seed_list, samples, nrow)
+    if json_out or app.json:
+        emit_json({"checkpoint": str(model.path), "step": model.step, "samples": len(seed_list),
+                   "seeds": seed_list if len(seed_list) <= 1000 else None,
+                   "truncation": truncation, "out": written})
+    elif not (quiet or app.quiet):
+        where = written[0] if len(written) == 1 else f"{len(written)} files in {Path(out)}"
+        typer.echo(f"{len(seed_list)} samples from {model.path} (step {model.step}) -> {where}",
+                   err=True)

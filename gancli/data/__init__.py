@@ -1,0 +1,75 @@
+"""Datasets: one spec string (``--data``) -> one in-memory ``Dataset``.
+
+Built-ins need no network: ``digits``, ``shapes``, ``toy:ring8``, ``toy:grid25``,
+``toy:spiral``. ``torchvision:NAME`` reads (or, when asked, downloads) torchvision
+datasets; anything else is an image folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from gancli.config import DataConfig
+from gancli.data.base import Dataset
+from gancli.errors import DataError
+from gancli.registry import DATASETS
+
+ENV_CACHE = "GANCLI_CACHE"
+ENV_DATA = "GANCLI_DATA"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(ENV_CACHE) or Path.home() / ".cache" / "gancli")
+
+
+@DATASETS.register("toy", kind="points")
+def _toy(arg: str, cfg: DataConfig, seed: int) -> Dataset:
+    from gancli.data.toy import load_toy
+
+    return load_toy(arg, cfg.size, seed)
+
+
+@DATASETS.register("digits", kind="images")
+def _digits(arg: str, cfg: DataConfig, seed: int) -> Dataset:
+    from gancli.data.digits import load_digits
+
+    return load_digits(cfg.resolution, cfg.channels or 1)
+
+
+@DATASETS.register("shapes", kind="images")
+def _shapes(arg: str, cfg: DataConfig, seed: int) -> Dataset:
+    from gancli.data.shapes import load_shapes
+
+    return load_shapes(cfg.resolution, cfg.size or 10_000, seed=0, channels=cfg.channels or 3)
+
+
+@DATASETS.register("torchvision", kind="images")
+def _torchvision(arg: str, cfg: DataConfig, seed: int) -> Dataset:
+    from gancli.data.tv import load_torchvision
+
+    root = Path(os.environ.get(ENV_DATA) or cache_dir() / "torchvision")
+    return load_torchvision(arg, root, cfg.resolution, cfg.channels, download=True)
+
+
+@DATASETS.register("folder", kind="images")
+def _folder(arg: str, cfg: DataConfig, seed: int) -> Dataset:
+    from gancli.data.images import load_image_folder
+
+    cache = cache_dir() / "datasets" if cfg.cache else None
+    return load_image_folder(arg, cfg.resolution, cfg.channels, cache, labels=cfg.labels)
+
+
+def load_dataset(cfg: DataConfig, seed: int = 0) -> Dataset:
+    """Resolve ``cfg.source``: a registered name, ``name:arg``, or an image folder path."""
+    spec = cfg.source.strip()
+    if not spec:
+        raise DataError("no data given", hint="pass --data PATH or a built-in such as digits")
+    if Path(spec).expanduser().exists():
+        return DATASETS.get("folder")(str(Path(spec).expanduser()), cfg, seed)
+    name, _, arg = spec.partition(":")
+    if name in DATASETS and name != "folder":
+        return DATASETS.get(name)(arg, cfg, seed)
+    builtins = "digits, shapes, toy:ring8, toy:grid25, toy:spiral, torchvision:mnist"
+    raise DataError(f"no such folder and no built-in dataset '{spec}'",
+                    hint=f"give an existing image folder, or one of: {builtins}")

@@ -1,0 +1,46 @@
+"""The one in-memory dataset type every loader returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+
+@dataclass
+class Dataset:
+    """A whole dataset, decoded once and held as one tensor.
+
+    Attributes:
+        name: the spec it came from (``digits``, ``toy:grid25``, a folder path).
+        kind: ``"images"`` (``x`` is uint8, (N, C, H, W), values 0..255) or
+            ``"points"`` (``x`` is float32, (N, 2)).
+        x: the samples.
+        y: int64 class labels, (N,), or None when the data has no labels.
+        classes: class names when ``y`` is given (index i names label i).
+        info: what a user should be told about loading (counts, cache hits...).
+        modes: for toy mixtures, the component means (K, 2); else None.
+        sigma: for toy mixtures, the component standard deviation.
+    """
+
+    name: str
+    kind: Literal["images", "points"]
+    x: torch.Tensor
+    y: torch.Tensor | None = None
+    classes: list[str] | None = None
+    info: dict = field(default_factory=dict)
+    modes: torch.Tensor | None = None
+    sigma: float | None = None
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one sample: (C, H, W) for images, (2,) for points."""
+        return tuple(self.x.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes) if self.classes else 0

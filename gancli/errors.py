@@ -1,0 +1,68 @@
+"""User-facing errors.
+
+Anything a user can cause (a bad flag, a missing file, an unknown preset, a
+diverged run) is raised as a ``GancliError``: a one-line message plus a hint.
+``gancli.cli.main`` turns it into ``error: ...`` / ``hint: ...`` on stderr and
+the exit code below, never a traceback (set ``GANCLI_DEBUG=1`` to see one).
+"""
+
+from __future__ import annotations
+
+# Exit codes, documented in the README. Click/Typer already use 2 for usage errors.
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130
+
+
+class GancliError(Exception):
+    """A user error: printed as one line plus a hint, exit code ``exit_code``."""
+
+    exit_code = EXIT_ERROR
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        return self.message
+
+
+class ConfigError(GancliError):
+    """A bad preset, config file or ``--set`` override (exit 2: it is a usage error)."""
+
+    exit_code = EXIT_USAGE
+
+
+class PresetError(ConfigError):
+    """An unknown or malformed preset."""
+
+
+class RegistryError(GancliError):
+    """An unknown name in one of the registries."""
+
+
+class DataError(GancliError):
+    """Missing, empty or unusable data."""
+
+
+class CheckpointError(GancliError):
+    """A missing, corrupt, foreign or too-new checkpoint."""
+
+
+class DeviceError(GancliError):
+    """A device that is not available here."""
+
+
+class TrainingDiverged(GancliError):
+    """NaN or inf in a loss: the run stopped, the last good checkpoint is kept."""
+
+    exit_code = EXIT_DIVERGED
+
+
+class Interrupted(GancliError):
+    """Ctrl-C: the run saved a checkpoint and stopped."""
+
+    exit_code = EXIT_INTERRUPTED

@@ -1,0 +1,64 @@
+"""Rebuild a generator from nothing but a checkpoint file, and run it by seed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from gancli import checkpoints
+from gancli.config import Config, from_dict
+from gancli.errors import CheckpointError, GancliError
+from gancli.models import DataSpec, build_nets
+from gancli.runtime import resolve_device
+from gancli.sampling import latents_for_seeds, truncate
+from gancli.training.state import load_module
+
+
+@dataclass
+class LoadedModel:
+    G: torch.nn.Module
+    cfg: Config
+    spec: DataSpec
+    data: dict
+    path: Path
+    step: int
+    device: torch.device
+
+
+def load_generator(spec: str | Path, device: str | torch.device | None = None) -> LoadedModel:
+    """G (EMA weights when the run kept them) in eval mode, from a checkpoint or run folder."""
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    path = checkpoints.resolve(spec)
+    ckpt = checkpoints.load(path)
+    try:
+        cfg = from_dict(ckpt.meta["config"], f"checkpoint {path.name}")
+        data = ckpt.meta["data"]
+        data_spec = DataSpec.from_dict(data)
+    except (KeyError, TypeError, GancliError) as e:
+        raise CheckpointError(f"checkpoint {path} has no usable config ({e})",
+                              hint="it may come from an incompatible gancli version") from None
+    G = build_nets(cfg.model, data_spec).G
+    prefix = "G_ema" if any(k.startswith("G_ema.") for k in ckpt.tensors) else "G"
+    try:
+        load_module(G, ckpt.tensors, prefix)
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint {path} does not match its own config: "
+                              f"{str(e).splitlines()[0]}", hint="the file may be tampered with") from None
+    G.to(dev).eval()
+    return LoadedModel(G, cfg, data_spec, data, path, ckpt.step, dev)
+
+
+@torch.no_grad()
+def generate(model: LoadedModel, seeds: list[int], truncation: float = 1.0,
+             batch_size: int = 256) -> torch.Tensor:
+    """Outputs for ``seeds`` (images in [-1, 1] or 2-D points), on the CPU, in seed order."""
+    z = latents_for_seeds(seeds, model.cfg.model.z_dim, model.cfg.model.z_dist)
+    return generate_from_latents(model, truncate(z, truncation), batch_size)
+
+
+@torch.no_grad()
+def generate_from_latents(model: LoadedModel, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    outs = [model.G(chunk.to(model.device)).float().cpu() for chunk in z.split(batch_size)]
+    return torch.cat(outs) if outs else torch.empty(0)

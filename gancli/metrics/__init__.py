@@ -1,0 +1,3 @@
+"""Metrics. Importing this package registers every metric listed here."""
+
+from gancli.metrics import toy  # noqa: F401  (registration happens on import)

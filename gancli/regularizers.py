@@ -1,0 +1,47 @@
+"""Regularisers of the discriminator: gradient penalty, R1, weight clipping."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from gancli.registry import REGULARIZERS
+
+Tensor = torch.Tensor
+
+
+def _grad_norm2(outputs: Tensor, inputs: Tensor) -> Tensor:
+    """Per-sample squared norm of d(sum outputs)/d inputs, kept in the graph."""
+    (grad,) = torch.autograd.grad(outputs.sum(), inputs, create_graph=True)
+    return grad.flatten(1).pow(2).sum(1)
+
+
+@REGULARIZERS.register("gp")
+def gradient_penalty(D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor,
+                     alpha: Tensor) -> Tensor:
+    """Gulrajani et al. 2017: mean (|grad D(x_hat)|_2 - 1)^2, x_hat = a x + (1 - a) G(z).
+
+    ``alpha`` has one U[0, 1] value per sample, drawn by the caller from its own
+    generator so that runs are reproducible.
+    """
+    alpha = alpha.view(-1, *([1] * (real.dim() - 1)))
+    x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    norm = (_grad_norm2(D(x_hat), x_hat) + 1e-12).sqrt()
+    return ((norm - 1) ** 2).mean()
+
+
+@REGULARIZERS.register("r1")
+def r1_penalty(D: Callable[[Tensor], Tensor], real: Tensor) -> Tensor:
+    """Mescheder et al. 2018: mean |grad D(x)|^2 on real data (the caller scales by gamma/2)."""
+    x = real.detach().requires_grad_(True)
+    return _grad_norm2(D(x), x).mean()
+
+
+@REGULARIZERS.register("clip")
+@torch.no_grad()
+def clip_weights(D: nn.Module, c: float) -> None:
+    """Arjovsky et al. 2017: clamp every parameter of D to [-c, c] after each D step."""
+    for p in D.parameters():
+        p.clamp_(-c, c)

@@ -1,0 +1,224 @@
+"""Reporters: how training events reach a person or a script.
+
+The loop calls ``start``, ``step``, ``event`` and ``done`` with plain dicts and never
+imports rich. ``RichReporter`` draws a live table on a terminal, ``PlainReporter``
+prints one line per logged step (logs, CI, pipes), ``JsonlReporter`` prints one JSON
+object per event on stdout and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import IO, Any
+
+# (stats key, column title, format)
+COLUMNS = [
+    ("d_loss", "D loss", "{:.4f}"), ("g_loss", "G loss", "{:.4f}"),
+    ("d_real", "D(x)", "{:.3f}"), ("d_fake", "D(G(z))", "{:.3f}"),
+    ("wdist", "W dist", "{:.4f}"), ("gp", "GP", "{:.4f}"), ("r1", "R1", "{:.4f}"),
+]
+
+
+def fmt_time(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+class Reporter:
+    """The protocol, with no-op defaults."""
+
+    def start(self, info: dict[str, Any]) -> None: ...
+    def step(self, row: dict[str, Any]) -> None: ...
+    def event(self, kind: str, **fields: Any) -> None: ...
+    def done(self, summary: dict[str, Any]) -> None: ...
+    def close(self) -> None: ...
+
+
+def _data_line(info: dict) -> str:
+    d = info.get("data_info") or {}
+    extra = ""
+    if "files" in d:
+        extra = f" ({d['files']} files, {d.get('skipped', 0)} skipped, cache {d.get('cache')})"
+    return f"data {info['data']}: {info['samples']} samples{extra}"
+
+
+class PlainReporter(Reporter):
+    def __init__(self, stream: IO[str] | None = None, quiet: bool = False):
+        self.out = stream or sys.stderr
+        self.quiet = quiet
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def start(self, info):
+        if self.quiet:
+            return
+        resumed = f", resuming at step {info['start_step']}" if info["start_step"] else ""
+        self._print(f"run {info['run_dir']}: {info['preset']} on {info['device']}, "
+                    f"{info['steps']} steps{resumed}")
+        self._print(_data_line(info) + f"; G {info['params_G']:,} params, D {info['params_D']:,}")
+
+    def step(self, row):
+        if self.quiet:
+            return
+        parts = [f"step {row['step']}/{row['steps']}"]
+        parts += [f"{title} {fmt.format(row[key])}" for key, title, fmt in COLUMNS if key in row]
+        parts += [f"{row['img_s']:.0f} img/s", f"eta {fmt_time(row['eta_s'])}"]
+        self._print("  ".join(parts))
+
+    def event(self, kind, **fields):
+        if self.quiet:
+            return
+        if kind == "sample" and "modes" in fields:
+            self._print(f"samples {fields['path']}  modes {fields['modes']}/{fields['modes_total']}"
+                        f"  high quality {100 * fields['high_quality']:.1f}%"
+                        f"  reverse KL {fields['reverse_kl']:.3f}")
+        elif kind in ("sample", "checkpoint"):
+            self._print(f"{'samples' if kind == 'sample' else 'checkpoint'} {fields['path']}")
+        elif kind == "message":
+            self._print(fields["text"])
+
+    def done(self, summary):
+        self._print(f"done: {summary['step']} steps in {fmt_time(summary['seconds'])}; "
+                    f"checkpoint {summary['checkpoint']}")
+
+
+class JsonlReporter(Reporter):
+    def __init__(self, stream: IO[str] | None = None):
+        self.out = stream or sys.stdout
+
+    def _emit(self, event: str, payload: dict) -> None:
+        self.out.write(json.dumps({"event": event, **payload}) + "\n")
+        self.out.flush()
+
+    def start(self, info):
+        self._emit("start", info)
+
+    def step(self, row):
+        self._emit("step", row)
+
+    def event(self, kind, **fields):
+        self._emit(kind, fields)
+
+    def done(self, summary):
+        self._emit("done", summary)
+
+
+def render_stats(rows: list[dict[str, Any]], info: dict[str, Any]):
+    """A pure function: the recent logged rows -> a rich Table (redrawn by Live)."""
+    from rich.table import Table
+
+    keys = [c for c in COLUMNS if any(c[0] in r for r in rows)]
+    table = Table(title=f"{info.get('preset', '')}  {info.get('run_dir', '')}", title_justify="left",
+                  expand=False, header_style="bold")
+    table.add_column("step", justify="right")
+    for _, title, _ in keys:
+        table.add_column(title, justify="right")
+    table.add_column("lr G / D", justify="right")
+    table.add_column("img/s", justify="right")
+    table.add_column("ETA", justify="right")
+    for r in rows:
+        cells = [f"{r['step']}/{r['steps']}"]
+        cells += [fmt.format(r[k]) if k in r else "" for k, _, fmt in keys]
+        cells += [f"{r['lr_g']:.1e} / {r['lr_d']:.1e}", f"{r['img_s']:.0f}", fmt_time(r["eta_s"])]
+        table.add_row(*cells)
+    return table
+
+
+class RichReporter(Reporter):
+    """A live table of the last logged steps plus a progress bar, on stderr."""
+
+    def __init__(self, history: int = 12):
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.history = history
+        self.rows: list[dict] = []
+        self.info: dict = {}
+        self.live = None
+        self.progress = None
+        self.task = None
+
+    def _group(self):
+        from rich.console import Group
+
+        return Group(render_stats(self.rows, self.info), self.progress)
+
+    def start(self, info):
+        from rich.live import Live
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
+            TimeRemainingColumn
+
+        self.info = info
+        self.console.print(f"[bold]run[/] {info['run_dir']}: {info['preset']} on {info['device']}")
+        self.console.print(_data_line(info) + f"; G {info['params_G']:,} params, "
+                           f"D {info['params_D']:,}", highlight=False)
+        self.progress = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(),
+                                 TimeRemainingColumn(), console=self.console)
+        self.task = self.progress.add_task("train", total=info["steps"],
+                                           completed=info["start_step"])
+        self.live = Live(self._group(), console=self.console, refresh_per_second=4)
+        self.live.start()
+
+    def step(self, row):
+        self.rows = (self.rows + [row])[-self.history:]
+        self.progress.update(self.task, completed=row["step"])
+        self.live.update(self._group())
+
+    def event(self, kind, **fields):
+        if kind == "sample" and "modes" in fields:
+            self.console.print(f"samples {fields['path']}  modes {fields['modes']}/"
+                               f"{fields['modes_total']}  high quality "
+                               f"{100 * fields['high_quality']:.1f}%  reverse KL "
+                               f"{fields['reverse_kl']:.3f}", highlight=False)
+        elif kind in ("sample", "checkpoint"):
+            self.console.print(f"[dim]{kind} {fields['path']}[/]", highlight=False)
+
+    def done(self, summary):
+        self.close()
+        self.console.print(f"[green]done[/]: {summary['step']} steps in "
+                           f"{fmt_time(summary['seconds'])}; checkpoint {summary['checkpoint']}")
+
+    def close(self):
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+
+class FanOut(Reporter):
+    def __init__(self, *reporters: Reporter):
+        self.reporters = reporters
+
+    def start(self, info):
+        for r in self.reporters:
+            r.start(info)
+
+    def step(self, row):
+        for r in self.reporters:
+            r.step(row)
+
+    def event(self, kind, **fields):
+        for r in self.reporters:
+            r.event(kind, **fields)
+
+    def done(self, summary):
+        for r in self.reporters:
+            r.done(summary)
+
+    def close(self):
+        for r in self.reporters:
+            r.close()
+
+
+def make_reporter(json_mode: bool, quiet: bool, interactive: bool | None = None) -> Reporter:
+    """``--json``: JSON lines on stdout; a terminal: the live table; otherwise plain lines."""
+    if json_mode:
+        return JsonlReporter()
+    if interactive is None:
+        interactive = sys.stderr.isatty()
+    if quiet or not interactive:
+        return PlainReporter(quiet=quiet)
+    return RichReporter()

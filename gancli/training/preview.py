@@ -1,0 +1,48 @@
+"""Training previews: a grid from fixed latents, or a scatter plot (and mode coverage)
+of 2-D samples over the real data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from gancli import imaging
+from gancli.config import Config
+from gancli.data.base import Dataset
+from gancli.metrics.toy import mode_coverage
+from gancli.sampling import latents_for_seeds
+
+POINTS_PREVIEW = 2500  # the PacGAN protocol's sample count
+
+
+class Preview:
+    def __init__(self, cfg: Config, data: Dataset, G: torch.nn.Module, device: torch.device):
+        self.G, self.data, self.device = G, data, device
+        n = POINTS_PREVIEW if data.kind == "points" else cfg.train.sample_n
+        # seeds 0..n-1: the same latents `gancli sample --seeds 0-(n-1)` uses
+        self.z = latents_for_seeds(list(range(n)), cfg.model.z_dim, cfg.model.z_dist).to(device)
+        if data.kind == "points":
+            idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:5000]
+            self.real = data.x[idx].numpy()
+
+    @torch.no_grad()
+    def write(self, folder: Path, step: int) -> tuple[Path, dict]:
+        was_training = self.G.training
+        self.G.eval()  # BN running statistics: a sample must not depend on its batch-mates
+        try:
+            out = torch.cat([self.G(z) for z in self.z.split(512)])
+        finally:
+            self.G.train(was_training)
+        path = folder / f"step-{step:07d}.png"
+        extra: dict = {}
+        if self.data.kind == "points":
+            modes = self.data.modes
+            img = imaging.scatter(out.cpu().numpy(), self.real,
+                                  modes=modes.numpy() if modes is not None else None)
+            if modes is not None:
+                extra = mode_coverage(out, modes, self.data.sigma)
+        else:
+            img = imaging.grid(imaging.to_uint8(out))
+        imaging.save_image(img, path)
+        return path, extra

@@ -1,0 +1,119 @@
+"""Sampling by seed, interpolation and latent arithmetic, through the CLI and the library."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gancli.errors import GancliError
+from gancli.sampling import (latents_for_seeds, lerp, parse_arithmetic, parse_seeds, path_through,
+                             slerp)
+
+from conftest import TINY, tiny_overrides
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A tiny trained dcgan (images) and wgan-gp-toy (2-D points) run."""
+    from gancli.cli import main
+
+    out = tmp_path_factory.mktemp("runs")
+    for preset in ("dcgan", "wgan-gp-toy"):
+        try:
+            main(["train", preset, *TINY, *tiny_overrides(preset), "--out", str(out), "--quiet"])
+        except SystemExit as e:
+            assert e.code in (0, None)
+    return {"images": out / "dcgan-001", "points": out / "wgan-gp-toy-001"}
+
+
+def test_parse_seeds():
+    assert parse_seeds("0-3,7, 9-10") == [0, 1, 2, 3, 7, 9, 10]
+    for bad in ("", "a", "5-2", "-1", "1.5"):
+        with pytest.raises(GancliError):
+            parse_seeds(bad)
+
+
+def test_parse_arithmetic_keeps_ranges_inside_groups():
+    assert parse_arithmetic("1,2,3 - 4-6 + 7") == [(1, [1, 2, 3]), (-1, [4, 5, 6]), (1, [7])]
+    with pytest.raises(GancliError):
+        parse_arithmetic("1,2,3")
+
+
+def test_seed_latents_are_independent_of_company():
+    a = latents_for_seeds([0, 1, 2], 16)
+    b = latents_for_seeds([2, 0], 16)
+    assert torch.equal(a[2], b[0]) and torch.equal(a[0], b[1])
+    assert not torch.equal(a[0], a[1])
+
+
+def test_slerp_endpoints_and_norm():
+    a, b = torch.randn(1, 64), torch.randn(1, 64)
+    t = torch.linspace(0, 1, 9)[:, None]
+    path = slerp(a, b, t)
+    assert torch.allclose(path[0], a[0], atol=1e-5) and torch.allclose(path[-1], b[0], atol=1e-5)
+    # slerp keeps norms between the ends; the straight line dips toward the origin
+    norms, lnorms = path.norm(dim=1), lerp(a, b, t).norm(dim=1)
+    lo, hi = min(a.norm(), b.norm()), max(a.norm(), b.norm())
+    assert ((norms >= lo - 1e-4) & (norms <= hi + 1e-4)).all()
+    assert lnorms[4] < norms[4]
+    assert torch.allclose(slerp(a, a, t), a.expand(9, -1), atol=1e-5)  # parallel: no NaN
+    walk = path_through(torch.cat([a, b, a]), 5, "slerp")
+    assert len(walk) == 9
+
+
+def test_sample_grid_folder_npz(runs, tmp_path, cli):
+    r = cli("sample", str(runs["images"]), "--seeds", "0-7", "--out", str(tmp_path / "g.png"),
+            "--json")
+    assert r.code == 0, r.err
+    info = json.loads(r.out)
+    assert info["samples"] == 8 and Image.open(tmp_path / "g.png").size[0] > 8
+    r = cli("sample", str(runs["images"]), "--seeds", "3,5", "--out", str(tmp_path / "one") + "/")
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == \
+        ["seed-000003.png", "seed-000005.png"]
+    r = cli("sample", str(runs["images"]), "--n", "6", "--out", str(tmp_path / "s.npz"))
+    with np.load(tmp_path / "s.npz", allow_pickle=False) as z:
+        assert z["samples"].shape == (6, 8, 8, 1) and z["samples"].dtype == np.uint8
+        assert z["seeds"].tolist() == list(range(6))
+    # seed 5 alone, as a file, equals seed 5 inside the npz batch
+    single = np.array(Image.open(tmp_path / "one" / "seed-000005.png"))
+    with np.load(tmp_path / "s.npz") as z:
+        assert np.array_equal(single, z["samples"][5, :, :, 0])
+
+
+def test_sample_points(runs, tmp_path, cli):
+    r = cli("sample", str(runs["points"]), "--n", "100", "--out", str(tmp_path / "p.npz"))
+    assert r.code == 0, r.err
+    with np.load(tmp_path / "p.npz") as z:
+        assert z["samples"].shape == (100, 2) and z["samples"].dtype == np.float32
+    assert cli("sample", str(runs["points"]), "--out", str(tmp_path / "p.png")).code == 0
+    r = cli("sample", str(runs["points"]), "--out", str(tmp_path / "dir") + "/")
+    assert r.code == 1 and "scatter" in r.err
+
+
+def test_sample_errors(runs, cli, tmp_path):
+    assert cli("sample", str(runs["images"]), "--n", "4", "--seeds", "1").code == 1
+    r = cli("sample", str(runs["images"]), "--out", str(tmp_path / "x.bmp"))
+    assert r.code == 1 and "unsupported output" in r.err
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint at all")
+    r = cli("sample", str(bad))
+    assert r.code == 1 and "cannot read checkpoint" in r.err
+
+
+def test_interpolate_grid_gif_and_arithmetic(runs, tmp_path, cli):
+    r = cli("interpolate", str(runs["images"]), "--seeds", "3,7,11", "--steps", "5",
+            "--out", str(tmp_path / "w.png"), "--json")
+    assert r.code == 0, r.err and json.loads(r.out)["frames"] == 10
+    r = cli("interpolate", str(runs["images"]), "--seeds", "1,2", "--method", "lerp",
+            "--out", str(tmp_path / "w.gif"))
+    gif = Image.open(tmp_path / "w.gif")
+    assert r.code == 0 and gif.is_animated and gif.n_frames >= 8
+    r = cli("interpolate", str(runs["images"]), "--arith", "1,2,3 - 4,5,6 + 7,8,9",
+            "--out", str(tmp_path / "a.png"), "--json")
+    assert r.code == 0 and json.loads(r.out)["frames"] == 4
+    assert cli("interpolate", str(runs["images"]), "--seeds", "1").code == 1
+    assert cli("interpolate", str(runs["images"]), "--seeds", "1,2", "--method", "cubic").code == 1
