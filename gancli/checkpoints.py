@@ -12,41 +12,18 @@ target: a kill at any moment leaves either the old file or the new one, never ha
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gancli.errors import CheckpointError
+from gancli.fileio import atomic_write_bytes, clean_temporary  # noqa: F401  (re-exported)
 
 FORMAT = 1
 SUFFIX = ".safetensors"
 LATEST = "latest"
 _STEP_FILE = re.compile(r"^step-(\d+)\.safetensors$")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, nothing between."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
 
 
 @dataclass
@@ -158,13 +135,6 @@ def resolve(spec: str | Path) -> Path:
             return found
     raise CheckpointError(f"no readable checkpoint in {p}",
                           hint="train first (gancli train PRESET), or pass a .safetensors file")
-
-
-def clean_temporary(folder: Path) -> None:
-    """Remove temporary files a killed writer left behind (``.NAME.PID.tmp``)."""
-    if folder.is_dir():
-        for p in folder.glob(".*.tmp"):
-            p.unlink(missing_ok=True)
 
 
 def prune(ckpt_dir: Path, keep: int) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from gancli.checkpoints import atomic_write_bytes
+from gancli.fileio import atomic_write_bytes
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:

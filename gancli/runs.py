@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from gancli.checkpoints import atomic_write_bytes
+from gancli.fileio import atomic_write_bytes
 from gancli.config import Config
 from gancli.errors import GancliError
 

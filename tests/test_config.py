@@ -94,3 +94,11 @@ def test_schema_is_documented():
 def test_check_layer_rejects_unknown_sections():
     with pytest.raises(ConfigError, match="unknown config key 'bogus'"):
         check_layer({"bogus": {"x": 1}}, "test")
+
+
+def test_every_key_is_in_the_docs():
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "presets.md").read_text()
+    missing = [k for k in schema_keys() if f"`{k}`" not in docs]
+    assert not missing, f"docs/presets.md lacks {missing}"

@@ -28,7 +28,7 @@ def write_outputs(model, out: str, seeds: list[int], samples, nrow: Optional[int
     import numpy as np
 
     from gancli import imaging
-    from gancli.checkpoints import atomic_write_bytes
+    from gancli.fileio import atomic_write_bytes
 
     path = Path(out).expanduser()
     points = model.spec.kind == "points"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from gancli.data.base import Dataset
 from gancli.errors import DataError
+from gancli.fileio import atomic_write_bytes
 
 # Bump when decoding changes in a way that alters pixels: old cache files then miss.
 LOADER_VERSION = 1
@@ -418,23 +418,11 @@ def _write_cache(
         "classes": json.dumps(classes),
         "info": json.dumps(info),
     }
-    tmp = None
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
-        # Temp file in the same folder + fsync + os.replace: a reader sees either
-        # the old file or the complete new one, even after a crash or Ctrl-C.
-        fd, tmp = tempfile.mkstemp(prefix=file.stem + ".", suffix=".tmp", dir=file.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(safetensors_bytes(tensors, metadata=meta))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, file)
-        tmp = None
+        atomic_write_bytes(file, safetensors_bytes(tensors, metadata=meta))
     except OSError as exc:
         return f"could not write cache {file}: {exc.strerror or exc}"
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
     _prune_stale(file)
     return None
 

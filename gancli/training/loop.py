@@ -25,6 +25,7 @@ from gancli.data import load_dataset
 from gancli.data.base import Dataset
 from gancli.data.batches import Batches
 from gancli.errors import ConfigError, Interrupted, TrainingDiverged
+from gancli.fileio import atomic_write_bytes, clean_temporary
 from gancli.models import DataSpec, build_nets
 from gancli.registry import OBJECTIVES
 from gancli.regularizers import clip_weights
@@ -130,7 +131,7 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
     preview = Preview(cfg, data, G_ema if G_ema is not None else G, device)
     metrics_log = run_dir / "metrics.jsonl"
     trim_metrics(metrics_log, step)
-    checkpoints.clean_temporary(run_dir / "checkpoints")
+    clean_temporary(run_dir / "checkpoints")
 
     def save() -> Path:
         path = checkpoints.step_path(run_dir / "checkpoints", step)
@@ -259,4 +260,4 @@ def trim_metrics(path: Path, step: int) -> None:
                 keep.append(line)
         except json.JSONDecodeError:  # a line cut short by a kill
             continue
-    checkpoints.atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
+    atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
