@@ -82,6 +82,8 @@ class PlainReporter(Reporter):
             self._print(fields["text"])
 
     def done(self, summary):
+        if self.quiet:
+            return
         self._print(f"done: {summary['step']} steps in {fmt_time(summary['seconds'])}; "
                     f"checkpoint {summary['checkpoint']}")
 

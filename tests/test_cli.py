@@ -77,7 +77,7 @@ def test_zoo_lists_all_with_availability(cli):
 def test_run_folders_are_numbered_and_never_reused(cli, tmp_path):
     for _ in range(2):
         r = cli("train", "gan", *TINY, *tiny_overrides("gan"), "--out", str(tmp_path), "--quiet")
-        assert r.code == 0, r.err
+        assert r.code == 0 and r.out == "" and r.err == "", r.err  # --quiet: silence on success
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gan-001", "gan-002"]
 
 
