@@ -11,6 +11,7 @@ from gancli import checkpoints
 from gancli.config import Config, from_dict
 from gancli.errors import CheckpointError, GancliError
 from gancli.models import DataSpec, build_nets
+from gancli.registry import OBJECTIVES
 from gancli.runtime import resolve_device
 from gancli.sampling import latents_for_seeds, truncate
 from gancli.training.state import load_module
@@ -25,6 +26,24 @@ class LoadedModel:
     path: Path
     step: int
     device: torch.device
+    conditional: bool = False
+
+    @property
+    def classes(self) -> list[str]:
+        names = self.data.get("classes") or []
+        return names or [str(i) for i in range(self.spec.num_classes)]
+
+    def class_index(self, name: str) -> int:
+        """A class given by name or index -> its index; unknown is a one-line error."""
+        if not self.conditional:
+            raise GancliError("--class needs a conditional model",
+                              hint=f"this one is {self.cfg.name} ({self.cfg.task})")
+        names = self.classes
+        if name in names:
+            return names.index(name)
+        if name.isdigit() and int(name) < len(names):
+            return int(name)
+        raise GancliError(f"unknown class '{name}'", hint=f"classes: {', '.join(names)}")
 
 
 def load_generator(spec: str | Path, device: str | torch.device | None = None) -> LoadedModel:
@@ -39,7 +58,8 @@ def load_generator(spec: str | Path, device: str | torch.device | None = None) -
     except (KeyError, TypeError, GancliError) as e:
         raise CheckpointError(f"checkpoint {path} has no usable config ({e})",
                               hint="it may come from an incompatible gancli version") from None
-    G = build_nets(cfg.model, data_spec).G
+    conditioning = OBJECTIVES.get(cfg.objective).conditioning
+    G = build_nets(cfg.model, data_spec, conditioning).G
     prefix = "G_ema" if any(k.startswith("G_ema.") for k in ckpt.tensors) else "G"
     try:
         load_module(G, ckpt.tensors, prefix)
@@ -47,18 +67,26 @@ def load_generator(spec: str | Path, device: str | torch.device | None = None) -
         raise CheckpointError(f"checkpoint {path} does not match its own config: "
                               f"{str(e).splitlines()[0]}", hint="the file may be tampered with") from None
     G.to(dev).eval()
-    return LoadedModel(G, cfg, data_spec, data, path, ckpt.step, dev)
+    return LoadedModel(G, cfg, data_spec, data, path, ckpt.step, dev, conditioning != "none")
 
 
 @torch.no_grad()
 def generate(model: LoadedModel, seeds: list[int], truncation: float = 1.0,
-             batch_size: int = 256) -> torch.Tensor:
-    """Outputs for ``seeds`` (images in [-1, 1] or 2-D points), on the CPU, in seed order."""
+             batch_size: int = 256, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Outputs for ``seeds`` (images in [-1, 1] or 2-D points), on the CPU, in seed order.
+
+    A conditional model needs one class label per seed.
+    """
     z = latents_for_seeds(seeds, model.cfg.model.z_dim, model.cfg.model.z_dist)
-    return generate_from_latents(model, truncate(z, truncation), batch_size)
+    return generate_from_latents(model, truncate(z, truncation), batch_size, labels)
 
 
 @torch.no_grad()
-def generate_from_latents(model: LoadedModel, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    outs = [model.G(chunk.to(model.device)).float().cpu() for chunk in z.split(batch_size)]
+def generate_from_latents(model: LoadedModel, z: torch.Tensor, batch_size: int = 256,
+                          labels: torch.Tensor | None = None) -> torch.Tensor:
+    if model.conditional and labels is None:
+        raise GancliError("a conditional model needs class labels", hint="pass --class K")
+    ys = labels.split(batch_size) if labels is not None else [None] * len(z.split(batch_size))
+    outs = [model.G(chunk.to(model.device), y if y is None else y.to(model.device)).float().cpu()
+            for chunk, y in zip(z.split(batch_size), ys)]
     return torch.cat(outs) if outs else torch.empty(0)

@@ -50,8 +50,13 @@ def test_preset_trains_saves_loads_and_samples(preset, tmp_path, cli):
     for k, v in loaded.items():
         assert torch.equal(v, ckpt.tensors[f"{prefix}.{k}"]), k
 
-    a = generate(model, [3, 5, 8])
-    b = generate(load_generator(run, "cpu"), [8, 3])  # other batch-mates, other order
+    la = lb = None
+    if model.conditional:
+        la, lb = torch.tensor([1, 0, 1]), torch.tensor([1, 1])
+        same_seed = generate(model, [3, 3], labels=torch.tensor([0, 1]))
+        assert not torch.allclose(same_seed[0], same_seed[1]), "the label must change the sample"
+    a = generate(model, [3, 5, 8], labels=la)
+    b = generate(load_generator(run, "cpu"), [8, 3], labels=lb)  # other batch-mates, other order
     # equal up to float rounding: CPU kernels block a batch of 2 and one of 3 differently
     assert torch.allclose(a[0], b[1], atol=1e-5) and torch.allclose(a[2], b[0], atol=1e-5)
     assert torch.isfinite(a).all()

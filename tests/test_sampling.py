@@ -22,12 +22,13 @@ def runs(tmp_path_factory):
     from gancli.cli import main
 
     out = tmp_path_factory.mktemp("runs")
-    for preset in ("dcgan", "wgan-gp-toy"):
+    for preset in ("dcgan", "wgan-gp-toy", "cgan"):
         try:
             main(["train", preset, *TINY, *tiny_overrides(preset), "--out", str(out), "--quiet"])
         except SystemExit as e:
             assert e.code in (0, None)
-    return {"images": out / "dcgan-001", "points": out / "wgan-gp-toy-001"}
+    return {"images": out / "dcgan-001", "points": out / "wgan-gp-toy-001",
+            "conditional": out / "cgan-001"}
 
 
 def test_parse_seeds():
@@ -117,3 +118,21 @@ def test_interpolate_grid_gif_and_arithmetic(runs, tmp_path, cli):
     assert r.code == 0 and json.loads(r.out)["frames"] == 4
     assert cli("interpolate", str(runs["images"]), "--seeds", "1").code == 1
     assert cli("interpolate", str(runs["images"]), "--seeds", "1,2", "--method", "cubic").code == 1
+
+
+def test_conditional_sampling(runs, tmp_path, cli):
+    run = str(runs["conditional"])
+    r = cli("sample", run, "--class", "7", "--seeds", "0-3", "--out", str(tmp_path / "s.npz"))
+    assert r.code == 0, r.err
+    with np.load(tmp_path / "s.npz") as z:
+        assert z["labels"].tolist() == [7, 7, 7, 7] and z["seeds"].tolist() == [0, 1, 2, 3]
+    r = cli("sample", run, "--seeds", "0-2", "--out", str(tmp_path / "all.npz"))
+    with np.load(tmp_path / "all.npz") as z:  # no --class: every class for every seed
+        assert z["labels"].tolist() == [k for k in range(10) for _ in range(3)]
+    assert cli("sample", run, "--out", str(tmp_path / "grid.png")).code == 0
+    r = cli("sample", run, "--class", "3", "--seeds", "5", "--out", str(tmp_path / "d") + "/")
+    assert [p.name for p in (tmp_path / "d").iterdir()] == ["seed-000005-class-3.png"]
+    r = cli("sample", run, "--class", "eleven")
+    assert r.code == 1 and "unknown class" in r.err and "0, 1, 2" in r.err
+    r = cli("sample", str(runs["images"]), "--class", "1")
+    assert r.code == 1 and "needs a conditional model" in r.err

@@ -23,7 +23,8 @@ def pick_seeds(n: Optional[int], seeds: Optional[str], default: int = 64) -> lis
     return list(range(n if n is not None else default))
 
 
-def write_outputs(model, out: str, seeds: list[int], samples, nrow: Optional[int]) -> list[str]:
+def write_outputs(model, out: str, seeds: list[int], samples, nrow: Optional[int],
+                  labels=None) -> list[str]:
     """Write a grid / scatter plot, one file per seed (``out`` is a folder), or an ``.npz``."""
     import numpy as np
 
@@ -39,8 +40,11 @@ def write_outputs(model, out: str, seeds: list[int], samples, nrow: Optional[int
         path.mkdir(parents=True, exist_ok=True)
         images = imaging.to_uint8(samples)
         written = []
-        for s, img in zip(seeds, images):
-            target = path / f"seed-{s:06d}.png"
+        names = [f"seed-{s:06d}" for s in seeds]
+        if labels is not None:
+            names = [f"{n}-class-{model.classes[int(y)]}" for n, y in zip(names, labels)]
+        for name, img in zip(names, images):
+            target = path / f"{name}.png"
             imaging.save_image(imaging.to_pil(img), target)
             written.append(str(target))
         return written
@@ -50,7 +54,8 @@ def write_outputs(model, out: str, seeds: list[int], samples, nrow: Optional[int
         arr = samples.numpy().astype(np.float32) if points else \
             imaging.to_uint8(samples).permute(0, 2, 3, 1).numpy()  # NHWC
         buf = io.BytesIO()
-        np.savez(buf, samples=arr, seeds=np.asarray(seeds, dtype=np.int64))
+        extra = {"labels": labels.numpy().astype(np.int64)} if labels is not None else {}
+        np.savez(buf, samples=arr, seeds=np.asarray(seeds, dtype=np.int64), **extra)
         atomic_write_bytes(path, buf.getvalue())
     elif suffix in (".png", ".jpg", ".jpeg"):
         if points:
@@ -74,6 +79,9 @@ def sample(
     out: Annotated[str, typer.Option(help="x.png / x.jpg: a grid; DIR/: one PNG per seed; "
                                           "x.npz: arrays `samples` and `seeds`.")] = "samples.png",
     truncation: TruncationOpt = 1.0,
+    class_: Annotated[Optional[str], typer.Option(
+        "--class", help="Conditional models: the class (name or index) for every sample; "
+                        "omitted, the grid has one row per class.", show_default=False)] = None,
     nrow: Annotated[Optional[int], typer.Option(help="Images per grid row.", min=1)] = None,
     device: DeviceOpt = None,
     json_out: JsonOpt = False,
@@ -88,14 +96,27 @@ def sample(
       gancli sample runs/dcgan-001 --seeds 3,7,11 --out picks/
 
       gancli sample runs/wgan-gp-toy-001 --n 2500 --out points.npz
+
+      gancli sample runs/cgan-001 --class 7 --seeds 0-15 --out sevens.png
     """
+    import torch
+
     from gancli.inference import generate, load_generator
 
     app = state(ctx)
-    seed_list = pick_seeds(n, seeds)
     model = load_generator(run, device or app.device)
-    samples = generate(model, seed_list, truncation)
-    written = write_outputs(model, out, seed_list, samples, nrow)
+    per_class_grid = model.conditional and class_ is None
+    seed_list = pick_seeds(n, seeds, default=8 if per_class_grid else 64)
+    labels = None
+    if class_ is not None:
+        labels = torch.full((len(seed_list),), model.class_index(class_), dtype=torch.long)
+    elif per_class_grid:  # every class for every seed: one grid row per class
+        k = len(model.classes)
+        labels = torch.arange(k).repeat_interleave(len(seed_list))
+        seed_list = seed_list * k
+        nrow = nrow or len(seed_list) // k
+    samples = generate(model, seed_list, truncation, labels=labels)
+    written = write_outputs(model, out, seed_list, samples, nrow, labels)
     if json_out or app.json:
         emit_json({"checkpoint": str(model.path), "step": model.step, "samples": len(seed_list),
                    "seeds": seed_list if len(seed_list) <= 1000 else None,

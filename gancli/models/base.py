@@ -36,32 +36,43 @@ class Nets:
     D: nn.Module
 
 
+# How labels enter the networks, as the objective asks for it:
+#   none        G(z), D(x)
+#   concat      G(z ++ onehot(y)), D(x ++ onehot(y)) (Mirza & Osindero 2014)
+#   classifier  G(z ++ onehot(y)), D(x) with an auxiliary class head (Odena et al. 2017)
+CONDITIONINGS = ("none", "concat", "classifier")
+
+
 @dataclass(frozen=True)
 class Family:
     """A registered model family: a builder plus what it accepts."""
 
     name: str
-    build: Callable[[ModelConfig, DataSpec], Nets]
+    build: Callable[[ModelConfig, DataSpec, str], Nets]
     kinds: frozenset[str] = field(default_factory=lambda: frozenset({"images"}))
     summary: str = ""
 
 
 def register_family(name: str, *, kinds: set[str], summary: str) -> Callable:
-    def wrap(build: Callable[[ModelConfig, DataSpec], Nets]) -> Callable:
+    def wrap(build: Callable[[ModelConfig, DataSpec, str], Nets]) -> Callable:
         FAMILIES.register(name, Family(name, build, frozenset(kinds), summary))
         return build
 
     return wrap
 
 
-def build_nets(cfg: ModelConfig, spec: DataSpec) -> Nets:
+def build_nets(cfg: ModelConfig, spec: DataSpec, conditioning: str = "none") -> Nets:
     """Build G and D for ``cfg.family``, refusing data the family cannot model."""
     family: Family = FAMILIES.get(cfg.family)
     if spec.kind not in family.kinds:
         alt = "--set model.family=mlp" if spec.kind == "points" else "an image family such as dcgan"
         raise ConfigError(f"model family '{family.name}' cannot model {spec.kind} data",
                           hint=f"use {alt}")
-    nets = family.build(cfg, spec)
+    if conditioning != "none" and spec.num_classes < 2:
+        raise ConfigError("a conditional model needs labelled data with at least two classes",
+                          hint="use digits or shapes, or an image folder with one sub-folder per "
+                               "class and --set data.labels=true")
+    nets = family.build(cfg, spec, conditioning)
     initialise(nets.G, cfg.init)
     initialise(nets.D, cfg.init)
     return nets
@@ -83,6 +94,15 @@ def initialise(module: nn.Module, scheme: str) -> None:
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and m.affine and scheme == "dcgan":
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
+
+
+def label_input(spec: DataSpec, conditioning: str) -> int:
+    """Extra input width a network needs for one-hot labels (0 when unconditional)."""
+    return spec.num_classes if conditioning != "none" else 0
+
+
+def one_hot(y: torch.Tensor, classes: int) -> torch.Tensor:
+    return torch.nn.functional.one_hot(y, classes).float()
 
 
 def check_power_of_two(resolution: int, family: str, lowest: int = 8) -> int:

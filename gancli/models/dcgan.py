@@ -10,17 +10,19 @@ from torch import nn
 
 from gancli.config import ModelConfig
 from gancli.errors import ConfigError
-from gancli.models.base import DataSpec, Nets, check_power_of_two, norm_2d, register_family
+from gancli.models.base import (DataSpec, Nets, check_power_of_two, label_input, norm_2d, one_hot,
+                                register_family)
 
 
 class Generator(nn.Module):
-    def __init__(self, cfg: ModelConfig, spec: DataSpec):
+    def __init__(self, cfg: ModelConfig, spec: DataSpec, conditioning: str = "none"):
         super().__init__()
         channels, resolution = spec.shape[0], spec.shape[1]
         stages = check_power_of_two(resolution, "dcgan")
+        self.classes = label_input(spec, conditioning)
         width = cfg.g_width * 2 ** (stages - 1)  # 64 px: 8 * g_width at 4x4, as in the paper
-        layers: list[nn.Module] = [
-            nn.ConvTranspose2d(cfg.z_dim, width, 4, 1, 0, bias=False),  # (B, width, 4, 4)
+        layers: list[nn.Module] = [  # (B, z + classes, 1, 1) -> (B, width, 4, 4)
+            nn.ConvTranspose2d(cfg.z_dim + self.classes, width, 4, 1, 0, bias=False),
             norm_2d(cfg.g_norm, width), nn.ReLU(True)]
         for _ in range(stages - 1):
             layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
@@ -29,32 +31,50 @@ class Generator(nn.Module):
         layers += [nn.ConvTranspose2d(width, channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.classes:
+            z = torch.cat([z, one_hot(y, self.classes)], 1)
         return self.net(z[:, :, None, None])
 
 
 class Discriminator(nn.Module):
-    def __init__(self, cfg: ModelConfig, spec: DataSpec):
+    def __init__(self, cfg: ModelConfig, spec: DataSpec, conditioning: str = "none"):
         super().__init__()
         channels, resolution = spec.shape[0], spec.shape[1]
         stages = check_power_of_two(resolution, "dcgan")
+        # cGAN: the label enters as constant one-hot planes next to the image channels
+        self.label_classes = spec.num_classes if conditioning == "concat" else 0
         width = cfg.d_width
         act = nn.LeakyReLU(0.2, True) if cfg.d_act != "relu" else nn.ReLU(True)
-        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), act]  # no norm at input
+        layers: list[nn.Module] = [nn.Conv2d(channels + self.label_classes, width, 4, 2, 1),
+                                   act]  # no norm at the input
         for _ in range(stages - 1):
             layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=cfg.d_norm == "none"),
                        norm_2d(cfg.d_norm, width * 2), act]
             width *= 2
-        layers.append(nn.Conv2d(width, 1, 4, 1, 0))  # (B, 1, 1, 1): one logit per image
-        self.net = nn.Sequential(*layers)
+        self.body = nn.Sequential(*layers)  # (B, width, 4, 4)
+        self.head = nn.Conv2d(width, 1, 4, 1, 0)  # (B, 1, 1, 1): one logit per image
+        # ACGAN: an auxiliary class head on the same features
+        self.classes = (nn.Conv2d(width, spec.num_classes, 4, 1, 0)
+                        if conditioning == "classifier" else None)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).view(-1)
+    def _features(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        if self.label_classes:
+            planes = one_hot(y, self.label_classes)[:, :, None, None].expand(-1, -1, *x.shape[2:])
+            x = torch.cat([x, planes], 1)
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self._features(x, y)).view(-1)
+
+    def forward_with_classes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self._features(x, None)
+        return self.head(h).view(-1), self.classes(h).flatten(1)
 
 
 @register_family("dcgan", kinds={"images"},
                  summary="all-convolutional G and D, depth from resolution (8..1024 px)")
-def build(cfg: ModelConfig, spec: DataSpec) -> Nets:
+def build(cfg: ModelConfig, spec: DataSpec, conditioning: str = "none") -> Nets:
     if cfg.d_act == "maxout":
         raise ConfigError("family 'dcgan' has no maxout units", hint="--set model.d_act=leaky_relu")
-    return Nets(G=Generator(cfg, spec), D=Discriminator(cfg, spec))
+    return Nets(G=Generator(cfg, spec, conditioning), D=Discriminator(cfg, spec, conditioning))

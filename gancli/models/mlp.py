@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from gancli.config import ModelConfig
-from gancli.models.base import DataSpec, Nets, norm_1d, register_family
+from gancli.models.base import DataSpec, Nets, label_input, norm_1d, one_hot, register_family
 
 
 class Maxout(nn.Module):
@@ -24,11 +24,12 @@ class Maxout(nn.Module):
 
 
 class Generator(nn.Module):
-    def __init__(self, cfg: ModelConfig, spec: DataSpec):
+    def __init__(self, cfg: ModelConfig, spec: DataSpec, conditioning: str = "none"):
         super().__init__()
         self.shape = spec.shape
+        self.classes = label_input(spec, conditioning)
         layers: list[nn.Module] = []
-        width_in = cfg.z_dim
+        width_in = cfg.z_dim + self.classes
         for _ in range(cfg.g_depth):
             # a bias before batch norm is cancelled by it
             layers += [nn.Linear(width_in, cfg.g_width, bias=cfg.g_norm == "none"),
@@ -39,15 +40,18 @@ class Generator(nn.Module):
             layers.append(nn.Tanh())  # images live in [-1, 1]; 2-D points are unbounded
         self.net = nn.Sequential(*layers)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.classes:
+            z = torch.cat([z, one_hot(y, self.classes)], 1)
         return self.net(z).view(-1, *self.shape)
 
 
 class Discriminator(nn.Module):
-    def __init__(self, cfg: ModelConfig, spec: DataSpec):
+    def __init__(self, cfg: ModelConfig, spec: DataSpec, conditioning: str = "none"):
         super().__init__()
-        layers: list[nn.Module] = [nn.Flatten()]
-        width_in = math.prod(spec.shape)
+        self.label_classes = spec.num_classes if conditioning == "concat" else 0
+        layers: list[nn.Module] = []
+        width_in = math.prod(spec.shape) + self.label_classes
         for _ in range(cfg.d_depth):
             if cfg.d_act == "maxout":
                 layers.append(Maxout(width_in, cfg.d_width, cfg.maxout_pieces))
@@ -55,14 +59,26 @@ class Discriminator(nn.Module):
                 act = nn.ReLU() if cfg.d_act == "relu" else nn.LeakyReLU(0.2)
                 layers += [nn.Linear(width_in, cfg.d_width), norm_1d(cfg.d_norm, cfg.d_width), act]
             width_in = cfg.d_width
-        layers.append(nn.Linear(width_in, 1))
-        self.net = nn.Sequential(*layers)
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width_in, 1)
+        # ACGAN: an auxiliary class head on the same features
+        self.classes = nn.Linear(width_in, spec.num_classes) if conditioning == "classifier" else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).view(-1)
+    def _features(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        x = x.flatten(1)
+        if self.label_classes:
+            x = torch.cat([x, one_hot(y, self.label_classes)], 1)
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self._features(x, y)).view(-1)
+
+    def forward_with_classes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self._features(x, None)
+        return self.head(h).view(-1), self.classes(h)
 
 
 @register_family("mlp", kinds={"images", "points"},
                  summary="MLP G and D (ReLU / LeakyReLU / maxout); any data, flattened")
-def build(cfg: ModelConfig, spec: DataSpec) -> Nets:
-    return Nets(G=Generator(cfg, spec), D=Discriminator(cfg, spec))
+def build(cfg: ModelConfig, spec: DataSpec, conditioning: str = "none") -> Nets:
+    return Nets(G=Generator(cfg, spec, conditioning), D=Discriminator(cfg, spec, conditioning))

@@ -108,15 +108,16 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
     if data is None:
         data = load_dataset(cfg.data, t.seed)
     spec = DataSpec(data.kind, data.shape, data.num_classes)
+    objective_cls = OBJECTIVES.get(cfg.objective)
     torch.manual_seed(t.seed)  # weight init; every later random draw uses `gen` below
-    nets = build_nets(cfg.model, spec)
+    nets = build_nets(cfg.model, spec, objective_cls.conditioning)
     G, D = nets.G.to(device), nets.D.to(device)
     G_ema = make_ema(G) if t.ema else None
     opt_G = make_optimizer(cfg, G.parameters(), cfg.optim.lr_g)
     opt_D = make_optimizer(cfg, D.parameters(), cfg.optim.lr_d)
     gen = generator(t.seed + 1)
     batches = Batches(data, t.batch_size, t.seed, device, cfg.data.flip)
-    objective = OBJECTIVES.get(cfg.objective)(cfg, G, D, gen, device)
+    objective = objective_cls(cfg, G, D, gen, device, spec.num_classes)
     tasks = OBJECTIVES.meta(cfg.objective).get("tasks")
     if tasks and cfg.task not in tasks:
         raise ConfigError(f"objective '{cfg.objective}' cannot train a {cfg.task} model",
@@ -128,7 +129,8 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
     step, elapsed = 0, 0.0
     if resume is not None:
         step, elapsed = restore(resume, G, D, G_ema, opt_G, opt_D, gen, batches, objective)
-    preview = Preview(cfg, data, G_ema if G_ema is not None else G, device)
+    preview = Preview(cfg, data, G_ema if G_ema is not None else G, device,
+                      conditional=objective_cls.conditioning != "none")
     metrics_log = run_dir / "metrics.jsonl"
     trim_metrics(metrics_log, step)
     clean_temporary(run_dir / "checkpoints")

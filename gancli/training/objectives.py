@@ -4,11 +4,15 @@ The loop owns the schedule (how many D steps, optimisers, EMA, cadence); an obje
 owns the maths: it draws its own inputs from the run's generator, runs G and D, and
 returns the loss to minimise plus the numbers to show. Adding a kind of GAN (conditional,
 ACGAN, CycleGAN...) is a new objective here, never an ``if`` in the loop.
+
+``conditioning`` tells the model builder how labels enter the networks (see
+``gancli.models.base.CONDITIONINGS``).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from gancli.config import Config
 from gancli.errors import ConfigError
@@ -30,9 +34,12 @@ class UnconditionalObjective:
     (``loss.instance_noise``), an image history pool (``train.pool_size``).
     """
 
+    conditioning = "none"
+
     def __init__(self, cfg: Config, G: torch.nn.Module, D: torch.nn.Module,
-                 gen: torch.Generator, device: torch.device):
+                 gen: torch.Generator, device: torch.device, num_classes: int = 0):
         self.G, self.D, self.gen, self.device = G, D, gen, device
+        self.num_classes = num_classes
         self.loss: AdversarialLoss = LOSSES.get(cfg.loss.name)
         self.z_dim, self.z_dist = cfg.model.z_dim, cfg.model.z_dist
         self.real_target = 1.0 - cfg.loss.label_smoothing
@@ -41,10 +48,21 @@ class UnconditionalObjective:
                               hint="set loss.label_smoothing=0, or use nonsaturating/lsgan")
         self.noise = cfg.loss.instance_noise
         self.gp, self.r1 = cfg.reg.gp, cfg.reg.r1
+        if cfg.train.pool_size and self.conditioning != "none":
+            raise ConfigError("the image history pool does not keep labels",
+                              hint="set train.pool_size=0 for a conditional preset")
         self.pool = ImagePool(cfg.train.pool_size, gen)
+
+    # -- inputs -------------------------------------------------------------------------------
 
     def latents(self, n: int) -> Tensor:
         return draw_latents(n, self.z_dim, self.z_dist, self.gen).to(self.device)
+
+    def random_labels(self, n: int) -> Tensor | None:
+        """Labels for G's own samples: uniform over classes (None when unconditional)."""
+        if self.conditioning == "none":
+            return None
+        return torch.randint(self.num_classes, (n,), generator=self.gen).to(self.device)
 
     def _noisy(self, x: Tensor, progress: float) -> Tensor:
         sigma = self.noise * (1.0 - progress)  # anneal linearly to 0 (Sønderby et al. 2017)
@@ -52,35 +70,59 @@ class UnconditionalObjective:
             return x
         return x + sigma * torch.randn(x.shape, generator=self.gen).to(x.device)
 
+    # -- D's view, per kind of conditioning ----------------------------------------------------
+
+    def discriminate(self, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """(adversarial logits, class logits or None)."""
+        return self.D(x), None
+
+    def aux_d_loss(self, cls_real, y_real, cls_fake, y_fake, stats: Stats) -> Tensor | float:
+        return 0.0
+
+    def aux_g_loss(self, cls_fake, y_fake, stats: Stats) -> Tensor | float:
+        return 0.0
+
     def _score(self, logits: Tensor) -> Tensor:
         return torch.sigmoid(logits).mean() if self.loss.probability else logits.mean()
 
+    # -- the two phases ------------------------------------------------------------------------
+
     def d_step(self, real: Tensor, labels: Tensor | None, progress: float) -> tuple[Tensor, Stats]:
+        # fakes for D carry the real batch's labels, so both halves share one label mix
+        y = labels if self.conditioning != "none" else None
         with torch.no_grad():
-            fake = self.G(self.latents(len(real)))
+            fake = self.G(self.latents(len(real)), y)
         fake = self.pool.query(fake)
-        d_real = self.D(self._noisy(real, progress))
-        d_fake = self.D(self._noisy(fake, progress))
+        d_real, cls_real = self.discriminate(self._noisy(real, progress), y)
+        d_fake, cls_fake = self.discriminate(self._noisy(fake, progress), y)
         loss = self.loss.d(d_real, d_fake, self.real_target)
         stats = {"d_loss": loss.detach(), "d_real": self._score(d_real.detach()),
                  "d_fake": self._score(d_fake.detach())}
         if self.loss.wasserstein:
             stats["wdist"] = (d_real.mean() - d_fake.mean()).detach()
+        loss = loss + self.aux_d_loss(cls_real, y, cls_fake, y, stats)
         if self.gp:
             alpha = torch.rand(len(real), generator=self.gen).to(self.device)
-            gp = gradient_penalty(self.D, real, fake, alpha)
+            gp = gradient_penalty(lambda x: self.discriminate(x, y)[0], real, fake, alpha)
             loss = loss + self.gp * gp
             stats["gp"] = gp.detach()
         if self.r1:
-            r1 = r1_penalty(self.D, real)
+            r1 = r1_penalty(lambda x: self.discriminate(x, y)[0], real)
             loss = loss + 0.5 * self.r1 * r1
             stats["r1"] = r1.detach()
         return loss, stats
 
     def g_step(self, batch_size: int, progress: float) -> tuple[Tensor, Stats]:
-        fake = self.G(self.latents(batch_size))
-        loss = self.loss.g(self.D(self._noisy(fake, progress)))
-        return loss, {"g_loss": loss.detach()}
+        y = self.random_labels(batch_size)
+        fake = self.G(self.latents(batch_size), y)
+        d_fake, cls_fake = self.discriminate(self._noisy(fake, progress), y)
+        stats: Stats = {}
+        loss = self.loss.g(d_fake)
+        stats["g_loss"] = loss.detach()
+        loss = loss + self.aux_g_loss(cls_fake, y, stats)
+        return loss, stats
+
+    # -- resume --------------------------------------------------------------------------------
 
     def state(self) -> dict[str, Tensor]:
         return {f"pool.{k}": v for k, v in self.pool.state().items()}
@@ -89,4 +131,44 @@ class UnconditionalObjective:
         self.pool.load({k[5:]: v for k, v in tensors.items() if k.startswith("pool.")}, self.device)
 
 
+class ConditionalObjective(UnconditionalObjective):
+    """Mirza & Osindero 2014: G(z, y) and D(x, y), the label given to both."""
+
+    conditioning = "concat"
+
+    def discriminate(self, x, y):
+        return self.D(x, y), None
+
+
+class ACGANObjective(UnconditionalObjective):
+    """Odena et al. 2017: D also predicts the class; both nets maximise its log-likelihood.
+
+    D: adversarial loss + cls_weight * (CE on real + CE on fake);
+    G: adversarial loss + cls_weight * CE on fake (G wants its samples classified as asked).
+    """
+
+    conditioning = "classifier"
+
+    def __init__(self, cfg, G, D, gen, device, num_classes=0):
+        super().__init__(cfg, G, D, gen, device, num_classes)
+        self.cls_weight = cfg.loss.cls_weight
+
+    def discriminate(self, x, y):
+        return self.D.forward_with_classes(x)
+
+    def aux_d_loss(self, cls_real, y_real, cls_fake, y_fake, stats):
+        ce_real = F.cross_entropy(cls_real, y_real)
+        ce_fake = F.cross_entropy(cls_fake, y_fake)
+        stats["cls_d"] = (ce_real + ce_fake).detach()
+        stats["acc_real"] = (cls_real.argmax(1) == y_real).float().mean().detach()
+        return self.cls_weight * (ce_real + ce_fake)
+
+    def aux_g_loss(self, cls_fake, y_fake, stats):
+        ce = F.cross_entropy(cls_fake, y_fake)
+        stats["cls_g"] = ce.detach()
+        return self.cls_weight * ce
+
+
 OBJECTIVES.register("unconditional", UnconditionalObjective, tasks={"unconditional"})
+OBJECTIVES.register("conditional", ConditionalObjective, tasks={"conditional"})
+OBJECTIVES.register("acgan", ACGANObjective, tasks={"conditional"})

@@ -17,11 +17,18 @@ POINTS_PREVIEW = 2500  # the PacGAN protocol's sample count
 
 
 class Preview:
-    def __init__(self, cfg: Config, data: Dataset, G: torch.nn.Module, device: torch.device):
+    def __init__(self, cfg: Config, data: Dataset, G: torch.nn.Module, device: torch.device,
+                 conditional: bool = False):
         self.G, self.data, self.device = G, data, device
         n = POINTS_PREVIEW if data.kind == "points" else cfg.train.sample_n
+        self.nrow, self.y = None, None
+        if conditional:  # one row per class, the same seeds in every row
+            k = data.num_classes
+            n = max(1, n // k)
+            self.nrow, self.y = n, torch.arange(k).repeat_interleave(n).to(device)
         # seeds 0..n-1: the same latents `gancli sample --seeds 0-(n-1)` uses
-        self.z = latents_for_seeds(list(range(n)), cfg.model.z_dim, cfg.model.z_dist).to(device)
+        z = latents_for_seeds(list(range(n)), cfg.model.z_dim, cfg.model.z_dist)
+        self.z = (z.repeat(data.num_classes, 1) if conditional else z).to(device)
         if data.kind == "points":
             idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:5000]
             self.real = data.x[idx].numpy()
@@ -31,7 +38,8 @@ class Preview:
         was_training = self.G.training
         self.G.eval()  # BN running statistics: a sample must not depend on its batch-mates
         try:
-            out = torch.cat([self.G(z) for z in self.z.split(512)])
+            ys = self.y.split(512) if self.y is not None else [None] * len(self.z.split(512))
+            out = torch.cat([self.G(z, y) for z, y in zip(self.z.split(512), ys)])
         finally:
             self.G.train(was_training)
         path = folder / f"step-{step:07d}.png"
@@ -43,6 +51,6 @@ class Preview:
             if modes is not None:
                 extra = mode_coverage(out, modes, self.data.sigma)
         else:
-            img = imaging.grid(imaging.to_uint8(out))
+            img = imaging.grid(imaging.to_uint8(out), nrow=self.nrow)
         imaging.save_image(img, path)
         return path, extra
