@@ -12,39 +12,21 @@ many) and tests on the 500 held-out real digits.
 
 from __future__ import annotations
 
-import argparse
 import json
-import tempfile
-import time
 
 import torch
+from common import run_or_train, run_or_train_parser
 
-from gancli import load_config
 from gancli.inference import generate, load_generator
 from gancli.metrics.digits import predict_proba
 from gancli.metrics.tstr import tstr_digits
-from gancli.reporting import Reporter
-from gancli.runs import create_run_dir, write_config
-from gancli.training.loop import train
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run")
-    ap.add_argument("--train")
-    ap.add_argument("--set", dest="sets", action="append", default=[])
+    ap = run_or_train_parser(__doc__.splitlines()[0])
     ap.add_argument("--per-class", type=int, default=200)
     args = ap.parse_args()
-    target, minutes = args.run, None
-    if args.train:
-        cfg = load_config(args.train, args.sets)
-        run = create_run_dir(tempfile.mkdtemp(prefix="gancli-cond-"), cfg.name)
-        write_config(run, cfg)
-        t0 = time.perf_counter()
-        target = str(train(cfg, run, torch.device("cpu"), Reporter()).checkpoint)
-        minutes = (time.perf_counter() - t0) / 60
-    if not target:
-        ap.error("give --run or --train")
+    target, minutes = run_or_train(ap, args)
     model = load_generator(target, "cpu")
     k, n = len(model.classes), args.per_class
     labels = torch.arange(k).repeat_interleave(n)

@@ -13,38 +13,19 @@ histogram (normalised entropy; 1 = all ten equally often). Real held-out digits 
 
 from __future__ import annotations
 
-import argparse
 import json
-import tempfile
-import time
 
-import torch
+from common import run_or_train, run_or_train_parser
 
-from gancli import load_config
 from gancli.inference import generate, load_generator
 from gancli.metrics.digits import digit_scores
-from gancli.reporting import PlainReporter
-from gancli.runs import create_run_dir, write_config
-from gancli.training.loop import train
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", help="a run folder or checkpoint to score")
-    ap.add_argument("--train", help="a preset to train first")
-    ap.add_argument("--set", dest="sets", action="append", default=[])
+    ap = run_or_train_parser(__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1000)
     args = ap.parse_args()
-    target, minutes = args.run, None
-    if args.train:
-        cfg = load_config(args.train, args.sets)
-        run = create_run_dir(tempfile.mkdtemp(prefix="gancli-digits-"), cfg.name)
-        write_config(run, cfg)
-        t0 = time.perf_counter()
-        target = str(train(cfg, run, torch.device("cpu"), PlainReporter(quiet=True)).checkpoint)
-        minutes = (time.perf_counter() - t0) / 60
-    if not target:
-        ap.error("give --run or --train")
+    target, minutes = run_or_train(ap, args)
     model = load_generator(target, "cpu")
     scores = digit_scores(generate(model, list(range(args.n))))
     scores.update({"checkpoint": str(model.path), "step": model.step, "train_minutes": minutes})

@@ -17,31 +17,22 @@ import argparse
 import json
 import statistics
 import tempfile
-import time
 
 import torch
+from common import train_preset
 
-from gancli import load_config
 from gancli.data.toy import mixture_modes
 from gancli.inference import generate, load_generator
 from gancli.metrics.toy import mode_coverage
-from gancli.reporting import Reporter
-from gancli.runs import create_run_dir, write_config
-from gancli.training.loop import train
 
 
 def run_one(preset: str, seed: int, sets: list[str], out: str) -> dict:
-    cfg = load_config(preset, ["data.source=toy:grid25", f"train.seed={seed}",
-                               "train.ckpt_every=0", *sets])
-    run = create_run_dir(out, f"{preset}-s{seed}")
-    write_config(run, cfg)
-    t0 = time.perf_counter()
-    result = train(cfg, run, torch.device("cpu"), Reporter())
-    minutes = (time.perf_counter() - t0) / 60
-    model = load_generator(result.checkpoint, "cpu")
+    checkpoint, minutes = train_preset(preset, ["data.source=toy:grid25", f"train.seed={seed}",
+                                                "train.ckpt_every=0", *sets], out, f"{preset}-s{seed}")
+    model = load_generator(checkpoint, "cpu")
     modes, sigma = mixture_modes("grid25")
     m = mode_coverage(generate(model, list(range(2500))), modes, sigma)
-    return {"preset": preset, "seed": seed, "steps": cfg.train.steps, "minutes": minutes, **m}
+    return {"preset": preset, "seed": seed, "steps": model.cfg.train.steps, "minutes": minutes, **m}
 
 
 def main() -> None:
