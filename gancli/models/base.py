@@ -96,6 +96,24 @@ def initialise(module: nn.Module, scheme: str) -> None:
             nn.init.zeros_(m.bias)
 
 
+class Discriminator(nn.Module):
+    """The shape every family's D shares: ``body`` features, an adversarial ``head``, and for
+    ACGAN a ``classes`` head on the same features. A family defines ``_features(x, y)``."""
+
+    head: nn.Module
+    classes: nn.Module | None
+
+    def _features(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self._features(x, y)).view(-1)
+
+    def forward_with_classes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self._features(x, None)
+        return self.head(h).view(-1), self.classes(h).flatten(1)
+
+
 def label_input(spec: DataSpec, conditioning: str) -> int:
     """Extra input width a network needs for one-hot labels (0 when unconditional)."""
     return spec.num_classes if conditioning != "none" else 0

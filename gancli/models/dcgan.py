@@ -10,6 +10,7 @@ from torch import nn
 
 from gancli.config import ModelConfig
 from gancli.errors import ConfigError
+from gancli.models import base
 from gancli.models.base import (DataSpec, Nets, check_power_of_two, label_input, norm_2d, one_hot,
                                 register_family)
 
@@ -37,7 +38,7 @@ class Generator(nn.Module):
         return self.net(z[:, :, None, None])
 
 
-class Discriminator(nn.Module):
+class Discriminator(base.Discriminator):
     def __init__(self, cfg: ModelConfig, spec: DataSpec, conditioning: str = "none"):
         super().__init__()
         channels, resolution = spec.shape[0], spec.shape[1]
@@ -63,13 +64,6 @@ class Discriminator(nn.Module):
             planes = one_hot(y, self.label_classes)[:, :, None, None].expand(-1, -1, *x.shape[2:])
             x = torch.cat([x, planes], 1)
         return self.body(x)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self._features(x, y)).view(-1)
-
-    def forward_with_classes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self._features(x, None)
-        return self.head(h).view(-1), self.classes(h).flatten(1)
 
 
 @register_family("dcgan", kinds={"images"},

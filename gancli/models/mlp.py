@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from gancli.config import ModelConfig
+from gancli.models import base
 from gancli.models.base import DataSpec, Nets, label_input, norm_1d, one_hot, register_family
 
 
@@ -46,7 +47,7 @@ class Generator(nn.Module):
         return self.net(z).view(-1, *self.shape)
 
 
-class Discriminator(nn.Module):
+class Discriminator(base.Discriminator):
     def __init__(self, cfg: ModelConfig, spec: DataSpec, conditioning: str = "none"):
         super().__init__()
         self.label_classes = spec.num_classes if conditioning == "concat" else 0
@@ -69,13 +70,6 @@ class Discriminator(nn.Module):
         if self.label_classes:
             x = torch.cat([x, one_hot(y, self.label_classes)], 1)
         return self.body(x)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self._features(x, y)).view(-1)
-
-    def forward_with_classes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self._features(x, None)
-        return self.head(h).view(-1), self.classes(h)
 
 
 @register_family("mlp", kinds={"images", "points"},

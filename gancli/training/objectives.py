@@ -26,8 +26,11 @@ Tensor = torch.Tensor
 Stats = dict[str, Tensor]
 
 
-class UnconditionalObjective:
+class AdversarialObjective:
     """G(z) against real data, for any adversarial loss and regulariser in the config.
+
+    Registered as ``unconditional``; the conditional objectives below change only the
+    hooks (``conditioning``, ``discriminate``, ``aux_*_loss``), never the two phases.
 
     Tricks from the lecture notes are options here: one-sided label smoothing
     (``loss.label_smoothing``), annealed instance noise on D's inputs
@@ -131,7 +134,7 @@ class UnconditionalObjective:
         self.pool.load({k[5:]: v for k, v in tensors.items() if k.startswith("pool.")}, self.device)
 
 
-class ConditionalObjective(UnconditionalObjective):
+class ConditionalObjective(AdversarialObjective):
     """Mirza & Osindero 2014: G(z, y) and D(x, y), the label given to both."""
 
     conditioning = "concat"
@@ -140,7 +143,7 @@ class ConditionalObjective(UnconditionalObjective):
         return self.D(x, y), None
 
 
-class ACGANObjective(UnconditionalObjective):
+class ACGANObjective(AdversarialObjective):
     """Odena et al. 2017: D also predicts the class; both nets maximise its log-likelihood.
 
     D: adversarial loss + cls_weight * (CE on real + CE on fake);
@@ -169,6 +172,6 @@ class ACGANObjective(UnconditionalObjective):
         return self.cls_weight * ce
 
 
-OBJECTIVES.register("unconditional", UnconditionalObjective, tasks={"unconditional"})
+OBJECTIVES.register("unconditional", AdversarialObjective, tasks={"unconditional"})
 OBJECTIVES.register("conditional", ConditionalObjective, tasks={"conditional"})
 OBJECTIVES.register("acgan", ACGANObjective, tasks={"conditional"})
