@@ -76,6 +76,8 @@ class ModelConfig:
     maxout_pieces: int = _f(5, "pieces per maxout unit (d_act=maxout)", min=2)
     init: Literal["dcgan", "he", "torch"] = _f(
         "dcgan", "weight init: dcgan = N(0, 0.02), he = He-uniform, torch = PyTorch default")
+    mbstd: int = _f(0, "minibatch standard deviation in D: group size (ProGAN uses 4); 0 = off",
+                    min=0)
     sn_g: bool = _f(False, "spectral normalisation in G (resnet family)")
     sn_d: bool = _f(False, "spectral normalisation in D (resnet family)")
     attention: int = _f(0, "resolution at which to add self-attention; 0 = none (resnet family)",
@@ -90,6 +92,8 @@ class LossConfig:
     name: str = _f("nonsaturating", "adversarial loss: minimax, nonsaturating, lsgan, wasserstein, "
                    "hinge")
     label_smoothing: float = _f(0.0, "one-sided label smoothing: real target 1 - this", min=0, max=0.5)
+    label_flip: float = _f(0.0, "probability that a sample's real/fake label is flipped for D "
+                           "(noisy labels)", min=0, max=0.5)
     instance_noise: float = _f(0.0, "std of Gaussian noise on D inputs, annealed linearly to 0",
                                min=0)
     cls_weight: float = _f(1.0, "weight of the auxiliary classification loss (acgan, stargan)",
@@ -126,6 +130,8 @@ class TrainConfig:
     n_critic: int = _f(1, "D steps per G step (k in Goodfellow 2014, n_critic in WGAN)", min=1)
     ema: float = _f(0.0, "decay of an exponential moving average of G's weights; 0 = off",
                     min=0, max=1)
+    augment: str = _f("", "DiffAugment policy applied to every D input, real and fake: a comma "
+                      "list of translation, cutout, color; empty = off")
     pool_size: int = _f(0, "image history pool for D's fake batch (Shrivastava 2017); 0 = off",
                         min=0)
     seed: int = _f(0, "seed for weights, latents and data order", min=0)

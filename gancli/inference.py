@@ -13,7 +13,7 @@ from gancli.errors import CheckpointError, GancliError
 from gancli.models import DataSpec, build_nets
 from gancli.registry import OBJECTIVES
 from gancli.runtime import resolve_device
-from gancli.sampling import latents_for_seeds, truncate
+from gancli.sampling import codes_for_seeds, latents_for_seeds, truncate
 from gancli.training.state import load_module
 
 
@@ -26,7 +26,28 @@ class LoadedModel:
     path: Path
     step: int
     device: torch.device
-    conditional: bool = False
+    conditioning: str = "none"
+
+    @property
+    def conditional(self) -> bool:
+        """Class-conditional: every sample needs a class label."""
+        return self.conditioning in ("concat", "classifier")
+
+    @property
+    def has_codes(self) -> bool:
+        """InfoGAN: every sample has latent codes next to z (drawn from its seed)."""
+        return self.conditioning == "info"
+
+    def code_names(self) -> list[tuple[str, str, int]]:
+        """(name, kind, values) per InfoGAN code: ``code.0`` ... categorical first."""
+        m = self.cfg.model
+        out = [("code.0", "categorical", m.info_cat)] if m.info_cat else []
+        out += [(f"code.{len(out) + i}", "continuous", 0) for i in range(m.info_cont)]
+        return out
+
+    def codes_for(self, seeds: list[int]) -> torch.Tensor:
+        m = self.cfg.model
+        return codes_for_seeds(seeds, m.z_dim, m.z_dist, m.info_cat, m.info_cont)
 
     @property
     def classes(self) -> list[str]:
@@ -67,7 +88,7 @@ def load_generator(spec: str | Path, device: str | torch.device | None = None) -
         raise CheckpointError(f"checkpoint {path} does not match its own config: "
                               f"{str(e).splitlines()[0]}", hint="the file may be tampered with") from None
     G.to(dev).eval()
-    return LoadedModel(G, cfg, data_spec, data, path, ckpt.step, dev, conditioning != "none")
+    return LoadedModel(G, cfg, data_spec, data, path, ckpt.step, dev, conditioning)
 
 
 @torch.no_grad()
@@ -75,9 +96,12 @@ def generate(model: LoadedModel, seeds: list[int], truncation: float = 1.0,
              batch_size: int = 256, labels: torch.Tensor | None = None) -> torch.Tensor:
     """Outputs for ``seeds`` (images in [-1, 1] or 2-D points), on the CPU, in seed order.
 
-    A conditional model needs one class label per seed.
+    A conditional model needs one class label per seed; an InfoGAN model takes its codes
+    from the seeds unless ``labels`` gives them (one row of codes per seed).
     """
     z = latents_for_seeds(seeds, model.cfg.model.z_dim, model.cfg.model.z_dist)
+    if model.has_codes and labels is None:
+        labels = model.codes_for(seeds)
     return generate_from_latents(model, truncate(z, truncation), batch_size, labels)
 
 
@@ -86,6 +110,9 @@ def generate_from_latents(model: LoadedModel, z: torch.Tensor, batch_size: int =
                           labels: torch.Tensor | None = None) -> torch.Tensor:
     if model.conditional and labels is None:
         raise GancliError("a conditional model needs class labels", hint="pass --class K")
+    if model.has_codes and labels is None:
+        raise GancliError("an InfoGAN model needs its latent codes",
+                          hint="generate by seed (the seed fixes the codes)")
     ys = labels.split(batch_size) if labels is not None else [None] * len(z.split(batch_size))
     outs = [model.G(chunk.to(model.device), y if y is None else y.to(model.device)).float().cpu()
             for chunk, y in zip(z.split(batch_size), ys)]

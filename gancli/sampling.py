@@ -106,3 +106,26 @@ def parse_arithmetic(text: str) -> list[tuple[int, list[int]]]:
         raise GancliError(f"bad --arith '{text}'",
                           hint="groups of seeds joined by ' + ' and ' - ', e.g. '1,2,3 - 4,5,6 + 7,8,9'")
     return terms
+
+
+def draw_codes(n: int, cat: int, cont: int, gen: torch.Generator) -> torch.Tensor:
+    """InfoGAN codes: a uniform one-hot categorical code of ``cat`` values (none if 0) then
+    ``cont`` continuous codes uniform in [-1, 1] (Chen et al. 2016). (n, cat + cont)."""
+    parts = []
+    if cat:
+        idx = torch.randint(cat, (n,), generator=gen)
+        parts.append(torch.nn.functional.one_hot(idx, cat).float())
+    if cont:
+        parts.append(torch.rand(n, cont, generator=gen) * 2 - 1)
+    return torch.cat(parts, 1) if parts else torch.empty(n, 0)
+
+
+def codes_for_seeds(seeds: list[int], z_dim: int, dist: str, cat: int, cont: int) -> torch.Tensor:
+    """One code row per seed, drawn from the seed's generator right after its latent, so a
+    seed fixes both z and c."""
+    rows = []
+    for s in seeds:
+        gen = torch.Generator().manual_seed(int(s))
+        draw_latents(1, z_dim, dist, gen)  # the same stream latents_for_seeds uses, then codes
+        rows.append(draw_codes(1, cat, cont, gen))
+    return torch.cat(rows) if rows else torch.empty(0, cat + cont)

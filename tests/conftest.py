@@ -59,6 +59,8 @@ def tiny_overrides(preset: str) -> list[str]:
     sets = ["data.size=512", "model.g_width=8", "model.d_width=8"]
     if cfg.data.source.startswith("toy:"):
         sets += ["model.g_depth=2", "model.d_depth=2"]
+    elif cfg.model.attention:  # self-attention needs a block at some resolution: 8 of 16
+        sets += ["data.resolution=16", "model.attention=8"]
     else:
         sets += ["data.resolution=8"]
     return [x for s in sets for x in ("--set", s)]

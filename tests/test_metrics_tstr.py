@@ -27,3 +27,13 @@ def test_shuffled_labels_score_near_chance():
     shuffled = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(0))]
     r = tstr_digits(x, shuffled, epochs=4)
     assert r["tstr"] < 0.3 < r["trtr"]
+
+
+def test_class_sorted_fakes_are_subsampled_across_all_classes():
+    """Generated sets come sorted by class; taking the first n would drop the last classes."""
+    x, y = _real_train()
+    order = y.argsort(stable=True)
+    xs, ys = x[order].repeat(2, 1, 1, 1), y[order].repeat(2)  # 2x the real count, class-sorted
+    r = tstr_digits(xs, ys, epochs=4)
+    assert r["train_samples"] == len(x)
+    assert r["tstr"] > 0.85  # the first n of a 2x sorted set hold only classes 0-4: < 0.5

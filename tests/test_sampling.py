@@ -18,17 +18,17 @@ from conftest import TINY, tiny_overrides
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """A tiny trained dcgan (images) and wgan-gp-toy (2-D points) run."""
+    """Tiny trained runs: dcgan (images), wgan-gp-toy (2-D points), cgan, infogan."""
     from gancli.cli import main
 
     out = tmp_path_factory.mktemp("runs")
-    for preset in ("dcgan", "wgan-gp-toy", "cgan"):
+    for preset in ("dcgan", "wgan-gp-toy", "cgan", "infogan"):
         try:
             main(["train", preset, *TINY, *tiny_overrides(preset), "--out", str(out), "--quiet"])
         except SystemExit as e:
             assert e.code in (0, None)
     return {"images": out / "dcgan-001", "points": out / "wgan-gp-toy-001",
-            "conditional": out / "cgan-001"}
+            "conditional": out / "cgan-001", "info": out / "infogan-001"}
 
 
 def test_parse_seeds():
@@ -136,3 +136,62 @@ def test_conditional_sampling(runs, tmp_path, cli):
     assert r.code == 1 and "unknown class" in r.err and "0, 1, 2" in r.err
     r = cli("sample", str(runs["images"]), "--class", "1")
     assert r.code == 1 and "needs a conditional model" in r.err
+
+
+def test_class_walks_at_a_fixed_seed(runs, tmp_path, cli):
+    run = str(runs["conditional"])
+    r = cli("interpolate", run, "--classes", "1,7,3", "--seeds", "4", "--steps", "5",
+            "--out", str(tmp_path / "c.png"), "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out) | {"out": None} == {
+        "checkpoint": json.loads(r.out)["checkpoint"], "frames": 10, "method": "lerp",
+        "out": None, "mode": "classes"}
+    # the ends of the walk are exactly the samples of the two classes for that seed
+    from gancli.inference import generate, generate_from_latents, load_generator
+    from gancli.models.base import one_hot
+
+    model = load_generator(run, "cpu")
+    z = latents_for_seeds([4, 4], model.cfg.model.z_dim)
+    ends = generate_from_latents(model, z, labels=one_hot(torch.tensor([1, 7]), 10))
+    assert torch.allclose(ends, generate(model, [4, 4], labels=torch.tensor([1, 7])))
+    assert cli("interpolate", run, "--classes", "1,7", "--seeds", "4,5").code == 1
+    assert cli("interpolate", run, "--classes", "1").code == 1
+    r = cli("interpolate", run, "--seeds", "1,2")  # a conditional walk needs a class
+    assert r.code == 1 and "--class K" in r.err
+    r = cli("interpolate", run, "--seeds", "1,2", "--class", "3", "--out", str(tmp_path / "w.gif"))
+    assert r.code == 0, r.err
+    r = cli("interpolate", str(runs["images"]), "--classes", "1,2")
+    assert r.code == 1 and "conditional model" in r.err
+
+
+def test_infogan_codes_come_from_the_seed_and_sweep(runs, tmp_path, cli):
+    run = str(runs["info"])
+    r = cli("sample", run, "--seeds", "0-3", "--out", str(tmp_path / "s.npz"))
+    assert r.code == 0, r.err
+    assert cli("sample", run, "--seeds", "2,3", "--out", str(tmp_path / "t.npz")).code == 0
+    with np.load(tmp_path / "s.npz") as a, np.load(tmp_path / "t.npz") as b:
+        codes = a["codes"]
+        assert codes.shape == (4, 12)
+        assert np.array_equal(codes[2:], b["codes"]) and np.array_equal(a["samples"][2:],
+                                                                        b["samples"])
+    # categorical sweep: one row per seed, one column per category
+    r = cli("sample", run, "--vary", "code.0", "--seeds", "0-2", "--out", str(tmp_path / "v.npz"))
+    assert r.code == 0, r.err
+    with np.load(tmp_path / "v.npz") as v:
+        assert v["seeds"].tolist() == [s for s in range(3) for _ in range(10)]
+        assert v["codes"][:, :10].argmax(1).tolist() == list(range(10)) * 3
+        # the continuous codes stay as the seed drew them
+        assert np.array_equal(v["codes"][:10, 10:], np.repeat(codes[:1, 10:], 10, 0))
+    # continuous sweep from -2 to 2
+    r = cli("sample", run, "--vary", "code.2", "--values", "5", "--seeds", "0",
+            "--out", str(tmp_path / "c.npz"))
+    with np.load(tmp_path / "c.npz") as c:
+        assert c["codes"][:, 11].tolist() == [-2, -1, 0, 1, 2]
+        assert np.array_equal(c["codes"][:, :11], np.repeat(codes[:1, :11], 5, 0))
+    assert cli("sample", run, "--vary", "code.0", "--out", str(tmp_path / "g.png")).code == 0
+    r = cli("sample", run, "--vary", "code.9")
+    assert r.code == 1 and "code.0 (categorical, 10 values)" in r.err
+    r = cli("sample", str(runs["images"]), "--vary", "code.0")
+    assert r.code == 1 and "InfoGAN" in r.err
+    r = cli("interpolate", run, "--seeds", "1,2,3", "--out", str(tmp_path / "w.png"))
+    assert r.code == 0, r.err

@@ -23,6 +23,13 @@ def interpolate(
     arith: Annotated[Optional[str], typer.Option(
         help="Latent arithmetic over seed groups: '1,2,3 - 4,5,6 + 7,8,9' (means of groups).",
         show_default=False)] = None,
+    class_: Annotated[Optional[str], typer.Option(
+        "--class", help="Conditional models: the class (name or index) held fixed along a walk.",
+        show_default=False)] = None,
+    classes: Annotated[Optional[str], typer.Option(
+        help="Conditional models: walk between these classes (names or indices, e.g. 3,8) "
+             "with the latent of one seed held fixed (--seeds S, default 0).",
+        show_default=False)] = None,
     out: Annotated[str, typer.Option(help="walk.png: a grid, one row per leg; walk.gif: an "
                                           "animation.")] = "walk.png",
     fps: Annotated[float, typer.Option(help="GIF frames per second.", min=1, max=60)] = 12,
@@ -40,46 +47,73 @@ def interpolate(
       gancli interpolate runs/dcgan-001 --seeds 0,1,2,3,0 --steps 16 --out loop.gif
 
       gancli interpolate runs/dcgan-001 --arith '1,2,3 - 4,5,6 + 7,8,9' --out arith.png
+
+      gancli interpolate runs/cgan-001 --classes 1,7 --seeds 5 --out one-to-seven.png
     """
     import torch
 
     from gancli import imaging
     from gancli.inference import generate_from_latents, load_generator
-    from gancli.sampling import latents_for_seeds, parse_arithmetic, parse_seeds, path_through, truncate
+    from gancli.models.base import one_hot
+    from gancli.sampling import latents_for_seeds, parse_arithmetic, parse_seeds, truncate
 
     app = state(ctx)
     if method not in ("slerp", "lerp"):
         raise GancliError(f"unknown method '{method}'", hint="use slerp or lerp")
-    if bool(seeds) == bool(arith):
-        raise GancliError("give --seeds (a walk) or --arith (arithmetic)",
+    if classes:
+        if arith:
+            raise GancliError("--classes walks between classes at one seed; --arith is separate",
+                              hint="--classes 1,7 --seeds 5")
+    elif bool(seeds) == bool(arith):
+        raise GancliError("give --seeds (a walk), --arith (arithmetic) or --classes (a class walk)",
                           hint="--seeds 3,7,11  or  --arith '1,2,3 - 4,5,6 + 7,8,9'")
     model = load_generator(run, device or app.device)
     zdim, dist = model.cfg.model.z_dim, model.cfg.model.z_dist
     path = Path(out).expanduser()
     if path.suffix.lower() not in (".png", ".gif", ".jpg", ".jpeg"):
         raise GancliError(f"unsupported output '{out}'", hint="use a .png grid or a .gif animation")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if seeds:
+    if (class_ or classes) and not model.conditional:
+        raise GancliError("--class and --classes need a conditional model",
+                          hint=f"this one is {model.cfg.name} ({model.cfg.task})")
+    if model.conditional and not (class_ or classes):
+        raise GancliError("a conditional model walks within a class or between classes",
+                          hint="add --class K, or use --classes A,B --seeds S")
+    grid = path.suffix.lower() != ".gif"
+    mode = "walk"
+    labels = None
+    if classes:
+        mode = "classes"
+        idx = [model.class_index(c.strip()) for c in classes.split(",") if c.strip()]
+        if len(idx) < 2:
+            raise GancliError("a class walk needs at least two classes", hint="--classes 1,7")
+        seed_list = parse_seeds(seeds) if seeds else [0]
+        if len(seed_list) != 1:
+            raise GancliError("a class walk holds one seed fixed", hint="--seeds 5")
+        y = walk(one_hot(torch.tensor(idx), len(model.classes)), steps, "lerp", grid)
+        z = truncate(latents_for_seeds(seed_list, zdim, dist), truncation).expand(len(y), -1)
+        labels = y
+    elif seeds:
         seed_list = parse_seeds(seeds)
         if len(seed_list) < 2:
             raise GancliError("an interpolation needs at least two seeds", hint="--seeds 3,7")
-        anchors = truncate(latents_for_seeds(seed_list, zdim, dist), truncation)
-        z = path_through(anchors, steps, method)
-        nrow = steps
-        if path.suffix.lower() != ".gif":  # a grid: one row per leg, each row end to end
-            t = torch.linspace(0, 1, steps)[:, None]
-            from gancli.sampling import lerp, slerp
-
-            fn = slerp if method == "slerp" else lerp
-            z = torch.cat([fn(anchors[i][None], anchors[i + 1][None], t)
-                           for i in range(len(anchors) - 1)])
+        z = walk(truncate(latents_for_seeds(seed_list, zdim, dist), truncation), steps, method,
+                 grid)
+        if model.has_codes:  # InfoGAN: the codes walk too, in a straight line
+            labels = walk(model.codes_for(seed_list), steps, "lerp", grid)
     else:
+        mode = "arithmetic"
         terms = parse_arithmetic(arith)
         means = [latents_for_seeds(group, zdim, dist).mean(0) for _, group in terms]
         result = sum(sign * m for (sign, _), m in zip(terms, means))
         z = truncate(torch.stack(means + [result]), truncation)
-        nrow = len(z)
-    outs = generate_from_latents(model, z)
+        if model.has_codes:
+            cmeans = [model.codes_for(group).mean(0) for _, group in terms]
+            labels = torch.stack(cmeans + [sum(s * c for (s, _), c in zip(terms, cmeans))])
+    nrow = steps if mode != "arithmetic" else len(z)
+    if model.conditional and labels is None:
+        labels = torch.full((len(z),), model.class_index(class_), dtype=torch.long)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    outs = generate_from_latents(model, z, labels=labels)
     if model.spec.kind == "points":
         if path.suffix.lower() == ".gif":
             raise GancliError("a 2-D model's walk is drawn as one scatter plot",
@@ -92,7 +126,23 @@ def interpolate(
         img = imaging.grid(imaging.to_uint8(outs), nrow=nrow)
         imaging.save_image(img if path.suffix.lower() == ".png" else img.convert("RGB"), path)
     if json_out or app.json:
-        emit_json({"checkpoint": str(model.path), "frames": len(z), "method": method,
-                   "out": str(path), "mode": "walk" if seeds else "arithmetic"})
+        emit_json({"checkpoint": str(model.path), "frames": len(z),
+                   "method": "lerp" if mode == "classes" else method,
+                   "out": str(path), "mode": mode})
     elif not (quiet or app.quiet):
         typer.echo(f"{len(z)} images from {model.path} -> {path}", err=True)
+
+
+def walk(anchors, steps: int, method: str, grid: bool):
+    """Points through ``anchors``: for a grid, every leg end to end (one row per leg); for an
+    animation, one path with each anchor once."""
+    import torch
+
+    from gancli.sampling import lerp, path_through, slerp
+
+    if not grid:
+        return path_through(anchors, steps, method)
+    fn = slerp if method == "slerp" else lerp
+    t = torch.linspace(0, 1, steps)[:, None]
+    return torch.cat([fn(anchors[i][None], anchors[i + 1][None], t)
+                      for i in range(len(anchors) - 1)])

@@ -24,7 +24,7 @@ def pick_seeds(n: Optional[int], seeds: Optional[str], default: int = 64) -> lis
 
 
 def write_outputs(model, out: str, seeds: list[int], samples, nrow: Optional[int],
-                  labels=None) -> list[str]:
+                  labels=None, codes=None) -> list[str]:
     """Write a grid / scatter plot, one file per seed (``out`` is a folder), or an ``.npz``."""
     import numpy as np
 
@@ -55,6 +55,8 @@ def write_outputs(model, out: str, seeds: list[int], samples, nrow: Optional[int
             imaging.to_uint8(samples).permute(0, 2, 3, 1).numpy()  # NHWC
         buf = io.BytesIO()
         extra = {"labels": labels.numpy().astype(np.int64)} if labels is not None else {}
+        if codes is not None:
+            extra["codes"] = codes.numpy().astype(np.float32)
         np.savez(buf, samples=arr, seeds=np.asarray(seeds, dtype=np.int64), **extra)
         atomic_write_bytes(path, buf.getvalue())
     elif suffix in (".png", ".jpg", ".jpeg"):
@@ -83,6 +85,11 @@ def sample(
         "--class", help="Conditional models: the class (name or index) for every sample; "
                         "omitted, the grid has one row per class.", show_default=False)] = None,
     nrow: Annotated[Optional[int], typer.Option(help="Images per grid row.", min=1)] = None,
+    vary: Annotated[Optional[str], typer.Option(
+        help="InfoGAN: sweep one latent code (code.0, code.1, ...; the categorical code first): "
+             "one row per seed, one column per value.", show_default=False)] = None,
+    values: Annotated[int, typer.Option(
+        help="Columns of a continuous --vary sweep, evenly from -2 to 2.", min=2, max=64)] = 9,
     device: DeviceOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -98,6 +105,8 @@ def sample(
       gancli sample runs/wgan-gp-toy-001 --n 2500 --out points.npz
 
       gancli sample runs/cgan-001 --class 7 --seeds 0-15 --out sevens.png
+
+      gancli sample runs/infogan-001 --vary code.0 --seeds 0-7 --out sweep.png
     """
     import torch
 
@@ -115,8 +124,13 @@ def sample(
         labels = torch.arange(k).repeat_interleave(len(seed_list))
         seed_list = seed_list * k
         nrow = nrow or len(seed_list) // k
-    samples = generate(model, seed_list, truncation, labels=labels)
-    written = write_outputs(model, out, seed_list, samples, nrow, labels)
+    codes = None
+    if vary is not None:
+        seed_list, codes, nrow = sweep_codes(model, vary, seed_list, values)
+    elif model.has_codes:
+        codes = model.codes_for(seed_list)
+    samples = generate(model, seed_list, truncation, labels=labels if codes is None else codes)
+    written = write_outputs(model, out, seed_list, samples, nrow, labels, codes)
     if json_out or app.json:
         emit_json({"checkpoint": str(model.path), "step": model.step, "samples": len(seed_list),
                    "seeds": seed_list if len(seed_list) <= 1000 else None,
@@ -125,3 +139,33 @@ def sample(
         where = written[0] if len(written) == 1 else f"{len(written)} files in {Path(out)}"
         typer.echo(f"{len(seed_list)} samples from {model.path} (step {model.step}) -> {where}",
                    err=True)
+
+
+def sweep_codes(model, name: str, seeds: list[int], values: int):
+    """(seeds repeated, codes, columns) for a sweep of InfoGAN code ``name`` per seed: every
+    value of a categorical code, or ``values`` points from -2 to 2 of a continuous one (the
+    paper's range, twice what training saw); the other codes stay as the seed drew them."""
+    import torch
+
+    if not model.has_codes:
+        raise GancliError("--vary needs an InfoGAN model",
+                          hint=f"this one is {model.cfg.name} ({model.cfg.objective})")
+    names = model.code_names()
+    found = [i for i, (n, _, _) in enumerate(names) if n == name]
+    if not found:
+        listing = ", ".join(f"{n} ({kind}{f', {k} values' if k else ''})" for n, kind, k in names)
+        raise GancliError(f"unknown code '{name}'", hint=f"codes: {listing}")
+    index = found[0]
+    _, kind, k = names[index]
+    cat = model.cfg.model.info_cat
+    base = model.codes_for(seeds)
+    if kind == "categorical":
+        columns = k
+        codes = base.repeat_interleave(columns, 0)
+        codes[:, :cat] = torch.eye(cat).repeat(len(seeds), 1)
+    else:
+        columns = values
+        column = cat + index - (1 if cat else 0)
+        codes = base.repeat_interleave(columns, 0)
+        codes[:, column] = torch.linspace(-2, 2, columns).repeat(len(seeds))
+    return [s for s in seeds for _ in range(columns)], codes, columns

@@ -41,7 +41,11 @@ def accuracy(model: DigitsNet, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def tstr_digits(fake_x: torch.Tensor, fake_y: torch.Tensor, seed: int = 0,
                 epochs: int = 30) -> dict[str, float]:
-    """TSTR on ``fake_*`` and TRTR on as many real training digits, both tested on held-out real."""
+    """TSTR on ``fake_*`` and TRTR on as many real training digits, both tested on held-out real.
+
+    There are 1,297 real training digits; with more fakes, TSTR trains on a random subset of
+    that size (the same for a given ``seed``), so both classifiers see the same count.
+    """
     from gancli.data.digits import load_digits
 
     digits = load_digits(16)
@@ -50,7 +54,10 @@ def tstr_digits(fake_x: torch.Tensor, fake_y: torch.Tensor, seed: int = 0,
     real_y = digits.y[train_idx]
     test_x, test_y = digits.x[test_idx].float() / 127.5 - 1, digits.y[test_idx]
     n = min(len(fake_x), len(real_x))
-    tstr = accuracy(fit_classifier(fake_x[:n], fake_y[:n], seed, epochs), test_x, test_y)
+    # a random subset (kept in order) when there are more fakes than real training digits:
+    # generated sets often come sorted by class, and their first n would miss classes
+    pick = torch.randperm(len(fake_x), generator=torch.Generator().manual_seed(seed))[:n].sort()[0]
+    tstr = accuracy(fit_classifier(fake_x[pick], fake_y[pick], seed, epochs), test_x, test_y)
     trtr = accuracy(fit_classifier(real_x[:n], real_y[:n], seed, epochs), test_x, test_y)
     return {"tstr": tstr, "trtr": trtr, "gap": trtr - tstr, "train_samples": n,
             "test_samples": len(test_x)}

@@ -36,11 +36,13 @@ class Nets:
     D: nn.Module
 
 
-# How labels enter the networks, as the objective asks for it:
+# How labels (or codes) enter the networks, as the objective asks for it:
 #   none        G(z), D(x)
-#   concat      G(z ++ onehot(y)), D(x ++ onehot(y)) (Mirza & Osindero 2014)
+#   concat      G(z ++ onehot(y)), D(x ++ onehot(y)) (Mirza & Osindero 2014; the resnet
+#               family projects instead: Miyato & Koyama 2018)
 #   classifier  G(z ++ onehot(y)), D(x) with an auxiliary class head (Odena et al. 2017)
-CONDITIONINGS = ("none", "concat", "classifier")
+#   info        G(z ++ c) for InfoGAN codes c, D(x) with a head Q(c | x) (Chen et al. 2016)
+CONDITIONINGS = ("none", "concat", "classifier", "info")
 
 
 @dataclass(frozen=True)
@@ -68,10 +70,16 @@ def build_nets(cfg: ModelConfig, spec: DataSpec, conditioning: str = "none") -> 
         alt = "--set model.family=mlp" if spec.kind == "points" else "an image family such as dcgan"
         raise ConfigError(f"model family '{family.name}' cannot model {spec.kind} data",
                           hint=f"use {alt}")
-    if conditioning != "none" and spec.num_classes < 2:
+    if conditioning in ("concat", "classifier") and spec.num_classes < 2:
         raise ConfigError("a conditional model needs labelled data with at least two classes",
                           hint="use digits or shapes, or an image folder with one sub-folder per "
                                "class and --set data.labels=true")
+    if conditioning == "info" and not (cfg.info_cat or cfg.info_cont):
+        raise ConfigError("InfoGAN needs at least one latent code",
+                          hint="--set model.info_cat=10 and/or --set model.info_cont=2")
+    if conditioning == "info" and cfg.info_cat == 1:
+        raise ConfigError("a categorical code needs at least two categories",
+                          hint="--set model.info_cat=10 (or 0 for none)")
     nets = family.build(cfg, spec, conditioning)
     initialise(nets.G, cfg.init)
     initialise(nets.D, cfg.init)
@@ -85,42 +93,165 @@ def initialise(module: nn.Module, scheme: str) -> None:
         return
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            # a spectrally normalised layer computes .weight; initialise what it normalises
+            weight = (m.parametrizations.weight.original
+                      if nn.utils.parametrize.is_parametrized(m, "weight") else m.weight)
             if scheme == "dcgan":
-                nn.init.normal_(m.weight, 0.0, 0.02)
+                nn.init.normal_(weight, 0.0, 0.02)
             else:
-                nn.init.kaiming_uniform_(m.weight, a=0.0, nonlinearity="relu")
+                nn.init.kaiming_uniform_(weight, a=0.0, nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and m.affine and scheme == "dcgan":
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
+    settle_spectral_norms(module)
+
+
+@torch.no_grad()
+def settle_spectral_norms(module: nn.Module, iterations: int = 100) -> None:
+    """Re-run power iteration on every spectrally normalised weight (after re-initialising
+    it), so the first training step already divides by a good estimate of sigma."""
+    for m in module.modules():
+        if not nn.utils.parametrize.is_parametrized(m, "weight"):
+            continue
+        for p in m.parametrizations.weight:
+            if not hasattr(p, "_u"):
+                continue
+            w = m.parametrizations.weight.original
+            if p.dim != 0:
+                w = w.movedim(p.dim, 0)
+            w = w.flatten(1)
+            u, v = p._u, p._v
+            for _ in range(iterations):
+                v.copy_(nn.functional.normalize(w.t() @ u, dim=0, eps=p.eps))
+                u.copy_(nn.functional.normalize(w @ v, dim=0, eps=p.eps))
 
 
 class Discriminator(nn.Module):
-    """The shape every family's D shares: ``body`` features, an adversarial ``head``, and for
-    ACGAN a ``classes`` head on the same features. A family defines ``_features(x, y)``."""
+    """The shape every family's D shares: ``_features(x, y)`` (defined by the family), the
+    optional minibatch-stddev feature, an adversarial ``head``, and for ACGAN / InfoGAN a
+    ``classes`` head (class logits, or Q's code predictions) on the same features."""
 
     head: nn.Module
     classes: nn.Module | None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mbstd: nn.Module = nn.Identity()  # a family replaces it when model.mbstd is on
 
     def _features(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self._features(x, y)).view(-1)
+        return self.head(self.mbstd(self._features(x, y))).view(-1)
 
     def forward_with_classes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self._features(x, None)
+        h = self.mbstd(self._features(x, None))
         return self.head(h).view(-1), self.classes(h).flatten(1)
 
 
-def label_input(spec: DataSpec, conditioning: str) -> int:
-    """Extra input width a network needs for one-hot labels (0 when unconditional)."""
+class MinibatchStdDev(nn.Module):
+    """Karras et al. 2018 (ProGAN, sec. 3): one extra feature, the standard deviation of every
+    feature across a group of samples, averaged. A collapsed generator's batch has a tell-tale
+    near-zero value that D can use, so G is pushed toward variety.
+
+    Works on (B, C, H, W) maps (adds a constant channel) and on (B, F) vectors (adds a column).
+    Groups of ``group`` samples; a batch that does not split evenly is one group.
+    """
+
+    def __init__(self, group: int):
+        super().__init__()
+        self.group = group
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        b = h.shape[0]
+        g = min(self.group, b)
+        if b % g:
+            g = b
+        y = h.reshape(g, b // g, *h.shape[1:]).float()  # sample i is in group i % (b // g)
+        std = (y.var(0, unbiased=False) + 1e-8).sqrt()  # (b // g, ...)
+        stat = std.flatten(1).mean(1).to(h.dtype)  # (b // g,)
+        stat = stat.repeat(g)  # back to (b,), sample i gets its group's value
+        extra = stat.view(b, 1, *([1] * (h.dim() - 2))).expand(b, 1, *h.shape[2:])
+        return torch.cat([h, extra], 1)
+
+    def extra_repr(self) -> str:
+        return f"group={self.group}"
+
+
+def mbstd_for(cfg: ModelConfig) -> tuple[nn.Module, int]:
+    """(module, extra features) for ``model.mbstd``: identity and 0 when off."""
+    return (MinibatchStdDev(cfg.mbstd), 1) if cfg.mbstd else (nn.Identity(), 0)
+
+
+def spectral(module: nn.Module, on: bool) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018): W / sigma(W), sigma by one power
+    iteration per training forward pass, on the weight reshaped to (out, in * kh * kw)."""
+    return nn.utils.parametrizations.spectral_norm(module) if on else module
+
+
+def label_input(spec: DataSpec, conditioning: str, cfg: ModelConfig | None = None) -> int:
+    """Extra input width G needs: one-hot labels, InfoGAN codes, or 0 when unconditional."""
+    if conditioning == "info":
+        return code_width(cfg) if cfg is not None else 0
     return spec.num_classes if conditioning != "none" else 0
+
+
+def code_width(cfg: ModelConfig) -> int:
+    """InfoGAN: a one-hot categorical code plus the continuous codes."""
+    return cfg.info_cat + cfg.info_cont
+
+
+def head_outputs(spec: DataSpec, conditioning: str, cfg: ModelConfig) -> int:
+    """Width of D's second head: class logits (ACGAN) or Q's code predictions (InfoGAN);
+    0 when D has none."""
+    if conditioning == "classifier":
+        return spec.num_classes
+    if conditioning == "info":
+        return code_width(cfg)
+    return 0
 
 
 def one_hot(y: torch.Tensor, classes: int) -> torch.Tensor:
     return torch.nn.functional.one_hot(y, classes).float()
+
+
+def condition(y: torch.Tensor, width: int) -> torch.Tensor:
+    """G's extra input: integer labels become one-hot rows; float rows (InfoGAN codes, or a
+    blend of two one-hot labels when interpolating between classes) pass as they are."""
+    if y.is_floating_point():
+        if y.shape[-1] != width:
+            raise ValueError(f"expected {width} conditioning values per sample, got {y.shape[-1]}")
+        return y
+    return one_hot(y, width)
+
+
+class SelfAttention(nn.Module):
+    """Zhang et al. 2019 (SAGAN, sec. 3): every position attends to every other.
+
+    f, g (keys/queries) and h (values) are 1x1 convolutions to C/8 channels; softmax(f^T g)
+    weights the values, a 1x1 convolution v maps back to C, and ``gamma`` (initialised to 0,
+    so the block starts as the identity) scales the result: y = gamma * o + x.
+    """
+
+    def __init__(self, channels: int, sn: bool = False):
+        super().__init__()
+        inner = max(1, channels // 8)
+        self.f = spectral(nn.Conv2d(channels, inner, 1, bias=False), sn)
+        self.g = spectral(nn.Conv2d(channels, inner, 1, bias=False), sn)
+        self.h = spectral(nn.Conv2d(channels, inner, 1, bias=False), sn)
+        self.v = spectral(nn.Conv2d(inner, channels, 1, bias=False), sn)
+        self.gamma = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, hgt, wid = x.shape
+        keys = self.f(x).flatten(2)  # (B, C/8, N)
+        queries = self.g(x).flatten(2)  # (B, C/8, N)
+        values = self.h(x).flatten(2)  # (B, C/8, N)
+        attn = torch.softmax(torch.bmm(queries.transpose(1, 2), keys), dim=-1)  # (B, N, N)
+        o = torch.bmm(values, attn.transpose(1, 2)).view(b, -1, hgt, wid)  # o_j = sum_i a_ji h_i
+        return x + self.gamma * self.v(o)
 
 
 def check_power_of_two(resolution: int, family: str, lowest: int = 8) -> int:

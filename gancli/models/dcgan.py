@@ -11,8 +11,8 @@ from torch import nn
 from gancli.config import ModelConfig
 from gancli.errors import ConfigError
 from gancli.models import base
-from gancli.models.base import (DataSpec, Nets, check_power_of_two, label_input, norm_2d, one_hot,
-                                register_family)
+from gancli.models.base import (DataSpec, Nets, check_power_of_two, condition, head_outputs,
+                                label_input, mbstd_for, norm_2d, one_hot, register_family)
 
 
 class Generator(nn.Module):
@@ -20,7 +20,7 @@ class Generator(nn.Module):
         super().__init__()
         channels, resolution = spec.shape[0], spec.shape[1]
         stages = check_power_of_two(resolution, "dcgan")
-        self.classes = label_input(spec, conditioning)
+        self.classes = label_input(spec, conditioning, cfg)
         width = cfg.g_width * 2 ** (stages - 1)  # 64 px: 8 * g_width at 4x4, as in the paper
         layers: list[nn.Module] = [  # (B, z + classes, 1, 1) -> (B, width, 4, 4)
             nn.ConvTranspose2d(cfg.z_dim + self.classes, width, 4, 1, 0, bias=False),
@@ -34,7 +34,7 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.classes:
-            z = torch.cat([z, one_hot(y, self.classes)], 1)
+            z = torch.cat([z, condition(y, self.classes)], 1)
         return self.net(z[:, :, None, None])
 
 
@@ -54,10 +54,11 @@ class Discriminator(base.Discriminator):
                        norm_2d(cfg.d_norm, width * 2), act]
             width *= 2
         self.body = nn.Sequential(*layers)  # (B, width, 4, 4)
-        self.head = nn.Conv2d(width, 1, 4, 1, 0)  # (B, 1, 1, 1): one logit per image
-        # ACGAN: an auxiliary class head on the same features
-        self.classes = (nn.Conv2d(width, spec.num_classes, 4, 1, 0)
-                        if conditioning == "classifier" else None)
+        self.mbstd, extra = mbstd_for(cfg)  # (B, width + 1, 4, 4) when on
+        self.head = nn.Conv2d(width + extra, 1, 4, 1, 0)  # (B, 1, 1, 1): one logit per image
+        # ACGAN's class head / InfoGAN's Q head on the same features
+        outputs = head_outputs(spec, conditioning, cfg)
+        self.classes = nn.Conv2d(width + extra, outputs, 4, 1, 0) if outputs else None
 
     def _features(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         if self.label_classes:

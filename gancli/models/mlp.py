@@ -9,7 +9,8 @@ from torch import nn
 
 from gancli.config import ModelConfig
 from gancli.models import base
-from gancli.models.base import DataSpec, Nets, label_input, norm_1d, one_hot, register_family
+from gancli.models.base import (DataSpec, Nets, condition, head_outputs, label_input, mbstd_for,
+                                norm_1d, one_hot, register_family)
 
 
 class Maxout(nn.Module):
@@ -28,7 +29,7 @@ class Generator(nn.Module):
     def __init__(self, cfg: ModelConfig, spec: DataSpec, conditioning: str = "none"):
         super().__init__()
         self.shape = spec.shape
-        self.classes = label_input(spec, conditioning)
+        self.classes = label_input(spec, conditioning, cfg)
         layers: list[nn.Module] = []
         width_in = cfg.z_dim + self.classes
         for _ in range(cfg.g_depth):
@@ -43,7 +44,7 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.classes:
-            z = torch.cat([z, one_hot(y, self.classes)], 1)
+            z = torch.cat([z, condition(y, self.classes)], 1)
         return self.net(z).view(-1, *self.shape)
 
 
@@ -61,9 +62,11 @@ class Discriminator(base.Discriminator):
                 layers += [nn.Linear(width_in, cfg.d_width), norm_1d(cfg.d_norm, cfg.d_width), act]
             width_in = cfg.d_width
         self.body = nn.Sequential(*layers)
-        self.head = nn.Linear(width_in, 1)
-        # ACGAN: an auxiliary class head on the same features
-        self.classes = nn.Linear(width_in, spec.num_classes) if conditioning == "classifier" else None
+        self.mbstd, extra = mbstd_for(cfg)
+        self.head = nn.Linear(width_in + extra, 1)
+        # ACGAN's class head / InfoGAN's Q head on the same features
+        outputs = head_outputs(spec, conditioning, cfg)
+        self.classes = nn.Linear(width_in + extra, outputs) if outputs else None
 
     def _features(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         x = x.flatten(1)

@@ -122,6 +122,9 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
     if tasks and cfg.task not in tasks:
         raise ConfigError(f"objective '{cfg.objective}' cannot train a {cfg.task} model",
                           hint=f"it trains: {', '.join(sorted(tasks))}")
+    if cfg.train.augment and data.kind != "images":
+        raise ConfigError("DiffAugment works on images, not on 2-D points",
+                          hint="set train.augment to an empty string")
     data_meta = {**spec.to_dict(), "classes": data.classes,
                  "modes": data.modes.tolist() if data.modes is not None else None,
                  "sigma": data.sigma, "name": data.name}
@@ -130,7 +133,7 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
     if resume is not None:
         step, elapsed = restore(resume, G, D, G_ema, opt_G, opt_D, gen, batches, objective)
     preview = Preview(cfg, data, G_ema if G_ema is not None else G, device,
-                      conditional=objective_cls.conditioning != "none")
+                      conditioning=objective_cls.conditioning)
     metrics_log = run_dir / "metrics.jsonl"
     trim_metrics(metrics_log, step)
     clean_temporary(run_dir / "checkpoints")

@@ -11,6 +11,8 @@ ACGAN, CycleGAN...) is a new objective here, never an ``if`` in the loop.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -19,7 +21,8 @@ from gancli.errors import ConfigError
 from gancli.losses import AdversarialLoss
 from gancli.regularizers import gradient_penalty, r1_penalty
 from gancli.registry import LOSSES, OBJECTIVES
-from gancli.sampling import draw_latents
+from gancli.sampling import draw_codes, draw_latents
+from gancli.training.augment import DiffAugment
 from gancli.training.image_pool import ImagePool
 
 Tensor = torch.Tensor
@@ -33,8 +36,9 @@ class AdversarialObjective:
     hooks (``conditioning``, ``discriminate``, ``aux_*_loss``), never the two phases.
 
     Tricks from the lecture notes are options here: one-sided label smoothing
-    (``loss.label_smoothing``), annealed instance noise on D's inputs
-    (``loss.instance_noise``), an image history pool (``train.pool_size``).
+    (``loss.label_smoothing``), flipped labels for D (``loss.label_flip``), annealed
+    instance noise on D's inputs (``loss.instance_noise``), DiffAugment on every D input
+    (``train.augment``), an image history pool (``train.pool_size``).
     """
 
     conditioning = "none"
@@ -46,10 +50,14 @@ class AdversarialObjective:
         self.loss: AdversarialLoss = LOSSES.get(cfg.loss.name)
         self.z_dim, self.z_dist = cfg.model.z_dim, cfg.model.z_dist
         self.real_target = 1.0 - cfg.loss.label_smoothing
-        if cfg.loss.label_smoothing and not self.loss.uses_targets:
-            raise ConfigError(f"label smoothing has no meaning for the {self.loss.name} loss",
-                              hint="set loss.label_smoothing=0, or use nonsaturating/lsgan")
+        for key in ("label_smoothing", "label_flip"):
+            if getattr(cfg.loss, key) and not self.loss.uses_targets:
+                raise ConfigError(f"{key.replace('_', ' ')} has no meaning for the "
+                                  f"{self.loss.name} loss",
+                                  hint=f"set loss.{key}=0, or use nonsaturating/lsgan")
+        self.flip = cfg.loss.label_flip
         self.noise = cfg.loss.instance_noise
+        self.augment = DiffAugment(cfg.train.augment, gen)
         self.gp, self.r1 = cfg.reg.gp, cfg.reg.r1
         if cfg.train.pool_size and self.conditioning != "none":
             raise ConfigError("the image history pool does not keep labels",
@@ -67,11 +75,26 @@ class AdversarialObjective:
             return None
         return torch.randint(self.num_classes, (n,), generator=self.gen).to(self.device)
 
-    def _noisy(self, x: Tensor, progress: float) -> Tensor:
+    def fake_labels(self, real_labels: Tensor | None, n: int) -> Tensor | None:
+        """Labels for the fakes of D's step: the real batch's, so both halves share one mix."""
+        return real_labels
+
+    def _view(self, x: Tensor, progress: float) -> Tensor:
+        """What D is shown: the (augmented) input plus annealed instance noise."""
+        if self.augment:
+            x = self.augment(x)
         sigma = self.noise * (1.0 - progress)  # anneal linearly to 0 (Sønderby et al. 2017)
         if sigma <= 0:
             return x
         return x + sigma * torch.randn(x.shape, generator=self.gen).to(x.device)
+
+    def _flip(self, d_real: Tensor, d_fake: Tensor) -> tuple[Tensor, Tensor]:
+        """Noisy labels (Salimans et al. 2016; "GAN hacks"): each pair's real and fake label
+        swap with probability ``loss.label_flip``, so D is sometimes told the wrong answer."""
+        if not self.flip:
+            return d_real, d_fake
+        swap = (torch.rand(len(d_real), generator=self.gen) < self.flip).to(d_real.device)
+        return torch.where(swap, d_fake, d_real), torch.where(swap, d_real, d_fake)
 
     # -- D's view, per kind of conditioning ----------------------------------------------------
 
@@ -91,26 +114,27 @@ class AdversarialObjective:
     # -- the two phases ------------------------------------------------------------------------
 
     def d_step(self, real: Tensor, labels: Tensor | None, progress: float) -> tuple[Tensor, Stats]:
-        # fakes for D carry the real batch's labels, so both halves share one label mix
-        y = labels if self.conditioning != "none" else None
+        y_real = labels if self.conditioning in ("concat", "classifier") else None
+        y_fake = self.fake_labels(y_real, len(real))
         with torch.no_grad():
-            fake = self.G(self.latents(len(real)), y)
+            fake = self.G(self.latents(len(real)), y_fake)
         fake = self.pool.query(fake)
-        d_real, cls_real = self.discriminate(self._noisy(real, progress), y)
-        d_fake, cls_fake = self.discriminate(self._noisy(fake, progress), y)
-        loss = self.loss.d(d_real, d_fake, self.real_target)
+        d_real, cls_real = self.discriminate(self._view(real, progress), y_real)
+        d_fake, cls_fake = self.discriminate(self._view(fake, progress), y_fake)
+        loss = self.loss.d(*self._flip(d_real, d_fake), self.real_target)
         stats = {"d_loss": loss.detach(), "d_real": self._score(d_real.detach()),
                  "d_fake": self._score(d_fake.detach())}
         if self.loss.wasserstein:
             stats["wdist"] = (d_real.mean() - d_fake.mean()).detach()
-        loss = loss + self.aux_d_loss(cls_real, y, cls_fake, y, stats)
+        loss = loss + self.aux_d_loss(cls_real, y_real, cls_fake, y_fake, stats)
+        # penalties are taken on D's un-augmented, noise-free inputs
         if self.gp:
             alpha = torch.rand(len(real), generator=self.gen).to(self.device)
-            gp = gradient_penalty(lambda x: self.discriminate(x, y)[0], real, fake, alpha)
+            gp = gradient_penalty(lambda x: self.discriminate(x, y_real)[0], real, fake, alpha)
             loss = loss + self.gp * gp
             stats["gp"] = gp.detach()
         if self.r1:
-            r1 = r1_penalty(lambda x: self.discriminate(x, y)[0], real)
+            r1 = r1_penalty(lambda x: self.discriminate(x, y_real)[0], real)
             loss = loss + 0.5 * self.r1 * r1
             stats["r1"] = r1.detach()
         return loss, stats
@@ -118,7 +142,7 @@ class AdversarialObjective:
     def g_step(self, batch_size: int, progress: float) -> tuple[Tensor, Stats]:
         y = self.random_labels(batch_size)
         fake = self.G(self.latents(batch_size), y)
-        d_fake, cls_fake = self.discriminate(self._noisy(fake, progress), y)
+        d_fake, cls_fake = self.discriminate(self._view(fake, progress), y)
         stats: Stats = {}
         loss = self.loss.g(d_fake)
         stats["g_loss"] = loss.detach()
@@ -172,6 +196,55 @@ class ACGANObjective(AdversarialObjective):
         return self.cls_weight * ce
 
 
+class InfoGANObjective(AdversarialObjective):
+    """Chen et al. 2016: G(z, c) with latent codes c, and a head Q(c | x) sharing D's body.
+
+    Both G and Q minimise the information loss L_I, a variational bound: I(c; G(z, c)) >=
+    H(c) - L_I. For the categorical code L_I is Q's cross-entropy; for each continuous code
+    it is the negative log-likelihood of a unit-variance Gaussian centred on Q's prediction
+    (up to a constant: half the squared error). Q (with D's body) learns from the fakes of
+    D's step, G from its own step's fakes; both scaled by ``loss.info_weight``.
+
+    The live column ``mi`` is the categorical bound log K - CE in nats: 0 for an ignored
+    code, log K (2.30 for 10 values) when Q reads the code back perfectly.
+    """
+
+    conditioning = "info"
+
+    def __init__(self, cfg, G, D, gen, device, num_classes=0):
+        super().__init__(cfg, G, D, gen, device, num_classes)
+        self.cat, self.cont = cfg.model.info_cat, cfg.model.info_cont
+        self.info_weight = cfg.loss.info_weight
+
+    def random_labels(self, n):
+        return draw_codes(n, self.cat, self.cont, self.gen).to(self.device)
+
+    def fake_labels(self, real_labels, n):
+        return self.random_labels(n)
+
+    def discriminate(self, x, y):
+        return self.D.forward_with_classes(x)
+
+    def info_loss(self, q: Tensor, codes: Tensor, stats: Stats, prefix: str) -> Tensor:
+        loss = q.new_zeros(())
+        if self.cat:
+            ce = F.cross_entropy(q[:, :self.cat], codes[:, :self.cat].argmax(1))
+            stats[f"mi{prefix}"] = (math.log(self.cat) - ce).detach()
+            loss = loss + ce
+        if self.cont:
+            nll = 0.5 * ((q[:, self.cat:] - codes[:, self.cat:]) ** 2).sum(1).mean()
+            stats[f"q_cont{prefix}"] = nll.detach()
+            loss = loss + nll
+        return self.info_weight * loss
+
+    def aux_d_loss(self, cls_real, y_real, cls_fake, y_fake, stats):
+        return self.info_loss(cls_fake, y_fake, stats, "_d")
+
+    def aux_g_loss(self, cls_fake, y_fake, stats):
+        return self.info_loss(cls_fake, y_fake, stats, "")
+
+
 OBJECTIVES.register("unconditional", AdversarialObjective, tasks={"unconditional"})
 OBJECTIVES.register("conditional", ConditionalObjective, tasks={"conditional"})
 OBJECTIVES.register("acgan", ACGANObjective, tasks={"conditional"})
+OBJECTIVES.register("infogan", InfoGANObjective, tasks={"unconditional"})

@@ -1,0 +1,206 @@
+"""Building blocks of the stabilised and conditional GANs: spectral norm, self-attention,
+minibatch stddev, DiffAugment, flipped labels and InfoGAN's information term."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from gancli.config import Config, ModelConfig
+from gancli.errors import ConfigError
+from gancli.models import DataSpec, build_nets
+from gancli.models.base import MinibatchStdDev, SelfAttention, spectral
+from gancli.training.augment import DiffAugment
+from gancli.training.objectives import AdversarialObjective, InfoGANObjective
+
+IMAGES = DataSpec("images", (3, 16, 16), 4)
+
+
+def _sigma(weight: torch.Tensor) -> float:
+    return float(torch.linalg.matrix_norm(weight.detach().flatten(1), 2))
+
+
+@pytest.mark.parametrize("layer", [nn.Linear(40, 30), nn.Conv2d(8, 16, 3)])
+def test_spectral_norm_makes_the_largest_singular_value_one(layer):
+    torch.manual_seed(0)
+    with torch.no_grad():
+        layer.weight.mul_(7.0)  # sigma far from 1 before normalising
+    raw = _sigma(layer.weight)
+    assert raw > 2
+    sn = spectral(layer, True)
+    x = torch.randn(4, 40) if isinstance(layer, nn.Linear) else torch.randn(4, 8, 9, 9)
+    for _ in range(100):  # one power iteration per training forward pass
+        sn(x)
+    assert _sigma(sn.weight) == pytest.approx(1.0, abs=1e-3)
+    # and the normalised weight is the raw one divided by its sigma
+    assert torch.allclose(sn.weight * raw, sn.parametrizations.weight.original, rtol=1e-3,
+                          atol=1e-4)
+
+
+def test_spectral_norm_is_settled_after_initialisation():
+    """build_nets re-initialises weights, then re-runs power iteration: sigma is 1 from step 0."""
+    cfg = ModelConfig(family="resnet", g_width=16, d_width=16, d_norm="none", sn_d=True,
+                      sn_g=True, init="he")
+    nets = build_nets(cfg, IMAGES)
+    sigmas = [_sigma(m.weight) for net in (nets.G, nets.D) for m in net.modules()
+              if nn.utils.parametrize.is_parametrized(m, "weight")]
+    assert len(sigmas) > 10
+    assert max(abs(s - 1) for s in sigmas) < 0.02
+
+
+def test_self_attention_keeps_the_shape_and_starts_as_identity():
+    torch.manual_seed(0)
+    block = SelfAttention(16)
+    x = torch.randn(2, 16, 8, 6)
+    assert torch.equal(block(x), x)  # gamma = 0 at initialisation
+    with torch.no_grad():
+        block.gamma.fill_(1.0)
+    y = block(x)
+    assert y.shape == x.shape and not torch.allclose(y, x)
+    # every output position depends on every input position (global receptive field)
+    x.requires_grad_(True)
+    block(x)[0, :, 0, 0].sum().backward()
+    assert (x.grad[0].abs().sum(0) > 0).all()
+    assert (x.grad[1] == 0).all()  # and never on another sample
+
+
+def test_resnet_family_places_attention_and_refuses_impossible_places():
+    cfg = ModelConfig(family="resnet", g_width=16, d_width=16, d_norm="none", attention=8)
+    nets = build_nets(cfg, IMAGES)
+    assert any(isinstance(m, SelfAttention) for m in nets.G.modules())
+    assert any(isinstance(m, SelfAttention) for m in nets.D.modules())
+    out = nets.G(torch.randn(3, cfg.z_dim))
+    assert out.shape == (3, 3, 16, 16) and nets.D(out).shape == (3,)
+    with pytest.raises(ConfigError, match="self-attention"):
+        build_nets(ModelConfig(family="resnet", attention=12), IMAGES)
+
+
+def test_resnet_projection_discriminator_uses_the_label():
+    cfg = ModelConfig(family="resnet", g_width=16, d_width=16, d_norm="none")
+    nets = build_nets(cfg, IMAGES, "concat")
+    torch.manual_seed(1)
+    x = torch.randn(4, 3, 16, 16)
+    a, b = nets.D(x, torch.zeros(4, dtype=torch.long)), nets.D(x, torch.ones(4, dtype=torch.long))
+    assert a.shape == (4,) and not torch.allclose(a, b)
+
+
+def test_minibatch_stddev_sees_a_collapsed_batch():
+    layer = MinibatchStdDev(4)
+    varied = torch.randn(8, 5, 4, 4)
+    same = varied[:1].expand(8, -1, -1, -1)
+    out_varied, out_same = layer(varied), layer(same)
+    assert out_varied.shape == (8, 6, 4, 4)
+    assert float(out_same[:, -1].abs().max()) < 1e-3  # no spread -> ~0 (sqrt of eps)
+    assert float(out_varied[:, -1].min()) > 0.3
+    # vectors too, and a batch that does not split into groups of 4 is one group
+    vec = layer(torch.randn(6, 10))
+    assert vec.shape == (6, 11) and torch.allclose(vec[:, -1], vec[0, -1].expand(6))
+    # groups: samples i and i + B/G share a group; different groups get different values
+    two = torch.cat([torch.zeros(4, 3), torch.randn(4, 3)])  # group size 2 -> 4 groups
+    g = MinibatchStdDev(2)(two)[:, -1]
+    assert torch.allclose(g[:4], g[4:])
+
+
+@pytest.mark.parametrize("family", ["mlp", "dcgan", "resnet"])
+def test_every_family_takes_minibatch_stddev(family):
+    cfg = ModelConfig(family=family, g_width=8, d_width=8, mbstd=4, d_norm="none")
+    nets = build_nets(cfg, DataSpec("images", (1, 8, 8), 0))
+    assert any(isinstance(m, MinibatchStdDev) for m in nets.D.modules())
+    assert nets.D(nets.G(torch.randn(8, cfg.z_dim))).shape == (8,)
+
+
+def test_diffaugment_is_differentiable_deterministic_and_does_what_it_says():
+    x = torch.rand(16, 3, 16, 16) * 2 - 1
+    x.requires_grad_(True)
+    for policy in ("color", "translation", "cutout", "color,translation,cutout"):
+        out = DiffAugment(policy, torch.Generator().manual_seed(0))(x)
+        again = DiffAugment(policy, torch.Generator().manual_seed(0))(x)
+        assert out.shape == x.shape and torch.equal(out, again)
+        out.sum().backward()
+        assert x.grad is not None and x.grad.abs().sum() > 0
+        x.grad = None
+    # translation moves content by whole pixels, zero-filling what comes in
+    ones = torch.ones(64, 1, 16, 16)
+    shifted = DiffAugment("translation", torch.Generator().manual_seed(1))(ones)
+    zeros_per_image = (shifted == 0).flatten(1).sum(1)
+    assert zeros_per_image.max() <= 16 * 16 - 14 * 14  # at most 2 px shifts each way
+    assert (zeros_per_image > 0).float().mean() > 0.5
+    assert set(shifted.unique().tolist()) <= {0.0, 1.0}
+    # cutout zeroes an 8x8 square (less where it hangs over the edge)
+    cut = DiffAugment("cutout", torch.Generator().manual_seed(2))(ones)
+    zeros = (cut == 0).flatten(1).sum(1)
+    assert zeros.max() == 64 and zeros.min() > 0
+    with pytest.raises(ConfigError, match="unknown augmentation"):
+        DiffAugment("rotate", torch.Generator())
+
+
+def _objective(cls, **sets):
+    from gancli.config import build
+
+    cfg: Config = build({"model": {"family": "mlp", "z_dim": 4, "g_width": 8, "d_width": 8,
+                                   "g_norm": "none", "d_norm": "none",
+                                   **sets.pop("model", {})},
+                         "loss": sets.pop("loss", {}),
+                         "objective": "infogan" if cls is InfoGANObjective else "unconditional"})
+    spec = DataSpec("images", (1, 4, 4), 0)
+    torch.manual_seed(0)
+    nets = build_nets(cfg.model, spec, cls.conditioning)
+    return cls(cfg, nets.G, nets.D, torch.Generator().manual_seed(0), torch.device("cpu")), cfg
+
+
+def test_flipped_labels_swap_real_and_fake_logits():
+    obj, _ = _objective(AdversarialObjective, loss={"label_flip": 0.5})
+    real, fake = torch.full((1000,), 3.0), torch.full((1000,), -3.0)
+    r, f = obj._flip(real, fake)
+    swapped = (r == -3.0)
+    assert torch.equal(swapped, f == 3.0)  # a pair swaps together
+    assert 0.4 < swapped.float().mean() < 0.6
+    none, _ = _objective(AdversarialObjective)
+    assert none._flip(real, fake) == (real, fake)
+    with pytest.raises(ConfigError, match="label flip"):
+        _objective(AdversarialObjective, loss={"name": "hinge", "label_flip": 0.1})
+
+
+def test_infogan_information_term():
+    obj, cfg = _objective(InfoGANObjective, model={"info_cat": 10, "info_cont": 2})
+    codes = obj.random_labels(512)
+    assert codes.shape == (512, 12)
+    assert torch.equal(codes[:, :10].sum(1), torch.ones(512))  # one-hot categorical code
+    assert codes[:, 10:].abs().max() <= 1  # continuous codes uniform in [-1, 1]
+    assert codes[:, :10].argmax(1).unique().numel() == 10
+
+    # Q that reads the codes back perfectly: the bound reaches H(c) = log 10, L_I -> 0
+    perfect = torch.cat([codes[:, :10] * 50.0, codes[:, 10:]], 1)
+    stats: dict = {}
+    loss = obj.info_loss(perfect, codes, stats, "")
+    assert float(stats["mi"]) == pytest.approx(math.log(10), abs=1e-4)
+    assert float(stats["q_cont"]) == pytest.approx(0.0, abs=1e-6)
+    assert float(loss) == pytest.approx(0.0, abs=1e-4)
+    # Q that knows nothing: uniform logits and a zero prediction -> the bound is 0 and the
+    # continuous term is E[c^2] / 2 per code = 1/6 each for U(-1, 1)
+    blind = torch.zeros(512, 12)
+    obj.info_loss(blind, codes, stats, "")
+    assert float(stats["mi"]) == pytest.approx(0.0, abs=1e-5)
+    assert float(stats["q_cont"]) == pytest.approx(2 / 6, abs=0.05)
+
+    # G's step: the info loss reaches G's weights through the codes it was given
+    loss, stats = obj.g_step(16, 0.0)
+    assert "mi" in stats and "q_cont" in stats
+    loss.backward()
+    assert all(p.grad is not None for p in obj.G.parameters())
+    # D's step trains Q on fakes with fresh codes (not on the real batch)
+    obj.G.zero_grad(set_to_none=True)
+    loss, stats = obj.d_step(torch.rand(16, 1, 4, 4) * 2 - 1, None, 0.0)
+    loss.backward()
+    assert obj.D.classes.weight.grad is not None and "mi_d" in stats
+
+
+def test_infogan_needs_a_code_and_conditional_needs_labels():
+    spec = DataSpec("images", (1, 8, 8), 0)
+    with pytest.raises(ConfigError, match="latent code"):
+        build_nets(ModelConfig(family="dcgan"), spec, "info")
+    with pytest.raises(ConfigError, match="labelled data"):
+        build_nets(ModelConfig(family="dcgan"), spec, "concat")
