@@ -2,6 +2,7 @@
 shapes classifier trained here, on shapes the GAN never saw.
 
     python benchmarks/quality_shapes.py --run runs/sngan-001
+    python benchmarks/quality_shapes.py --run runs/sngan-001/checkpoints/step-0002000.safetensors,runs/sngan-001
     python benchmarks/quality_shapes.py --train sagan [--set train.steps=4000]
 
 The classifier (a 3-conv CNN, ~30 s on 2 cores) learns circle / square / triangle / cross
@@ -104,12 +105,13 @@ def main() -> None:
     with torch.no_grad():
         reference = torch.cat([net.features(c) for c in to_input(held_out[:1000]).split(500)])
     real = scores(net, held_out[1000:1000 + args.n], reference)
-    model = load_generator(target, "cpu")
-    fake = scores(net, generate(model, list(range(args.n))), reference)
-    print(json.dumps({"checkpoint": str(model.path), "step": model.step,
-                      "train_minutes": minutes, "classifier_accuracy": accuracy,
-                      "classifier_seconds": round(time.perf_counter() - t0, 1),
-                      "samples": fake, "real": real}))
+    print(json.dumps({"classifier_accuracy": round(accuracy, 4),
+                      "classifier_seconds": round(time.perf_counter() - t0, 1), "real": real}))
+    for one in target.split(","):  # several runs or checkpoints share one classifier
+        model = load_generator(one, "cpu")
+        fake = scores(net, generate(model, list(range(args.n))), reference)
+        print(json.dumps({"checkpoint": str(model.path), "step": model.step,
+                          "train_minutes": minutes, "samples": fake}))
 
 
 if __name__ == "__main__":

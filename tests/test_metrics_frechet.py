@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gancli.metrics.frechet import feature_stats, frechet_between, frechet_distance
+from gancli.metrics.frechet import (feature_stats, frechet_between, frechet_distance,
+                                    trace_sqrt_product)
 
 
 def test_identical_sets_are_at_distance_zero():
@@ -31,3 +32,22 @@ def test_sample_estimate_matches_the_closed_form():
 def test_stats_need_two_rows():
     with pytest.raises(ValueError):
         feature_stats(np.zeros((1, 4)))
+
+
+def test_eigh_route_matches_scipy_sqrtm():
+    from scipy import linalg
+
+    rng = np.random.default_rng(2)
+    for d in (3, 64):
+        a, b = rng.normal(size=(d, d)), rng.normal(size=(d, d))
+        s1, s2 = a @ a.T / d, b @ b.T / d
+        reference = float(np.trace(linalg.sqrtm(s1 @ s2)).real)
+        assert trace_sqrt_product(s1, s2) == pytest.approx(reference, rel=1e-9)
+
+
+def test_singular_covariances_are_fine():
+    rng = np.random.default_rng(3)
+    f = np.maximum(rng.normal(size=(300, 6)), 0)
+    f[:, :2] = 0  # dead features: a singular covariance
+    g = f + 0.1
+    assert frechet_between(f, g) == pytest.approx(6 * 0.01, rel=1e-6)  # |dmu|^2, same covariance
