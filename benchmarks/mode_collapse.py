@@ -1,8 +1,9 @@
-"""Mode collapse, and what minibatch standard deviation does about it (rerunnable demo).
+"""Mode collapse, and what minibatch standard deviation and packing do about it (rerunnable).
 
 Trains the ``gan`` preset (Goodfellow 2014 minimax GAN, PacGAN's MLP networks) on the
-25-Gaussian grid twice with the same seed and budget: as shipped, and with a minibatch-stddev
-feature in D (``--set model.mbstd=4``, Karras et al. 2018). Each is scored on 2,500 samples
+25-Gaussian grid three times with the same seed and budget: as shipped, with a
+minibatch-stddev feature in D (``--set model.mbstd=4``, Karras et al. 2018), and with D
+judging packs of four samples (``--set model.pack=4``, PacGAN4, Lin et al. 2018). Each is scored on 2,500 samples
 (PacGAN protocol): modes recovered out of 25, share of high-quality samples (within 3 sigma
 of a mode) and reverse KL of the mode histogram against uniform.
 
@@ -13,6 +14,7 @@ The same comparison by hand, for one seed:
 
     gancli train gan --out runs
     gancli train gan --set model.mbstd=4 --set run.name=gan-mbstd --out runs
+    gancli train gan --set model.pack=4 --set run.name=gan-pack4 --out runs
     gancli sample runs/gan-001 --n 2500 --out gan.png     # scatter plot over the modes
 """
 
@@ -26,7 +28,7 @@ import tempfile
 import torch
 from quality_toy import run_one
 
-VARIANTS = {"gan": [], "gan + mbstd": ["model.mbstd=4"]}
+VARIANTS = {"gan": [], "gan + mbstd": ["model.mbstd=4"], "gan + pack 4": ["model.pack=4"]}
 
 
 def main() -> None:

@@ -76,6 +76,8 @@ class ModelConfig:
     maxout_pieces: int = _f(5, "pieces per maxout unit (d_act=maxout)", min=2)
     init: Literal["dcgan", "he", "torch"] = _f(
         "dcgan", "weight init: dcgan = N(0, 0.02), he = He-uniform, torch = PyTorch default")
+    pack: int = _f(1, "PacGAN packing: D judges this many samples at once, concatenated "
+                   "(Lin et al. 2018); 1 = off", min=1, max=16)
     mbstd: int = _f(0, "minibatch standard deviation in D: group size (ProGAN uses 4); 0 = off",
                     min=0)
     sn_g: bool = _f(False, "spectral normalisation in G (resnet family)")

@@ -43,6 +43,14 @@ def test_version_and_module_entry_point():
     (["zoo", "nope"], 2, ["unknown preset"]),
     (["train", "gan", "--data", "toy:grid24"], 1, ["unknown toy mixture"]),
     (["train", "dcgan", "--data", "toy:grid25"], 2, ["cannot model points", "model.family=mlp"]),
+    (["train", "dcgan", "--set", "train.augment=rotate"], 2, ["unknown augmentation 'rotate'"]),
+    (["train", "gan", "--set", "train.augment=cutout"], 2, ["DiffAugment works on images"]),
+    (["train", "sngan", "--set", "loss.label_flip=0.1"], 2, ["label flip", "hinge"]),
+    (["train", "sagan", "--set", "model.attention=12"], 2, ["self-attention", "16, 32"]),
+    (["train", "infogan", "--set", "model.info_cat=0", "--set", "model.info_cont=0"], 2,
+     ["at least one latent code"]),
+    (["train", "cgan", "--data", "toy:ring8", "--set", "model.family=mlp"], 2,
+     ["labelled data"]),
 ])
 def test_user_errors_are_one_line_with_a_hint(cli, tmp_path, args, code, words):
     r = cli(*args, "--out", str(tmp_path)) if args[0] == "train" and len(args) > 1 else cli(*args)

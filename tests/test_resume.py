@@ -27,6 +27,12 @@ CASES = {
     # instance noise, label smoothing and a decaying learning rate
     "dcgan": ["train.ema=0.9", "train.pool_size=6", "data.flip=true", "loss.instance_noise=0.1",
               "loss.label_smoothing=0.1", "optim.decay_start=10"],
+    # SAGAN: spectral-norm power-iteration vectors in G and D, self-attention, TTUR; plus
+    # the random toolbox draws: DiffAugment, flipped labels (so a BCE loss), minibatch stddev
+    "sagan": ["train.augment=translation,cutout,color", "loss.name=nonsaturating",
+              "loss.label_flip=0.2", "model.mbstd=2", "train.ema=0.9"],
+    # InfoGAN: codes drawn from the run's generator in both steps
+    "infogan": [],
 }
 
 

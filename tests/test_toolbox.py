@@ -112,6 +112,23 @@ def test_every_family_takes_minibatch_stddev(family):
     assert nets.D(nets.G(torch.randn(8, cfg.z_dim))).shape == (8,)
 
 
+@pytest.mark.parametrize("family, spec", [("mlp", DataSpec("points", (2,), 0)),
+                                          ("dcgan", DataSpec("images", (1, 8, 8), 0)),
+                                          ("resnet", DataSpec("images", (3, 8, 8), 0))])
+def test_packing_judges_samples_in_groups(family, spec):
+    cfg = ModelConfig(family=family, g_width=8, d_width=8, pack=4, d_norm="none")
+    D = build_nets(cfg, spec).D
+    x = torch.randn(8, *spec.shape)
+    out = D(x)
+    assert out.shape == (2,)  # one logit per pack of 4
+    # a pack's logit depends on its own four samples only
+    y = x.clone()
+    y[5] += 1.0
+    assert torch.equal(D(y)[0], out[0]) and not torch.equal(D(y)[1], out[1])
+    with pytest.raises(ConfigError, match="packing"):
+        build_nets(cfg, DataSpec("images", (1, 8, 8), 3), "concat")
+
+
 def test_diffaugment_is_differentiable_deterministic_and_does_what_it_says():
     x = torch.rand(16, 3, 16, 16) * 2 - 1
     x.requires_grad_(True)

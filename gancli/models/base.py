@@ -74,6 +74,9 @@ def build_nets(cfg: ModelConfig, spec: DataSpec, conditioning: str = "none") -> 
         raise ConfigError("a conditional model needs labelled data with at least two classes",
                           hint="use digits or shapes, or an image folder with one sub-folder per "
                                "class and --set data.labels=true")
+    if cfg.pack > 1 and conditioning != "none":
+        raise ConfigError("packing is for unconditional D: a pack would mix labels or codes",
+                          hint="set model.pack=1")
     if conditioning == "info" and not (cfg.info_cat or cfg.info_cont):
         raise ConfigError("InfoGAN needs at least one latent code",
                           hint="--set model.info_cat=10 and/or --set model.info_cont=2")
@@ -136,15 +139,25 @@ class Discriminator(nn.Module):
     head: nn.Module
     classes: nn.Module | None
 
-    def __init__(self) -> None:
+    def __init__(self, pack: int = 1) -> None:
         super().__init__()
+        self.pack = pack  # the family sizes its input layer for `pack` samples
         self.mbstd: nn.Module = nn.Identity()  # a family replaces it when model.mbstd is on
 
     def _features(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError
 
+    def packed(self, x: torch.Tensor) -> torch.Tensor:
+        """PacGAN (Lin et al. 2018): every ``pack`` consecutive samples become one input,
+        concatenated along channels (images) or features (vectors); one logit per pack."""
+        if self.pack == 1:
+            return x
+        if len(x) % self.pack:
+            raise ValueError(f"a batch of {len(x)} does not split into packs of {self.pack}")
+        return x.reshape(len(x) // self.pack, self.pack * x.shape[1], *x.shape[2:])
+
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.mbstd(self._features(x, y))).view(-1)
+        return self.head(self.mbstd(self._features(self.packed(x), y))).view(-1)
 
     def forward_with_classes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.mbstd(self._features(x, None))

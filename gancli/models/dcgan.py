@@ -40,8 +40,8 @@ class Generator(nn.Module):
 
 class Discriminator(base.Discriminator):
     def __init__(self, cfg: ModelConfig, spec: DataSpec, conditioning: str = "none"):
-        super().__init__()
-        channels, resolution = spec.shape[0], spec.shape[1]
+        super().__init__(cfg.pack)
+        channels, resolution = spec.shape[0] * cfg.pack, spec.shape[1]
         stages = check_power_of_two(resolution, "dcgan")
         # cGAN: the label enters as constant one-hot planes next to the image channels
         self.label_classes = spec.num_classes if conditioning == "concat" else 0

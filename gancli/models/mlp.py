@@ -50,10 +50,10 @@ class Generator(nn.Module):
 
 class Discriminator(base.Discriminator):
     def __init__(self, cfg: ModelConfig, spec: DataSpec, conditioning: str = "none"):
-        super().__init__()
+        super().__init__(cfg.pack)
         self.label_classes = spec.num_classes if conditioning == "concat" else 0
         layers: list[nn.Module] = []
-        width_in = math.prod(spec.shape) + self.label_classes
+        width_in = math.prod(spec.shape) * cfg.pack + self.label_classes
         for _ in range(cfg.d_depth):
             if cfg.d_act == "maxout":
                 layers.append(Maxout(width_in, cfg.d_width, cfg.maxout_pieces))

@@ -109,8 +109,8 @@ class Generator(nn.Module):
 
 class Discriminator(base.Discriminator):
     def __init__(self, cfg: ModelConfig, spec: DataSpec, conditioning: str = "none"):
-        super().__init__()
-        channels, resolution = spec.shape[0], spec.shape[1]
+        super().__init__(cfg.pack)
+        channels, resolution = spec.shape[0] * cfg.pack, spec.shape[1]
         check_power_of_two(resolution, "resnet")
         width, sn, norm = cfg.d_width, cfg.sn_d, cfg.d_norm
         blocks: list[nn.Module] = [DBlock(channels, width, True, norm, sn, first=True)]
@@ -139,7 +139,7 @@ class Discriminator(base.Discriminator):
         return F.relu(self.body(x)).sum((2, 3))  # global sum pooling
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.mbstd(self._features(x, y))
+        h = self.mbstd(self._features(self.packed(x), y))
         out = self.head(h).view(-1)
         if self.embed is not None:
             out = out + (self.embed(y) * h).sum(1)
