@@ -63,6 +63,9 @@ class AdversarialObjective:
             raise ConfigError("the image history pool does not keep labels",
                               hint="set train.pool_size=0 for a conditional preset")
         self.pool = ImagePool(cfg.train.pool_size, gen)
+        if cfg.train.batch_size % cfg.model.pack:
+            raise ConfigError(f"train.batch_size {cfg.train.batch_size} does not split into packs "
+                              f"of {cfg.model.pack}", hint="use a batch size divisible by model.pack")
 
     # -- inputs -------------------------------------------------------------------------------
 
