@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from gancli import __version__
-from gancli.cli import interpolate, sample, train, zoo
+from gancli.cli import evaluate, interpolate, sample, train, zoo
 from gancli.cli._options import AppState
 from gancli.errors import EXIT_ERROR, GancliError
 
@@ -54,6 +54,8 @@ def root(
 
       gancli sample runs/dcgan-001 --seeds 0-63 --out grid.png
 
+      gancli evaluate fid is --features digits --fake runs/dcgan-001
+
       gancli zoo
     """
     ctx.obj = AppState(device=device, quiet=quiet, json=json_out)
@@ -62,6 +64,7 @@ def root(
 app.command("train")(train.train)
 app.command("sample")(sample.sample)
 app.command("interpolate")(interpolate.interpolate)
+app.command("evaluate")(evaluate.evaluate)
 app.command("zoo")(zoo.zoo)
 
 

@@ -1,3 +1,3 @@
 """Metrics. Importing this package registers every metric listed here."""
 
-from gancli.metrics import digits, toy  # noqa: F401  (registration happens on import)
+from gancli.metrics import digits, evaluate, toy  # noqa: F401  (registration happens on import)

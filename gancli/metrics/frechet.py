@@ -27,13 +27,19 @@ def trace_sqrt_product(s1: np.ndarray, s2: np.ndarray) -> float:
     """Tr((S1 S2)^(1/2)) for symmetric PSD S1, S2, by symmetric eigendecompositions.
 
     S1 S2 is similar to S1^(1/2) S2 S1^(1/2), which is symmetric PSD, so the trace is the sum
-    of the square roots of that matrix's eigenvalues. Two ``eigh`` calls instead of a general
-    ``sqrtm``: faster, real-valued, and well defined when a covariance is singular (dead
-    ReLU features); eigenvalues a rounding error below 0 are clipped to 0.
+    of the square roots of that matrix's eigenvalues; with a Cholesky factor S1 = L L^T the
+    symmetric L^T S2 L has the same eigenvalues and is cheaper to form; when S1 is singular
+    (dead ReLU features, fewer samples than dimensions) its symmetric square root comes from
+    ``eigh`` instead. Either way: symmetric eigendecompositions rather than a general ``sqrtm``,
+    faster and real-valued; eigenvalues a rounding error below 0 are clipped to 0.
     """
-    w, v = np.linalg.eigh(s1)
-    root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    m = root @ s2 @ root
+    try:  # positive definite S1 = L L^T: eig(S1 S2) = eig(L^T S2 L), one eigvalsh (about 2x faster)
+        root = np.linalg.cholesky(s1)
+        m = root.T @ s2 @ root
+    except np.linalg.LinAlgError:  # singular S1 (fewer samples than dimensions, dead features)
+        w, v = np.linalg.eigh(s1)
+        root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+        m = root @ s2 @ root
     return float(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum())
 
 

@@ -1,0 +1,167 @@
+"""``gancli evaluate``: FID, KID, IS, precision/recall, density/coverage, TSTR and mode coverage."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Optional
+
+import typer
+
+from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, TruncationOpt, emit_json, state
+from gancli.errors import GancliError
+
+LABELS = {
+    "fid": "FID", "kid": "KID", "kid_std": "KID std (subsets)", "is": "IS", "is_std": "IS std (splits)",
+    "fd_digits": "FD-digits", "kd_digits": "KD-digits", "kd_digits_std": "KD-digits std (subsets)",
+    "cs_digits": "digits classifier score", "cs_digits_std": "classifier score std (splits)",
+    "precision": "precision (k=3)", "recall": "recall (k=3)", "density": "density (k=5)",
+    "coverage": "coverage (k=5)", "modes": "modes recovered", "modes_total": "modes in the mixture",
+    "high_quality": "high-quality share (< 3 sigma)", "reverse_kl": "reverse KL (mode histogram)",
+    "tstr": "TSTR accuracy", "trtr": "TRTR accuracy", "tstr_gap": "TRTR - TSTR",
+    "tstr_train_samples": "TSTR training samples", "tstr_test_samples": "real test samples",
+    "digits_confident": "confident digits (p > 0.9)", "digits_evenness": "class evenness",
+    "digits_classes_present": "digit classes present",
+}
+
+
+def _finite(obj):
+    """JSON has no inf/nan: write them as null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _fmt(v: float) -> str:
+    if not math.isfinite(v):
+        return str(v)
+    if float(v).is_integer() and abs(v) < 1e9:
+        return str(int(v))
+    return f"{v:.6g}" if abs(v) >= 1e-3 else f"{v:.4e}"
+
+
+def render(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:
+        console.width = 160
+    seeds = result["seeds"]
+    title = (f"{result['fake']['spec']} vs {result['real']['spec']}" if result["real"] else
+             result["fake"]["spec"])
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric", no_wrap=True)
+    table.add_column("value" if len(seeds) == 1 else f"mean ± std over {len(seeds)} seeds", no_wrap=True)
+    for key, v in result["values"].items():
+        value = _fmt(v["mean"]) if v["std"] is None else f"{_fmt(v['mean'])} ± {_fmt(v['std'])}"
+        table.add_row(LABELS.get(key, key), value)
+    console.print(table)
+    lines = [f"samples: {result['samples']['fake']} generated/fake"
+             + (f", {result['samples']['real']} real" if result["samples"]["real"] else "")]
+    if result["features"]:
+        f = result["features"]
+        lines.append(f"features: {f['name']} ({f['dim']}-d), weights {f['weights']} sha256 {f['sha256']}")
+    if result["real"] and result["real"].get("cache"):
+        lines.append(f"real statistics: {result['real']['cache']}"
+                     + (f" ({result['real']['cache_file']})" if result["real"].get("cache_file") else ""))
+    lines += [f"note: {n}" for n in result["notes"]]
+    for line in lines:
+        console.print(line, highlight=False, markup=False)
+
+
+def evaluate(
+    ctx: typer.Context,
+    metrics: Annotated[list[str], typer.Argument(
+        metavar="METRIC", help="fid, kid, is, prdc (precision/recall/density/coverage), modes, tstr, digits.",
+        show_default=False)],
+    fake: Annotated[str, typer.Option(
+        "--fake", help="Generated side: a run folder or checkpoint (samples made by seed, in "
+                       "batches), an .npz of samples, an image folder or a built-in dataset.",
+        show_default=False)],
+    real: Annotated[Optional[str], typer.Option(
+        "--real", help="Reference side: an image folder, built-in dataset (digits, shapes, "
+                       "toy:grid25, ...), .npz of samples or statistics, or a model. Default: "
+                       "the data a --fake model was trained on.", show_default=False)] = None,
+    n: Annotated[Optional[int], typer.Option(
+        "--n", "-n", min=2, max=1_000_000,
+        help="Generated samples per seed [default: 10000; 2500 for modes alone].",
+        show_default=False)] = None,
+    n_real: Annotated[Optional[int], typer.Option(
+        "--n-real", min=2, help="Real samples [default: all of the data; N for a model].",
+        show_default=False)] = None,
+    seeds: Annotated[Optional[str], typer.Option(
+        "--seeds", help="Generation seeds, e.g. 0,1,2: everything is repeated per seed and "
+                        "reported as mean ± std. Seed s uses sample seeds s*1e6 .. s*1e6+N-1.")] = None,
+    features: Annotated[str, typer.Option(
+        "--features", help="Feature network for fid/kid/is/prdc: inception (FID Inception, needs "
+                           "its weights file) or digits (shipped offline digits CNN).")] = "inception",
+    weights: Annotated[Optional[str], typer.Option(
+        "--weights", help="Inception weights file (pt_inception-2015-12-05-6726825d.pth) "
+                          "[env: GANCLI_INCEPTION_WEIGHTS].", show_default=False)] = None,
+    download_weights: Annotated[bool, typer.Option(
+        "--download-weights", help="Allow downloading the Inception weights into the torch hub "
+                                   "cache (SHA-256 prefix checked) when they are not found.")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=4096,
+                                            help="Images per generator / feature batch.")] = 64,
+    truncation: TruncationOpt = 1.0,
+    tstr_epochs: Annotated[int, typer.Option("--tstr-epochs", min=1, max=1000,
+                                             help="Training epochs of the TSTR/TRTR classifiers.")] = 30,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write cached "
+                                                              "real statistics.")] = False,
+    device: DeviceOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Score generated samples against real data, the way papers compute the numbers.
+
+    FID/KID/IS as the TF reference computes them (torch-fidelity's Inception). See docs/evaluate.md.
+
+    Examples:
+
+      gancli evaluate fid kid is prdc --fake runs/dcgan-001 --real ./celeba --weights pt_inception.pth
+
+      gancli evaluate fid is prdc --features digits --fake runs/dcgan-001 --real digits
+
+      gancli evaluate tstr --fake runs/cgan-001 --seeds 0,1,2
+
+      gancli evaluate modes --fake runs/wgan-gp-toy-001 --real toy:grid25
+    """
+    from gancli.metrics.evaluate import Settings, check_metrics
+    from gancli.metrics.evaluate import evaluate as run_evaluation
+    from gancli.metrics.sources import resolve_source
+    from gancli.runtime import resolve_device
+    from gancli.sampling import parse_seeds
+
+    app = state(ctx)
+    json_out = json_out or app.json
+    quiet = quiet or app.quiet
+    names = check_metrics(metrics)
+    if features not in ("inception", "digits"):
+        raise GancliError(f"unknown --features '{features}'", hint="use inception or digits")
+    seed_list = parse_seeds(seeds, limit=1000) if seeds else [0]
+    dev = resolve_device(device or app.device)
+
+    def progress(msg: str) -> None:
+        if not (quiet or json_out):
+            typer.echo(msg, err=True)
+
+    fake_src = resolve_source(fake, dev)
+    if real is None and fake_src.kind == "generator" and any(m != "is" and m != "digits" for m in names):
+        real = fake_src.model.cfg.data.source
+        progress(f"--real not given: using the model's training data, {real}")
+    real_src = resolve_source(real, dev, like=fake_src.image_size()) if real is not None else None
+    settings = Settings(n=n, n_real=n_real, seeds=seed_list, batch_size=batch_size, features=features,
+                        weights=weights, download=download_weights, truncation=truncation,
+                        tstr_epochs=tstr_epochs, cache=not no_cache)
+    try:
+        result = run_evaluation(names, real_src, fake_src, settings, dev, progress)
+    except ValueError as e:  # too few samples for a metric and the like
+        raise GancliError(str(e), hint="use more samples (--n, --n-real)") from None
+    if json_out:
+        emit_json(_finite(result))
+    else:
+        render(result)

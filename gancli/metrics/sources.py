@@ -1,0 +1,236 @@
+"""Where ``gancli evaluate`` gets samples: one SPEC string -> one ``Source``.
+
+A SPEC is, checked in this order:
+
+- a run folder or ``.safetensors`` checkpoint: samples are generated on the fly, by seed, in
+  batches (only features are kept); conditional models get balanced labels ``i % classes``;
+- an ``.npz`` file: ``samples`` (as ``gancli sample --out x.npz`` writes: uint8 NHWC images or
+  float (N, 2) points, optional ``labels``), or statistics ``mu`` and ``sigma`` (optional
+  ``features`` and a JSON ``meta``; pytorch-fid's ``--save-stats`` files work for FID);
+- an image folder (read through ``gancli.data``);
+- a built-in dataset: ``digits``, ``shapes``, ``toy:grid25``, ``toy:ring8``, ...
+
+Every source has an ``identity``: a string that changes when its content can change, used in
+the statistics cache key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from gancli.errors import DataError, GancliError
+
+# generation seed s draws sample seeds s * SEED_STRIDE + i, i = 0..n-1: seed 0 gives the same
+# samples as ``gancli sample --n N``, and different generation seeds never share a sample
+SEED_STRIDE = 1_000_000
+
+
+@dataclass
+class Source:
+    spec: str
+    kind: str  # "images" | "points" | "stats" | "generator"
+    identity: str
+    x: torch.Tensor | None = None  # images uint8 NCHW or points float (N, 2)
+    y: torch.Tensor | None = None
+    model: object | None = None  # gancli.inference.LoadedModel
+    stats: dict | None = None  # mu, sigma, features (optional), meta
+    modes: torch.Tensor | None = None
+    sigma: float | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def available(self) -> int | None:
+        """How many samples the source holds (None: a generator makes as many as asked)."""
+        if self.x is not None:
+            return len(self.x)
+        if self.stats is not None:
+            return int(self.stats.get("count", 0)) or None
+        return None
+
+    @property
+    def sample_kind(self) -> str:
+        """``images`` or ``points`` (what its samples are), or ``stats``."""
+        if self.kind == "generator":
+            return "points" if self.model.spec.kind == "points" else "images"
+        return self.kind
+
+    @property
+    def conditional(self) -> bool:
+        return self.kind == "generator" and self.model.conditional
+
+    def image_size(self) -> tuple[int, int] | None:
+        """(resolution, channels) of its images, when known."""
+        if self.kind == "images":
+            return int(self.x.shape[-1]), int(self.x.shape[1])
+        if self.kind == "generator" and self.model.spec.kind != "points":
+            c, h, _ = self.model.spec.shape
+            return int(h), int(c)
+        return None
+
+    def describe(self) -> dict:
+        out = {"spec": self.spec, "kind": self.kind, **self.info}
+        if self.kind == "generator":
+            out.update(checkpoint=str(self.model.path), step=self.model.step)
+        return out
+
+    def seeds_for(self, n: int, gen_seed: int) -> list[int]:
+        return [gen_seed * SEED_STRIDE + i for i in range(n)]
+
+    def batches(self, n: int, batch_size: int, gen_seed: int = 0,
+                truncation: float = 1.0) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """``n`` samples in batches: uint8 NCHW images or float points, and labels (or None).
+
+        A generator draws seeds ``gen_seed * 1e6 + i``; held data gives its first ``n`` samples
+        for generation seed 0 and a random subset (drawn from ``gen_seed``) otherwise.
+        """
+        if self.kind == "stats":
+            raise GancliError(f"{self.spec} holds statistics, not samples",
+                              hint="only fid can use a statistics file")
+        if self.kind == "generator":
+            yield from self._generate(n, batch_size, gen_seed, truncation)
+            return
+        if n > len(self.x):
+            raise DataError(f"{self.spec} holds {len(self.x)} samples, {n} were asked for",
+                            hint=f"use --n {len(self.x)} (or --n-real) or fewer")
+        if gen_seed == 0 or n == len(self.x):
+            idx = torch.arange(n)
+        else:
+            idx = torch.randperm(len(self.x), generator=torch.Generator().manual_seed(gen_seed))[:n].sort()[0]
+        for i in range(0, n, batch_size):
+            j = idx[i:i + batch_size]
+            yield self.x[j], (self.y[j] if self.y is not None else None)
+
+    def _generate(self, n, batch_size, gen_seed, truncation):
+        from gancli import imaging
+        from gancli.inference import generate
+
+        m = self.model
+        seeds = self.seeds_for(n, gen_seed)
+        k = len(m.classes) if m.conditional else 0
+        for i in range(0, n, batch_size):
+            chunk = seeds[i:i + batch_size]
+            labels = torch.arange(i, i + len(chunk)) % k if k else None
+            out = generate(m, chunk, truncation, batch_size=batch_size, labels=labels)
+            yield (out if m.spec.kind == "points" else imaging.to_uint8(out)), labels
+
+
+def file_sha256(path: Path) -> str:
+    from gancli.metrics.features import sha256_file
+
+    return sha256_file(path)
+
+
+def resolve_source(spec: str, device: torch.device, like: tuple[int, int] | None = None) -> Source:
+    """SPEC -> Source. ``like`` = (resolution, channels) used to load a built-in image dataset
+    (the other side's size, so a model trained at 32 px is compared with 32 px digits)."""
+    spec = spec.strip()
+    if not spec:
+        raise DataError("an empty SPEC", hint="give a run folder, checkpoint, .npz, image folder or "
+                                               "built-in dataset such as digits")
+    p = Path(spec).expanduser()
+    if p.is_file() and p.suffix.lower() == ".safetensors" or (p.is_dir() and _is_run(p)):
+        return _generator_source(spec, p, device)
+    if p.is_file() and p.suffix.lower() == ".npz":
+        return _npz_source(spec, p)
+    if p.is_file():
+        raise DataError(f"cannot evaluate {p}: not a .safetensors checkpoint or an .npz file",
+                        hint="give a run folder, checkpoint, .npz, image folder or built-in dataset")
+    if p.is_dir():
+        return _folder_source(spec, p, like)
+    return _builtin_source(spec, like)
+
+
+def _is_run(p: Path) -> bool:
+    return (p / "checkpoints").is_dir() or any(p.glob("*.safetensors")) or (p / "latest").is_file()
+
+
+def _generator_source(spec: str, p: Path, device: torch.device) -> Source:
+    from gancli import checkpoints
+    from gancli.inference import load_generator
+
+    model = load_generator(p, device)
+    ident = f"checkpoint:{file_sha256(checkpoints.resolve(p))}"
+    src = Source(spec, "generator", ident, model=model)
+    modes = model.data.get("modes")
+    if modes:
+        src.modes, src.sigma = torch.tensor(modes, dtype=torch.float32), model.data.get("sigma")
+    return src
+
+
+def _npz_source(spec: str, p: Path) -> Source:
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as e:  # not a zip, pickled object arrays, truncated file...
+        raise DataError(f"cannot read {p} ({type(e).__name__}: {e})",
+                        hint="an .npz from `gancli sample --out x.npz` or a statistics file") from None
+    ident = f"npz:{file_sha256(p)}"
+    if "mu" in arrays and "sigma" in arrays:
+        meta = {}
+        if "meta" in arrays:
+            try:
+                meta = json.loads(str(arrays["meta"]))
+            except ValueError:
+                meta = {}
+        mu, sigma = np.asarray(arrays["mu"], np.float64), np.asarray(arrays["sigma"], np.float64)
+        if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
+            raise DataError(f"{p}: mu must be (D,) and sigma (D, D), not {mu.shape} and {sigma.shape}",
+                            hint="a statistics file as gancli or pytorch-fid write it")
+        stats = {"mu": mu, "sigma": sigma, "meta": meta, "count": int(meta.get("count", 0))}
+        if "features" in arrays:
+            stats["features"] = np.asarray(arrays["features"], np.float32)
+            stats["count"] = len(stats["features"])
+        return Source(spec, "stats", ident, stats=stats, info={"statistics": True})
+    if "samples" not in arrays:
+        raise DataError(f"{p} has neither `samples` nor `mu`/`sigma` arrays (it has: "
+                        f"{', '.join(arrays) or 'nothing'})",
+                        hint="write samples with `gancli sample RUN --n N --out x.npz`")
+    s = arrays["samples"]
+    labels = torch.from_numpy(arrays["labels"].astype(np.int64)) if "labels" in arrays else None
+    if s.ndim == 2 and s.shape[1] == 2:
+        return Source(spec, "points", ident, x=torch.from_numpy(s.astype(np.float32)), y=labels)
+    if s.ndim == 4 and s.shape[-1] in (1, 3) and s.dtype == np.uint8:
+        x = torch.from_numpy(np.ascontiguousarray(s.transpose(0, 3, 1, 2)))
+        return Source(spec, "images", ident, x=x, y=labels)
+    raise DataError(f"{p}: `samples` must be uint8 (N, H, W, 1|3) images or (N, 2) points, "
+                    f"not {s.dtype} {s.shape}", hint="as `gancli sample --out x.npz` writes them")
+
+
+def _folder_source(spec: str, p: Path, like: tuple[int, int] | None) -> Source:
+    from gancli.data import cache_dir
+    from gancli.data.images import _scan, load_image_folder
+
+    entries, _, _ = _scan(p)
+    if not entries:
+        raise DataError(f"no images in {p}", hint="png, jpg, webp, bmp, gif or tiff files")
+    if like is not None:
+        res, ch = like
+    else:
+        from PIL import Image
+
+        with Image.open(p / entries[0][0]) as im:
+            res, ch = min(im.size), None
+    ds = load_image_folder(p, res, ch, cache_dir() / "datasets")
+    listing = hashlib.sha256(json.dumps(entries).encode()).hexdigest()
+    ident = f"folder:{p.resolve()}:{listing}:{res}x{ch}"
+    return Source(spec, "images", ident, x=ds.x, info={"files": len(ds), "resolution": res})
+
+
+def _builtin_source(spec: str, like: tuple[int, int] | None) -> Source:
+    from gancli.config import DataConfig
+    from gancli.data import load_dataset
+
+    res, ch = like if like is not None else (32, None)
+    ds = load_dataset(DataConfig(source=spec, resolution=res, channels=ch))
+    if ds.kind == "points":
+        return Source(spec, "points", f"builtin:{ds.name}:{len(ds)}", x=ds.x, modes=ds.modes,
+                      sigma=ds.sigma)
+    ident = f"builtin:{ds.name}:{len(ds)}:{tuple(ds.x.shape[1:])}"
+    return Source(spec, "images", ident, x=ds.x, y=ds.y, info={"resolution": int(ds.x.shape[-1])})
