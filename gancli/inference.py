@@ -11,6 +11,7 @@ from gancli import checkpoints
 from gancli.config import Config, from_dict
 from gancli.errors import CheckpointError, GancliError
 from gancli.models import DataSpec, build_nets
+from gancli.models.base import LABELLED
 from gancli.registry import OBJECTIVES
 from gancli.runtime import resolve_device
 from gancli.sampling import codes_for_seeds, latents_for_seeds, truncate
@@ -31,7 +32,7 @@ class LoadedModel:
     @property
     def conditional(self) -> bool:
         """Class-conditional: every sample needs a class label."""
-        return self.conditioning in ("concat", "classifier")
+        return self.conditioning in LABELLED
 
     @property
     def has_codes(self) -> bool:
