@@ -23,13 +23,19 @@ def _sigma(weight: torch.Tensor) -> float:
     return float(torch.linalg.matrix_norm(weight.detach().flatten(1), 2))
 
 
-@pytest.mark.parametrize("layer", [nn.Linear(40, 30), nn.Conv2d(8, 16, 3)])
-def test_spectral_norm_makes_the_largest_singular_value_one(layer):
-    torch.manual_seed(0)
-    with torch.no_grad():
-        layer.weight.mul_(7.0)  # sigma far from 1 before normalising
+@pytest.mark.parametrize("make", [lambda: nn.Linear(40, 30), lambda: nn.Conv2d(8, 16, 3)],
+                         ids=["linear", "conv"])
+def test_spectral_norm_makes_the_largest_singular_value_one(make):
+    torch.manual_seed(0)  # before building: the weights (and so the convergence) are fixed
+    layer = make()
+    with torch.no_grad():  # a known spectrum, sigma_max = 7 with a gap, far from 1
+        w = layer.weight.flatten(1)
+        u, _, vh = torch.linalg.svd(torch.randn_like(w), full_matrices=False)
+        spectrum = torch.linspace(3.5, 0.5, len(vh))
+        spectrum[0] = 7.0
+        layer.weight.copy_(((u * spectrum) @ vh).view_as(layer.weight))
     raw = _sigma(layer.weight)
-    assert raw > 2
+    assert raw == pytest.approx(7.0, rel=1e-4)
     sn = spectral(layer, True)
     x = torch.randn(4, 40) if isinstance(layer, nn.Linear) else torch.randn(4, 8, 9, 9)
     for _ in range(100):  # one power iteration per training forward pass
@@ -44,6 +50,7 @@ def test_spectral_norm_is_settled_after_initialisation():
     """build_nets re-initialises weights, then re-runs power iteration: sigma is 1 from step 0."""
     cfg = ModelConfig(family="resnet", g_width=16, d_width=16, d_norm="none", sn_d=True,
                       sn_g=True, init="he")
+    torch.manual_seed(0)  # as training does before building: the same weights every run
     nets = build_nets(cfg, IMAGES)
     sigmas = [_sigma(m.weight) for net in (nets.G, nets.D) for m in net.modules()
               if nn.utils.parametrize.is_parametrized(m, "weight")]
