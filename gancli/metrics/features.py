@@ -6,7 +6,7 @@ and says which weights file it used (path and SHA-256), so every result can name
 ``inception`` is torch-fidelity's port of the TF "inception-2015-12-05" graph: its forward
 (TF1-exact bilinear resize to 299, ``(x - 128) / 128``, pool_3 2048-d features, ``logits_unbiased``
 = pool_3 . W without the bias for IS) is used as is. Only the construction is ours:
-torch-fidelity reads a local weights file with ``torch.load(weights_only=False)`` (a third-party
+torch-fidelity reads a local weights file with an unrestricted unpickling load (a third-party
 pickle could run code), so ``InceptionNet`` builds the same layers and loads the state dict with
 ``weights_only=True``. The weights are never bundled and never fetched silently; see
 ``find_inception_weights`` for the lookup order.
