@@ -11,7 +11,6 @@ from gancli import checkpoints
 from gancli.config import Config, from_dict
 from gancli.errors import CheckpointError, GancliError
 from gancli.models import DataSpec, build_nets
-from gancli.models.base import LABELLED
 from gancli.registry import OBJECTIVES
 from gancli.runtime import resolve_device
 from gancli.sampling import codes_for_seeds, latents_for_seeds, truncate
@@ -32,7 +31,7 @@ class LoadedModel:
     @property
     def conditional(self) -> bool:
         """Class-conditional: every sample needs a class label."""
-        return self.conditioning in LABELLED
+        return self.conditioning in ("concat", "classifier")
 
     @property
     def has_codes(self) -> bool:

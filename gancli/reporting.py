@@ -18,7 +18,6 @@ COLUMNS = [
     ("d_real", "D(x)", "{:.3f}"), ("d_fake", "D(G(z))", "{:.3f}"),
     ("wdist", "W dist", "{:.4f}"), ("gp", "GP", "{:.4f}"), ("r1", "R1", "{:.4f}"),
     ("cls_d", "cls D", "{:.4f}"), ("cls_g", "cls G", "{:.4f}"), ("acc_real", "acc(x)", "{:.3f}"),
-    ("cls_mi", "cls twin", "{:.4f}"),
     ("mi", "MI", "{:.3f}"), ("q_cont", "Q cont", "{:.4f}"),
 ]
 

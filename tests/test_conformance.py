@@ -67,13 +67,3 @@ def test_unavailable_preset_is_refused_clearly(preset, cli, tmp_path):
     r = cli("train", preset, "--out", str(tmp_path))
     assert r.code != 0 and "cannot be trained yet" in r.err and no_traceback(r.err)
     assert not list(tmp_path.iterdir()), "a refused run leaves no folder behind"
-
-
-def test_tacgan_objective_trains_and_samples_by_class(tmp_path, cli):
-    """TAC-GAN is ACGAN with a twin classifier: any labelled preset takes it by --set."""
-    r = cli("train", "acgan", *TINY, *tiny_overrides("acgan"), "--set", "objective=tacgan",
-            "--out", str(tmp_path), "--quiet")
-    assert r.code == 0, r.err
-    r = cli("sample", str(tmp_path / "acgan-001"), "--class", "3", "--seeds", "0-1",
-            "--out", str(tmp_path / "s.npz"))
-    assert r.code == 0, r.err

@@ -228,33 +228,3 @@ def test_infogan_needs_a_code_and_conditional_needs_labels():
         build_nets(ModelConfig(family="dcgan"), spec, "info")
     with pytest.raises(ConfigError, match="labelled data"):
         build_nets(ModelConfig(family="dcgan"), spec, "concat")
-
-
-def test_tacgan_twin_classifier_terms():
-    from gancli.config import build
-    from gancli.training.objectives import TACGANObjective
-
-    cfg = build({"objective": "tacgan", "task": "conditional",
-                 "model": {"family": "mlp", "z_dim": 4, "g_width": 8, "d_width": 8,
-                           "g_norm": "none", "d_norm": "none"},
-                 "loss": {"cls_weight": 0.5}})
-    spec = DataSpec("images", (1, 4, 4), 3)
-    torch.manual_seed(0)
-    nets = build_nets(cfg.model, spec, "twin")
-    assert nets.D.classes.out_features == 6  # C's 3 logits, then C_mi's 3
-    obj = TACGANObjective(cfg, nets.G, nets.D, torch.Generator().manual_seed(0),
-                          torch.device("cpu"), num_classes=3)
-    y = torch.tensor([0, 1, 2, 1])
-    logits = torch.randn(4, 6)
-    ce = torch.nn.functional.cross_entropy
-    stats: dict = {}
-    g = obj.aux_g_loss(logits, y, stats)
-    assert float(g) == pytest.approx(0.5 * float(ce(logits[:, :3], y) - ce(logits[:, 3:], y)))
-    real = torch.randn(4, 6)
-    d = obj.aux_d_loss(real, y, logits, y, stats)
-    expected = 0.5 * (ce(real[:, :3], y) + ce(logits[:, :3], y) + ce(logits[:, 3:], y))
-    assert float(d) == pytest.approx(float(expected))
-    assert {"cls_d", "cls_g", "cls_mi", "acc_real"} <= stats.keys()
-    loss, _ = obj.d_step(torch.rand(4, 1, 4, 4) * 2 - 1, y, 0.0)  # end to end, labels used
-    loss.backward()
-    assert nets.D.classes.weight.grad is not None

@@ -41,10 +41,8 @@ class Nets:
 #   concat      G(z ++ onehot(y)), D(x ++ onehot(y)) (Mirza & Osindero 2014; the resnet
 #               family projects instead: Miyato & Koyama 2018)
 #   classifier  G(z ++ onehot(y)), D(x) with an auxiliary class head (Odena et al. 2017)
-#   twin        as classifier, with a second (twin) class head for fakes (Gong et al. 2019)
 #   info        G(z ++ c) for InfoGAN codes c, D(x) with a head Q(c | x) (Chen et al. 2016)
-CONDITIONINGS = ("none", "concat", "classifier", "twin", "info")
-LABELLED = ("concat", "classifier", "twin")  # every sample has a class label
+CONDITIONINGS = ("none", "concat", "classifier", "info")
 
 
 @dataclass(frozen=True)
@@ -72,7 +70,7 @@ def build_nets(cfg: ModelConfig, spec: DataSpec, conditioning: str = "none") -> 
         alt = "--set model.family=mlp" if spec.kind == "points" else "an image family such as dcgan"
         raise ConfigError(f"model family '{family.name}' cannot model {spec.kind} data",
                           hint=f"use {alt}")
-    if conditioning in LABELLED and spec.num_classes < 2:
+    if conditioning in ("concat", "classifier") and spec.num_classes < 2:
         raise ConfigError("a conditional model needs labelled data with at least two classes",
                           hint="use digits or shapes, or an image folder with one sub-folder per "
                                "class and --set data.labels=true")
@@ -223,8 +221,6 @@ def head_outputs(spec: DataSpec, conditioning: str, cfg: ModelConfig) -> int:
     0 when D has none."""
     if conditioning == "classifier":
         return spec.num_classes
-    if conditioning == "twin":  # C (real) then C_mi (fake), K logits each
-        return 2 * spec.num_classes
     if conditioning == "info":
         return code_width(cfg)
     return 0

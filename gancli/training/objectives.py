@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from gancli.config import Config
 from gancli.errors import ConfigError
 from gancli.losses import AdversarialLoss
-from gancli.models.base import LABELLED
 from gancli.regularizers import gradient_penalty, r1_penalty
 from gancli.registry import LOSSES, OBJECTIVES
 from gancli.sampling import draw_codes, draw_latents
@@ -118,7 +117,7 @@ class AdversarialObjective:
     # -- the two phases ------------------------------------------------------------------------
 
     def d_step(self, real: Tensor, labels: Tensor | None, progress: float) -> tuple[Tensor, Stats]:
-        y_real = labels if self.conditioning in LABELLED else None
+        y_real = labels if self.conditioning in ("concat", "classifier") else None
         y_fake = self.fake_labels(y_real, len(real))
         with torch.no_grad():
             fake = self.G(self.latents(len(real)), y_fake)
@@ -200,32 +199,6 @@ class ACGANObjective(AdversarialObjective):
         return self.cls_weight * ce
 
 
-class TACGANObjective(ACGANObjective):
-    """Gong et al. 2019 (TAC-GAN): ACGAN plus a twin classifier C_mi on D's body.
-
-    ACGAN's class loss pushes G toward samples its classifier finds easy, shrinking the
-    variety within a class (Shu et al. 2017). TAC-GAN's objective is
-    L_adv + cls_weight * (L_C - L_Cmi): C learns from real and fake samples as in ACGAN, C_mi
-    learns to predict a fake's label from the fakes alone, and G minimises
-    CE_C(fake) - CE_Cmi(fake), which cancels the conditional-entropy term that biased ACGAN.
-    D's class head has 2K outputs: C's K logits, then C_mi's.
-    """
-
-    conditioning = "twin"
-
-    def aux_d_loss(self, cls_real, y_real, cls_fake, y_fake, stats):
-        k = self.num_classes
-        loss = super().aux_d_loss(cls_real[:, :k], y_real, cls_fake[:, :k], y_fake, stats)
-        ce_mi = F.cross_entropy(cls_fake[:, k:], y_fake)
-        stats["cls_mi"] = ce_mi.detach()
-        return loss + self.cls_weight * ce_mi
-
-    def aux_g_loss(self, cls_fake, y_fake, stats):
-        k = self.num_classes
-        loss = super().aux_g_loss(cls_fake[:, :k], y_fake, stats)
-        return loss - self.cls_weight * F.cross_entropy(cls_fake[:, k:], y_fake)
-
-
 class InfoGANObjective(AdversarialObjective):
     """Chen et al. 2016: G(z, c) with latent codes c, and a head Q(c | x) sharing D's body.
 
@@ -277,5 +250,4 @@ class InfoGANObjective(AdversarialObjective):
 OBJECTIVES.register("unconditional", AdversarialObjective, tasks={"unconditional"})
 OBJECTIVES.register("conditional", ConditionalObjective, tasks={"conditional"})
 OBJECTIVES.register("acgan", ACGANObjective, tasks={"conditional"})
-OBJECTIVES.register("tacgan", TACGANObjective, tasks={"conditional"})
 OBJECTIVES.register("infogan", InfoGANObjective, tasks={"unconditional"})

@@ -11,7 +11,6 @@ from gancli import imaging
 from gancli.config import Config
 from gancli.data.base import Dataset
 from gancli.metrics.toy import mode_coverage
-from gancli.models.base import LABELLED
 from gancli.sampling import codes_for_seeds, latents_for_seeds
 
 POINTS_PREVIEW = 2500  # the PacGAN protocol's sample count
@@ -25,7 +24,7 @@ class Preview:
         m = cfg.model
         self.nrow, self.y = None, None
         rows = 1
-        if conditioning in LABELLED:  # one row per class, the same seeds in each
+        if conditioning in ("concat", "classifier"):  # one row per class, the same seeds in each
             rows = data.num_classes
             n = max(1, n // rows)
             self.nrow, self.y = n, torch.arange(rows).repeat_interleave(n).to(device)
