@@ -38,3 +38,14 @@ def clean_temporary(folder: Path) -> None:
     if folder.is_dir():
         for p in folder.glob(".*.tmp"):
             p.unlink(missing_ok=True)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

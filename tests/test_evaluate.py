@@ -120,6 +120,23 @@ def test_tstr_on_a_conditional_run_next_to_trtr(cli, runs):
     assert v["tstr_gap"]["mean"] == pytest.approx(v["trtr"]["mean"] - v["tstr"]["mean"])
 
 
+def test_metrics_that_hold_samples_share_one_generation_pass(cli, runs, monkeypatch):
+    """digits + tstr generate once (tstr reuses a prefix) and score as when asked alone."""
+    from gancli.metrics.sources import Source
+
+    spec = str(runs["conditional"])
+    alone = {m: _json(cli("evaluate", m, "--fake", spec, "--n", "300", "--tstr-epochs", "1",
+                          "--json"))["values"] for m in ("digits", "tstr")}
+    calls = []
+    original = Source._generate
+    monkeypatch.setattr(Source, "_generate",
+                        lambda self, n, *a, **k: calls.append(n) or original(self, n, *a, **k))
+    both = _json(cli("evaluate", "digits", "tstr", "--fake", spec, "--n", "300",
+                     "--tstr-epochs", "1", "--json"))["values"]
+    assert calls == [300]
+    assert both == {**alone["digits"], **alone["tstr"]}
+
+
 def test_tstr_needs_a_conditional_model(cli, runs):
     r = cli("evaluate", "tstr", "--fake", str(runs["images"]))
     assert r.code == 1 and "tstr needs a class-conditional model" in r.err and no_traceback(r.err)

@@ -195,16 +195,28 @@ def feature_scores(metrics: list[str], real: dict | None, fake_feats: np.ndarray
     return out
 
 
-def _fake_images_and_labels(fake: Source, n: int, settings: Settings, gen_seed: int):
+def _fake_images_and_labels(fake: Source, n: int, settings: Settings, gen_seed: int,
+                            held: dict | None = None):
+    """``n`` samples (and labels) held in memory. A model's sample i is the same whatever ``n``
+    (seed ``gen_seed * 1e6 + i``, label ``i mod classes``), so with ``held`` (one dict per
+    generation seed, filled at the largest count first) the metrics that hold samples share
+    one generation pass instead of each generating its own."""
+    if held is not None and fake.kind == "generator" and held.get("n", 0) >= n:
+        x, y = held["x"][:n], held["y"]
+        return x, (y[:n] if y is not None else None)
     xs, ys = [], []
     for x, y in fake.batches(n, settings.batch_size, gen_seed, settings.truncation):
         xs.append(x)
         if y is not None:
             ys.append(y)
-    return torch.cat(xs), (torch.cat(ys) if ys else None)
+    x, y = torch.cat(xs), (torch.cat(ys) if ys else None)
+    if held is not None and fake.kind == "generator":
+        held.update(n=n, x=x, y=y)
+    return x, y
 
 
-def modes_score(fake: Source, real: Source | None, n: int, settings: Settings, gen_seed: int) -> dict:
+def modes_score(fake: Source, real: Source | None, n: int, settings: Settings, gen_seed: int,
+                held: dict | None = None) -> dict:
     from gancli.metrics.toy import mode_coverage
 
     modes, sigma = (real.modes, real.sigma) if real is not None and real.modes is not None else \
@@ -214,13 +226,14 @@ def modes_score(fake: Source, real: Source | None, n: int, settings: Settings, g
                           hint="pass --real toy:grid25 (or the mixture the model was trained on)")
     if fake.sample_kind != "points":
         raise GancliError("modes needs 2-D points", hint=f"{fake.spec} holds {fake.sample_kind}")
-    pts, _ = _fake_images_and_labels(fake, n, settings, gen_seed)
+    pts, _ = _fake_images_and_labels(fake, n, settings, gen_seed, held)
     r = mode_coverage(pts, torch.as_tensor(modes, dtype=torch.float32), float(sigma))
     return {"modes": r["modes"], "modes_total": r["modes_total"], "high_quality": r["high_quality"],
             "reverse_kl": r["reverse_kl"]}
 
 
-def tstr_score(fake: Source, n: int, settings: Settings, gen_seed: int) -> dict:
+def tstr_score(fake: Source, n: int, settings: Settings, gen_seed: int,
+               held: dict | None = None) -> dict:
     from gancli.metrics.tstr import tstr_digits
 
     if fake.kind == "generator":
@@ -234,18 +247,19 @@ def tstr_score(fake: Source, n: int, settings: Settings, gen_seed: int) -> dict:
     elif fake.y is None:
         raise GancliError(f"tstr needs labelled samples; {fake.spec} has no labels",
                           hint="sample a conditional model to an .npz (it stores `labels`)")
-    x, y = _fake_images_and_labels(fake, min(n, TSTR_MAX), settings, gen_seed)
+    x, y = _fake_images_and_labels(fake, min(n, TSTR_MAX), settings, gen_seed, held)
     r = tstr_digits(x, y, seed=gen_seed, epochs=settings.tstr_epochs)
     return {"tstr": r["tstr"], "trtr": r["trtr"], "tstr_gap": r["gap"],
             "tstr_train_samples": r["train_samples"], "tstr_test_samples": r["test_samples"]}
 
 
-def digits_score(fake: Source, n: int, settings: Settings, gen_seed: int) -> dict:
+def digits_score(fake: Source, n: int, settings: Settings, gen_seed: int,
+                 held: dict | None = None) -> dict:
     from gancli.metrics.digits import digit_scores
 
     if fake.sample_kind != "images":
         raise GancliError("the digits score needs images", hint=f"{fake.spec} holds {fake.sample_kind}")
-    x, _ = _fake_images_and_labels(fake, n, settings, gen_seed)
+    x, _ = _fake_images_and_labels(fake, n, settings, gen_seed, held)
     r = digit_scores(x)
     return {"digits_confident": r["confident"], "digits_evenness": r["class_evenness"],
             "digits_classes_present": r["classes_present"]}
@@ -324,13 +338,14 @@ def evaluate(metrics: list[str], real: Source | None, fake: Source, settings: Se
                 _log(progress, f"fake: {fake.spec}: features of {n} samples (seed {s})")
                 fake_feats, fake_logits = extract(fake, n, extractor, settings, s, logits="is" in metrics)
             row.update(feature_scores(feature_metrics, real_side, fake_feats, fake_logits))
+        held: dict = {}  # this seed's samples, generated once for modes / digits / tstr
         if "modes" in metrics:
-            row.update(modes_score(fake, real, n, settings, s))
+            row.update(modes_score(fake, real, n, settings, s, held))
+        if "digits" in metrics:  # before tstr: it holds the larger count, tstr reuses a prefix
+            row.update(digits_score(fake, n, settings, s, held))
         if "tstr" in metrics:
             _log(progress, f"tstr: training a classifier on generated digits (seed {s})")
-            row.update(tstr_score(fake, n, settings, s))
-        if "digits" in metrics:
-            row.update(digits_score(fake, n, settings, s))
+            row.update(tstr_score(fake, n, settings, s, held))
         if extractor is not None and extractor.name == "digits":
             row = {DIGITS_NAMES.get(k, k): v for k, v in row.items()}
         per_seed.append(row)

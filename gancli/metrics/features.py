@@ -17,7 +17,6 @@ pickle could run code), so ``InceptionNet`` builds the same layers and loads the
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 
 from gancli.errors import GancliError
+from gancli.fileio import sha256_file
 
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
@@ -36,14 +36,6 @@ INCEPTION_ALT_FILES = ("weights-inception-2015-12-05-6726825d.pth",)
 INCEPTION_HASH_PREFIX = "6726825d"  # torch.hub convention: the first digits of the file's SHA-256
 ENV_WEIGHTS = "GANCLI_INCEPTION_WEIGHTS"
 EXTRACTORS = ("inception", "digits")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from gancli.errors import DataError, GancliError
+from gancli.fileio import sha256_file
 
 # generation seed s draws sample seeds s * SEED_STRIDE + i, i = 0..n-1: seed 0 gives the same
 # samples as ``gancli sample --n N``, and different generation seeds never share a sample
@@ -121,12 +122,6 @@ class Source:
             yield (out if m.spec.kind == "points" else imaging.to_uint8(out)), labels
 
 
-def file_sha256(path: Path) -> str:
-    from gancli.metrics.features import sha256_file
-
-    return sha256_file(path)
-
-
 def resolve_source(spec: str, device: torch.device, like: tuple[int, int] | None = None) -> Source:
     """SPEC -> Source. ``like`` = (resolution, channels) used to load a built-in image dataset
     (the other side's size, so a model trained at 32 px is compared with 32 px digits)."""
@@ -156,7 +151,7 @@ def _generator_source(spec: str, p: Path, device: torch.device) -> Source:
     from gancli.inference import load_generator
 
     model = load_generator(p, device)
-    ident = f"checkpoint:{file_sha256(checkpoints.resolve(p))}"
+    ident = f"checkpoint:{sha256_file(checkpoints.resolve(p))}"
     src = Source(spec, "generator", ident, model=model)
     modes = model.data.get("modes")
     if modes:
@@ -171,7 +166,7 @@ def _npz_source(spec: str, p: Path) -> Source:
     except Exception as e:  # not a zip, pickled object arrays, truncated file...
         raise DataError(f"cannot read {p} ({type(e).__name__}: {e})",
                         hint="an .npz from `gancli sample --out x.npz` or a statistics file") from None
-    ident = f"npz:{file_sha256(p)}"
+    ident = f"npz:{sha256_file(p)}"
     if "mu" in arrays and "sigma" in arrays:
         meta = {}
         if "meta" in arrays:
