@@ -48,7 +48,17 @@ def save(path: Path, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
     flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     header = {"gancli_format": str(FORMAT)}
     header.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()})
-    atomic_write_bytes(path, st_save(flat, metadata=header))
+    try:
+        atomic_write_bytes(path, st_save(flat, metadata=header))
+    except OSError as e:  # disk full, quota, read-only: the temporary file is already removed
+        raise _write_error(path, e) from None
+
+
+def _write_error(path: Path, e: OSError) -> CheckpointError:
+    return CheckpointError(f"cannot write checkpoint {path}: {e.strerror or e}",
+                           hint="nothing was overwritten: the earlier checkpoints and `latest` are "
+                                "intact; free some space, then continue with gancli train --resume "
+                                f"{Path(path).parent.parent}")
 
 
 def _decode_meta(raw: dict[str, str] | None, path: Path) -> dict[str, Any]:
@@ -102,7 +112,10 @@ def list_steps(ckpt_dir: Path) -> list[tuple[int, Path]]:
 
 
 def mark_latest(ckpt_dir: Path, path: Path) -> None:
-    atomic_write_bytes(ckpt_dir / LATEST, (path.name + "\n").encode())
+    try:
+        atomic_write_bytes(ckpt_dir / LATEST, (path.name + "\n").encode())
+    except OSError as e:
+        raise _write_error(ckpt_dir / LATEST, e) from None
 
 
 def latest(ckpt_dir: Path) -> Path | None:
@@ -110,7 +123,9 @@ def latest(ckpt_dir: Path) -> Path | None:
     pointer = ckpt_dir / LATEST
     candidates: list[Path] = []
     if pointer.is_file():
-        candidates.append(ckpt_dir / pointer.read_text().strip())
+        name = pointer.read_text(encoding="utf-8", errors="replace").strip()
+        if _STEP_FILE.match(name):  # a plain file name in this folder, never a path elsewhere
+            candidates.append(ckpt_dir / name)
     candidates += [p for _, p in list_steps(ckpt_dir)]
     for path in candidates:
         try:
@@ -140,7 +155,7 @@ def resolve(spec: str | Path) -> Path:
 def prune(ckpt_dir: Path, keep: int) -> None:
     """Delete all but the ``keep`` newest checkpoints (never the one ``latest`` names)."""
     pointer = ckpt_dir / LATEST
-    current = pointer.read_text().strip() if pointer.is_file() else None
+    current = pointer.read_text(encoding="utf-8", errors="replace").strip() if pointer.is_file() else None
     for _, path in list_steps(ckpt_dir)[keep:]:
         if path.name != current:
             path.unlink(missing_ok=True)

@@ -56,6 +56,10 @@ class DataConfig:
     labels: bool = _f(False, "use class labels (class sub-folders for an image folder)")
     flip: bool = _f(False, "random horizontal flips of real images")
     cache: bool = _f(True, "cache decoded image folders as a uint8 tensor")
+    attributes: str = _f("", "StarGAN on a CelebA-style folder: comma list of attribute names "
+                         "(columns of the attribute file) to use as domains; empty = sub-folders")
+    attr_file: str = _f("", "the attribute file; empty = list_attr_celeba.txt in the image "
+                        "folder or next to it")
 
 
 @dataclass
@@ -84,7 +88,8 @@ class ModelConfig:
     sn_d: bool = _f(False, "spectral normalisation in D (resnet family)")
     attention: int = _f(0, "resolution at which to add self-attention; 0 = none (resnet family)",
                         min=0)
-    res_blocks: int = _f(6, "residual blocks in translation generators (cyclegan, stargan)", min=1)
+    res_blocks: int = _f(0, "residual blocks in translation generators (cyclegan, stargan); "
+                         "0 = the papers' choice: 6 up to 128 px, 9 above", min=0, max=64)
     info_cat: int = _f(0, "categories of InfoGAN's categorical code; 0 = none", min=0)
     info_cont: int = _f(0, "number of InfoGAN continuous codes", min=0)
 
@@ -128,7 +133,8 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     steps: int = _f(5000, "generator steps", min=1)
-    batch_size: int = _f(64, "real (and fake) samples per D step", min=1)
+    batch_size: int = _f(64, "real (and fake) samples per D step, per process (see global_batch)",
+                         min=1)
     n_critic: int = _f(1, "D steps per G step (k in Goodfellow 2014, n_critic in WGAN)", min=1)
     ema: float = _f(0.0, "decay of an exponential moving average of G's weights; 0 = off",
                     min=0, max=1)
@@ -142,6 +148,21 @@ class TrainConfig:
     ckpt_every: int = _f(1000, "steps between checkpoints; 0 = only at the end", min=0)
     keep: int = _f(3, "checkpoints kept on disk (older ones are deleted)", min=1)
     sample_n: int = _f(64, "samples in each training grid", min=1, max=1024)
+    on_nan: Literal["stop", "rollback"] = _f(
+        "stop", "on NaN/inf in a loss or gradient: stop (exit 3), or roll back to the last good "
+        "checkpoint and retry with both learning rates halved")
+    nan_retries: int = _f(3, "roll-backs allowed per run with on_nan=rollback", min=0, max=20)
+    precision: Literal["fp32", "bf16", "fp16"] = _f(
+        "fp32", "arithmetic of G's and D's forward passes: fp32, or bf16/fp16 autocast (fp16 with "
+        "a gradient scaler per optimiser); weights and optimiser state stay fp32")
+    channels_last: bool = _f(False, "keep image tensors and conv weights in NHWC layout")
+    compile: bool = _f(False, "torch.compile G's and D's sub-networks (falls back to eager, with a "
+                       "message, where no compiler is available)")
+    tf32: bool = _f(True, "TF32 matmuls and convolutions on CUDA (Ampere+); no effect on CPU")
+    global_batch: int = _f(0, "batch over all processes (torchrun); batch_size is per process; "
+                           "0 = batch_size x processes, else it must equal that product", min=0)
+    sync_bn: bool = _f(False, "batch norm statistics over the global batch across processes "
+                       "(SyncBatchNorm, CUDA only); off = buffers follow rank 0")
 
 
 @dataclass

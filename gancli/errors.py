@@ -57,9 +57,16 @@ class DeviceError(GancliError):
 
 
 class TrainingDiverged(GancliError):
-    """NaN or inf in a loss: the run stopped, the last good checkpoint is kept."""
+    """NaN or inf in a loss, a gradient or a weight: the run stopped, the last good checkpoint
+    (``last_good``, None if there was none yet) is kept; ``step`` is the first bad step."""
 
     exit_code = EXIT_DIVERGED
+
+    def __init__(self, message: str, hint: str | None = None, step: int | None = None,
+                 last_good=None):
+        super().__init__(message, hint)
+        self.step = step
+        self.last_good = last_good
 
 
 class Interrupted(GancliError):

@@ -11,6 +11,7 @@ from gancli import checkpoints
 from gancli.config import Config, from_dict
 from gancli.errors import CheckpointError, GancliError
 from gancli.models import DataSpec, build_nets
+from gancli.preflight import check_checkpoint_shapes
 from gancli.registry import OBJECTIVES
 from gancli.runtime import resolve_device
 from gancli.sampling import codes_for_seeds, latents_for_seeds, truncate
@@ -67,8 +68,17 @@ class LoadedModel:
         raise GancliError(f"unknown class '{name}'", hint=f"classes: {', '.join(names)}")
 
 
-def load_generator(spec: str | Path, device: str | torch.device | None = None) -> LoadedModel:
-    """G (EMA weights when the run kept them) in eval mode, from a checkpoint or run folder."""
+TRANSLATION_CONDITIONINGS = ("translation", "domain")
+
+
+def load_generator(spec: str | Path, device: str | torch.device | None = None,
+                   translation: bool = False) -> LoadedModel:
+    """G (EMA weights when the run kept them) in eval mode, from a checkpoint or run folder.
+
+    A translation model (CycleGAN, StarGAN) maps images to images and has nothing to
+    sample: it is refused unless ``translation`` is set (``gancli translate`` sets it), and
+    with ``translation`` set only a translation model is accepted.
+    """
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     path = checkpoints.resolve(spec)
     ckpt = checkpoints.load(path)
@@ -80,8 +90,18 @@ def load_generator(spec: str | Path, device: str | torch.device | None = None) -
         raise CheckpointError(f"checkpoint {path} has no usable config ({e})",
                               hint="it may come from an incompatible gancli version") from None
     conditioning = OBJECTIVES.get(cfg.objective).conditioning
-    G = build_nets(cfg.model, data_spec, conditioning).G
+    is_translation = conditioning in TRANSLATION_CONDITIONINGS
+    if is_translation and not translation:
+        raise GancliError(f"{path} is a {cfg.name} translation model: it translates images, it has "
+                          "nothing to sample", hint=f"gancli translate --model {spec} --in PHOTO "
+                                                    "--out OUT")
+    if translation and not is_translation:
+        raise GancliError(f"{path} is a {cfg.name} model ({cfg.task}), not a translation model",
+                          hint="translate with a cyclegan or stargan run; sample this one with "
+                               f"gancli sample {spec}")
     prefix = "G_ema" if any(k.startswith("G_ema.") for k in ckpt.tensors) else "G"
+    check_checkpoint_shapes(cfg.model, data_spec, conditioning, ckpt.tensors, prefix, path)
+    G = build_nets(cfg.model, data_spec, conditioning).G
     try:
         load_module(G, ckpt.tensors, prefix)
     except RuntimeError as e:
@@ -117,3 +137,69 @@ def generate_from_latents(model: LoadedModel, z: torch.Tensor, batch_size: int =
     outs = [model.G(chunk.to(model.device), y if y is None else y.to(model.device)).float().cpu()
             for chunk, y in zip(z.split(batch_size), ys)]
     return torch.cat(outs) if outs else torch.empty(0)
+
+
+@dataclass
+class Translator:
+    """A loaded CycleGAN (``kind == "cycle"``) or StarGAN (``kind == "stargan"``) generator."""
+
+    model: LoadedModel
+
+    @property
+    def kind(self) -> str:
+        return "cycle" if self.model.conditioning == "translation" else "stargan"
+
+    @property
+    def domains(self) -> list[str]:
+        """CycleGAN: the names of domains A and B; StarGAN: the domains it can translate to."""
+        if self.kind == "cycle":
+            return list(self.model.data.get("domains") or ["A", "B"])
+        return self.model.classes
+
+    @property
+    def multi_label(self) -> bool:
+        """StarGAN on attributes: a target is a 0/1 vector, several attributes at once."""
+        return bool(self.model.data.get("multi_label"))
+
+    @property
+    def channels(self) -> int:
+        shape = self.model.spec.shape
+        return int(shape[1] if self.kind == "cycle" else shape[0])
+
+    @property
+    def resolution(self) -> int:
+        return int(self.model.spec.shape[-1])
+
+    def domain_index(self, name: str) -> int:
+        names = self.domains
+        if name in names:
+            return names.index(name)
+        lowered = [n.lower() for n in names]
+        if name.lower() in lowered:
+            return lowered.index(name.lower())
+        if name.isdigit() and int(name) < len(names):
+            return int(name)
+        raise GancliError(f"unknown domain '{name}'", hint=f"domains: {', '.join(names)}")
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, direction: str = "a2b",
+                 target: int | list[int] = 0) -> torch.Tensor:
+        """Translate a batch (N, C, H, W) in [-1, 1] (H, W multiples of 4); returns it on the CPU.
+
+        StarGAN: ``target`` is a domain index, or for an attribute model the indices of the
+        attributes to switch on (the others are off)."""
+        x = x.to(self.model.device)
+        if self.kind == "cycle":
+            out = self.model.G(x, direction)
+        elif self.multi_label:
+            y = torch.zeros(len(x), len(self.domains), device=x.device)
+            y[:, [target] if isinstance(target, int) else list(target)] = 1.0
+            out = self.model.G(x, y)
+        else:
+            y = torch.full((len(x),), int(target), dtype=torch.long, device=x.device)
+            out = self.model.G(x, y)
+        return out.float().cpu()
+
+
+def load_translator(spec: str | Path, device: str | torch.device | None = None) -> Translator:
+    return Translator(load_generator(spec, device, translation=True))

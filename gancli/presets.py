@@ -98,6 +98,9 @@ def load_preset(name: str, _seen: tuple[str, ...] = ()) -> dict:
     if ref.name in _seen:
         raise PresetError(f"preset '{ref.name}' extends itself through {' -> '.join(_seen)}")
     data = _read_yaml(ref.path)
+    if isinstance(data.get("run"), dict) and "out" in data["run"]:
+        raise PresetError(f"preset {ref.path.name} sets run.out: a preset may not choose where "
+                          "files are written", hint="remove run.out from the preset; pass --out")
     parent = data.pop("extends", None)
     data.setdefault("name", ref.name)
     layer = check_layer(data, f"preset {ref.path.name}")

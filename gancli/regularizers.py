@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Callable
 
 import torch
@@ -13,9 +14,20 @@ Tensor = torch.Tensor
 
 
 def _grad_norm2(outputs: Tensor, inputs: Tensor) -> Tensor:
-    """Per-sample squared norm of d(sum outputs)/d inputs, kept in the graph."""
-    (grad,) = torch.autograd.grad(outputs.sum(), inputs, create_graph=True)
-    return grad.flatten(1).pow(2).sum(1)
+    """Per-sample squared norm of d(sum outputs)/d inputs, kept in the graph (in fp32)."""
+    (grad,) = torch.autograd.grad(outputs.float().sum(), inputs, create_graph=True)
+    return grad.float().flatten(1).pow(2).sum(1)
+
+
+def _penalty_precision(x: Tensor):
+    """The penalty's own pass through D runs in fp32 under fp16 autocast: its inner gradient
+    is not loss-scaled, so small values would flush to zero in fp16 (and scaling it instead
+    overflows whenever the loss scale is still being found). bf16 keeps fp32's exponent
+    range and stays on: the penalty then costs bf16 speed, not fp32's."""
+    kind = x.device.type
+    if torch.is_autocast_enabled(kind) and torch.get_autocast_dtype(kind) == torch.float16:
+        return torch.autocast(kind, enabled=False)
+    return nullcontext()
 
 
 @REGULARIZERS.register("gp")
@@ -27,8 +39,9 @@ def gradient_penalty(D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor,
     generator so that runs are reproducible.
     """
     alpha = alpha.view(-1, *([1] * (real.dim() - 1)))
-    x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
-    norm = (_grad_norm2(D(x_hat), x_hat) + 1e-12).sqrt()
+    x_hat = (alpha * real.detach().float() + (1 - alpha) * fake.detach().float()).requires_grad_(True)
+    with _penalty_precision(x_hat):
+        norm = (_grad_norm2(D(x_hat), x_hat) + 1e-12).sqrt()
     return ((norm - 1) ** 2).mean()
 
 
@@ -36,7 +49,8 @@ def gradient_penalty(D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor,
 def r1_penalty(D: Callable[[Tensor], Tensor], real: Tensor) -> Tensor:
     """Mescheder et al. 2018: mean |grad D(x)|^2 on real data (the caller scales by gamma/2)."""
     x = real.detach().requires_grad_(True)
-    return _grad_norm2(D(x), x).mean()
+    with _penalty_precision(x):
+        return _grad_norm2(D(x), x).mean()
 
 
 @REGULARIZERS.register("clip")

@@ -59,6 +59,8 @@ def tiny_overrides(preset: str) -> list[str]:
     sets = ["data.size=512", "model.g_width=8", "model.d_width=8"]
     if cfg.data.source.startswith("toy:"):
         sets += ["model.g_depth=2", "model.d_depth=2"]
+    elif cfg.task in ("translation", "multi-domain"):  # one residual block, a 1-layer PatchGAN
+        sets += ["data.resolution=8", "model.res_blocks=1", "model.d_depth=1"]
     elif cfg.model.attention:  # self-attention needs a block at some resolution: 8 of 16
         sets += ["data.resolution=16", "model.attention=8"]
     else:

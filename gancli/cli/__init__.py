@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from gancli import __version__
-from gancli.cli import evaluate, interpolate, sample, train, zoo
+from gancli.cli import evaluate, interpolate, sample, train, translate, zoo
 from gancli.cli._options import AppState
 from gancli.errors import EXIT_ERROR, GancliError
 
@@ -54,6 +54,8 @@ def root(
 
       gancli sample runs/dcgan-001 --seeds 0-63 --out grid.png
 
+      gancli translate --model runs/cyclegan-001 --in photo.jpg --out photo-b.jpg
+
       gancli evaluate fid is --features digits --fake runs/dcgan-001
 
       gancli zoo
@@ -64,6 +66,7 @@ def root(
 app.command("train")(train.train)
 app.command("sample")(sample.sample)
 app.command("interpolate")(interpolate.interpolate)
+app.command("translate")(translate.translate)
 app.command("evaluate")(evaluate.evaluate)
 app.command("zoo")(zoo.zoo)
 
@@ -77,6 +80,17 @@ def report_error(err: GancliError) -> None:
         print(f"{dim}hint:{reset} {err.hint}", file=sys.stderr)
 
 
+def environment_error(err: BaseException) -> GancliError:
+    """A one-line error for a failure of the machine rather than of gancli."""
+    if isinstance(err, MemoryError):
+        return GancliError("out of memory", hint="lower train.batch_size or the model widths "
+                           "(--set model.g_width=... --set model.d_width=...)")
+    assert isinstance(err, OSError)
+    where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+    return GancliError(f"{err.strerror or type(err).__name__}{where}",
+                       hint="check the path, its permissions and the free disk space")
+
+
 def main(argv: list[str] | None = None) -> None:
     debug = bool(os.environ.get("GANCLI_DEBUG"))
     try:
@@ -86,9 +100,17 @@ def main(argv: list[str] | None = None) -> None:
             raise
         report_error(err)
         sys.exit(err.exit_code)
+    except (MemoryError, OSError) as err:  # the machine, not the code: out of memory, disk, I/O
+        if debug:
+            raise
+        report_error(environment_error(err))
+        sys.exit(EXIT_ERROR)
     except Exception as err:  # a bug, not a user error: still no wall of text by default
         if debug:
             raise
+        if "out of memory" in str(err) or "can't allocate memory" in str(err):  # torch's OOM errors
+            report_error(environment_error(MemoryError()))
+            sys.exit(EXIT_ERROR)
         report_error(GancliError(f"internal error: {type(err).__name__}: {err}",
                                  hint="rerun with GANCLI_DEBUG=1 for the traceback and report it"))
         sys.exit(EXIT_ERROR)

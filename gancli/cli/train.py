@@ -9,10 +9,13 @@ from typing import Annotated, Optional
 import typer
 
 from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, state
-from gancli.errors import ConfigError, GancliError, PresetError
+from gancli.errors import CheckpointError, ConfigError, GancliError, PresetError
 
 # what may change when a run is resumed: its length and cadence, nothing that shapes it
-RESUMABLE = {"train.steps", "train.sample_every", "train.ckpt_every", "train.log_every", "train.keep"}
+# (run.out only matters when resuming from a loose checkpoint file: a new run folder is made)
+RESUMABLE = {"train.steps", "train.sample_every", "train.ckpt_every", "train.log_every", "train.keep",
+             "train.on_nan", "train.nan_retries", "run.out",
+             "train.compile", "train.channels_last"}  # speed only: same maths
 
 
 def _flags(**values) -> dict:
@@ -59,6 +62,18 @@ def train(
                                                       rich_help_panel="Output")] = None,
     log_every: Annotated[Optional[int], typer.Option(help="Steps between logged statistics.",
                                                      min=1, rich_help_panel="Output")] = None,
+    on_nan: Annotated[Optional[str], typer.Option(
+        "--on-nan", help="On NaN/inf: stop (exit 3) or rollback (reload the last good checkpoint, "
+        "halve the learning rates, retry; train.nan_retries times).", show_default=False)] = None,
+    precision: Annotated[Optional[str], typer.Option(
+        "--precision", help="fp32, or bf16 / fp16 autocast (fp16 with gradient scaling).",
+        show_default=False, rich_help_panel="Speed")] = None,
+    channels_last: Annotated[Optional[bool], typer.Option(
+        "--channels-last", help="NHWC layout for images and conv weights.", show_default=False,
+        rich_help_panel="Speed")] = None,
+    compile_: Annotated[Optional[bool], typer.Option(
+        "--compile", help="torch.compile G and D (eager, with a message, where unsupported).",
+        show_default=False, rich_help_panel="Speed")] = None,
     device: DeviceOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -83,7 +98,9 @@ def train(
     json_out, quiet = json_out or app.json, quiet or app.quiet
     flags = _flags(data__source=data, train__steps=steps, train__batch_size=batch_size,
                    train__seed=seed, run__out=out, train__sample_every=sample_every,
-                   train__ckpt_every=ckpt_every, train__log_every=log_every)
+                   train__ckpt_every=ckpt_every, train__log_every=log_every, train__on_nan=on_nan,
+                   train__precision=precision, train__channels_last=channels_last,
+                   train__compile=compile_)
     sets = parse_set(set_)
     ckpt = None
     if resume:
@@ -95,7 +112,12 @@ def train(
             bad = sorted((changed - RESUMABLE) | ({"PRESET"} if preset else set()))
             raise ConfigError(f"a resumed run keeps its config; cannot change {', '.join(bad)}",
                               hint=f"only these may change on --resume: {', '.join(sorted(RESUMABLE))}")
+        if not isinstance(ckpt.meta.get("config"), dict):
+            raise CheckpointError(f"{ckpt.path} holds no run config", hint="resume from a checkpoint "
+                                  "written by `gancli train`")
         cfg = resolve([("checkpoint", ckpt.meta["config"]), ("--set", sets), ("flags", flags)])
+        if "run.out" not in changed:  # a path stored in a file is never a place to write to
+            cfg.run.out = "runs"
     else:
         if not preset:
             raise PresetError("no preset given", hint="gancli train dcgan (see `gancli zoo`), "
@@ -114,28 +136,68 @@ def train(
 
 def _run(cfg, ckpt, device_name, json_out: bool, quiet: bool) -> None:
     from gancli.cli.zoo import availability
-    from gancli.data import load_dataset
-    from gancli.reporting import make_reporter
-    from gancli.runs import create_run_dir, write_config
-    from gancli.runtime import resolve_device
-    from gancli.training.loop import train as run_training
+    from gancli.runtime import init_distributed, resolve_device, shutdown_distributed
+    from gancli.training.parallel import current
 
     missing = availability(cfg)
     if missing:
         raise PresetError(f"preset '{cfg.name}' cannot be trained yet: {missing}",
                           hint="`gancli zoo` marks which presets this version can train")
-    device = resolve_device(device_name)
-    dataset = load_dataset(cfg.data, cfg.train.seed)  # fail on bad data before making folders
-    fresh = ckpt is None or ckpt.path.parent.name != "checkpoints"
-    run_dir = (create_run_dir(cfg.run.out, cfg.run.name or cfg.name) if fresh
-               else ckpt.path.parent.parent)
-    write_config(run_dir, cfg)
-    reporter = make_reporter(json_out, quiet)
+    device = init_distributed(resolve_device(device_name))  # under torchrun: join the job
+    dist = current(device)
     try:
-        run_training(cfg, run_dir, device, reporter, resume=ckpt, data=dataset)
+        _train(cfg, ckpt, device, dist, json_out, quiet)
+    finally:
+        shutdown_distributed()
+
+
+def _train(cfg, ckpt, device, dist, json_out: bool, quiet: bool) -> None:
+    from gancli import preflight
+    from gancli.data import load_dataset
+    from gancli.reporting import Reporter, make_reporter
+    from gancli.runs import create_run_dir, write_config
+    from gancli.training.guard import run_with_rollback
+    from gancli.training.loop import append_jsonl
+    from gancli.training.loop import train as run_training
+
+    preflight.check_data_size(cfg)
+    dataset = load_dataset(cfg.data, cfg.train.seed, cfg.task)  # fail on bad data before making folders
+    fresh = ckpt is None or ckpt.path.parent.name != "checkpoints"
+    preflight.check_run(cfg, dataset, device, Path(cfg.run.out) if fresh else ckpt.path.parent)
+    run_dir = None
+    if dist.main:  # rank 0 makes the run folder and tells the others where it is
+        run_dir = (create_run_dir(cfg.run.out, cfg.run.name or cfg.name) if fresh
+                   else ckpt.path.parent.parent)
+    run_dir = dist.broadcast_object(run_dir)
+    reporter = make_reporter(json_out, quiet) if dist.main else Reporter()
+
+    def once(cfg, ckpt):
+        if dist.main:
+            write_config(run_dir, cfg)
+        return run_training(cfg, run_dir, device, reporter, resume=ckpt, data=dataset)
+
+    def rolled_back(row: dict) -> None:  # train.on_nan=rollback: log it, tell the user, go on
+        if not dist.main:
+            return
+        append_jsonl(run_dir / "metrics.jsonl", row)
+        reporter.close()
+        reporter.event("rollback", **row)
+        if not quiet and not json_out:
+            typer.echo(f"warning: NaN/inf at step {row['diverged_at']}; rolled back to step "
+                       f"{row['step']} with lr_g={row['lr_g']:g}, lr_d={row['lr_d']:g} "
+                       f"(attempt {row['attempt']}/{cfg.train.nan_retries})", err=True)
+
+    try:
+        run_with_rollback(once, cfg, ckpt, rolled_back)
     except GancliError:
-        if fresh and not (run_dir / "metrics.jsonl").exists():
+        if (dist.main and fresh and not (run_dir / "metrics.jsonl").exists()
+                and not checkpoints_in(run_dir)):
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing happened: leave no empty run
         raise
     finally:
         reporter.close()
+
+
+def checkpoints_in(run_dir: Path) -> list[Path]:
+    folder = run_dir / "checkpoints"
+    return list(folder.glob("*.safetensors")) if folder.is_dir() else []

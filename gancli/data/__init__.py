@@ -1,7 +1,8 @@
 """Datasets: one spec string (``--data``) -> one in-memory ``Dataset``.
 
 Built-ins need no network: ``digits``, ``shapes``, ``toy:ring8``, ``toy:grid25``,
-``toy:spiral``. ``torchvision:NAME`` reads (or, when asked, downloads) torchvision
+``toy:spiral``, and for translation ``pair:digits-recoloured``, ``pair:digits-inverted`` and
+``domains:shapes-colours``. ``torchvision:NAME`` reads (or, when asked, downloads) torchvision
 datasets; anything else is an image folder.
 """
 
@@ -52,6 +53,20 @@ def _torchvision(arg: str, cfg: DataConfig, seed: int) -> Dataset:
     return load_torchvision(arg, root, cfg.resolution, cfg.channels, download=True)
 
 
+@DATASETS.register("pair", kind="pairs")
+def _pair(arg: str, cfg: DataConfig, seed: int) -> Dataset:
+    from gancli.data.translation import load_pair_builtin
+
+    return load_pair_builtin(arg, cfg.resolution, cfg.channels)
+
+
+@DATASETS.register("domains", kind="images")
+def _domains(arg: str, cfg: DataConfig, seed: int) -> Dataset:
+    from gancli.data.translation import load_domain_builtin
+
+    return load_domain_builtin(arg, cfg.resolution, cfg.size or 8000)
+
+
 @DATASETS.register("folder", kind="images")
 def _folder(arg: str, cfg: DataConfig, seed: int) -> Dataset:
     from gancli.data.images import load_image_folder
@@ -60,16 +75,36 @@ def _folder(arg: str, cfg: DataConfig, seed: int) -> Dataset:
     return load_image_folder(arg, cfg.resolution, cfg.channels, cache, labels=cfg.labels)
 
 
-def load_dataset(cfg: DataConfig, seed: int = 0) -> Dataset:
-    """Resolve ``cfg.source``: a registered name, ``name:arg``, or an image folder path."""
+def load_dataset(cfg: DataConfig, seed: int = 0, task: str = "unconditional") -> Dataset:
+    """Resolve ``cfg.source``: a registered name, ``name:arg``, or an image folder path.
+
+    For ``task="translation"`` a folder is read in the CycleGAN layout (``trainA/``,
+    ``trainB/``, optional ``testA/``, ``testB/``); for ``task="multi-domain"`` its
+    sub-folders are the domains.
+    """
     spec = cfg.source.strip()
     if not spec:
         raise DataError("no data given", hint="pass --data PATH or a built-in such as digits")
     if Path(spec).expanduser().exists():
-        return DATASETS.get("folder")(str(Path(spec).expanduser()), cfg, seed)
+        root = Path(spec).expanduser()
+        if task == "translation":
+            from gancli.data.translation import load_pair_folder
+
+            cache = cache_dir() / "datasets" if cfg.cache else None
+            return load_pair_folder(root, cfg.resolution, cfg.channels, cache)
+        if task == "multi-domain" and cfg.attributes:
+            from gancli.data.translation import load_attribute_folder
+
+            return load_attribute_folder(root, cfg)
+        if task == "multi-domain" and not cfg.labels:
+            from dataclasses import replace
+
+            cfg = replace(cfg, labels=True)  # the sub-folders are the domains
+        return DATASETS.get("folder")(str(root), cfg, seed)
     name, _, arg = spec.partition(":")
     if name in DATASETS and name != "folder":
         return DATASETS.get(name)(arg, cfg, seed)
-    builtins = "digits, shapes, toy:ring8, toy:grid25, toy:spiral, torchvision:mnist"
+    builtins = ("digits, shapes, toy:ring8, toy:grid25, toy:spiral, torchvision:mnist, "
+                "pair:digits-recoloured, domains:shapes-colours")
     raise DataError(f"no such folder and no built-in dataset '{spec}'",
                     hint=f"give an existing image folder, or one of: {builtins}")

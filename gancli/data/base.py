@@ -14,31 +14,38 @@ class Dataset:
 
     Attributes:
         name: the spec it came from (``digits``, ``toy:grid25``, a folder path).
-        kind: ``"images"`` (``x`` is uint8, (N, C, H, W), values 0..255) or
-            ``"points"`` (``x`` is float32, (N, 2)).
+        kind: ``"images"`` (``x`` is uint8, (N, C, H, W), values 0..255),
+            ``"pairs"`` (``x`` is uint8, (N, 2, C, H, W): an image of domain A next to an
+            unrelated one of domain B, for unpaired translation) or ``"points"`` (``x`` is
+            float32, (N, 2)).
         x: the samples.
         y: int64 class labels, (N,), or None when the data has no labels.
         classes: class names when ``y`` is given (index i names label i).
         info: what a user should be told about loading (counts, cache hits...).
         modes: for toy mixtures, the component means (K, 2); else None.
         sigma: for toy mixtures, the component standard deviation.
+        test: held-out samples laid out like ``x`` (``testA``/``testB`` of a translation
+            folder), used for training previews; None when the data has none.
+        domains: names of the two domains of ``"pairs"`` data (``["A", "B"]`` by default).
     """
 
     name: str
-    kind: Literal["images", "points"]
+    kind: Literal["images", "pairs", "points"]
     x: torch.Tensor
     y: torch.Tensor | None = None
     classes: list[str] | None = None
     info: dict = field(default_factory=dict)
     modes: torch.Tensor | None = None
     sigma: float | None = None
+    test: torch.Tensor | None = None
+    domains: list[str] | None = None
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
     @property
     def shape(self) -> tuple[int, ...]:
-        """Shape of one sample: (C, H, W) for images, (2,) for points."""
+        """Shape of one sample: (C, H, W) for images, (2, C, H, W) for pairs, (2,) for points."""
         return tuple(self.x.shape[1:])
 
     @property

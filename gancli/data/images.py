@@ -120,9 +120,17 @@ def _scan(root: Path) -> tuple[list[tuple[str, int, int]], list[str], int]:
     broken: list[str] = []
     n_other = 0
     visited: set[tuple[int, int]] = set()
+
+    def unreadable(err: OSError) -> None:
+        # os.walk skips a folder it cannot list; say so for the root, count the others
+        if Path(err.filename or "") == root:
+            raise DataError(f"cannot read image folder {root}: {err.strerror or err}",
+                            hint="check the folder's permissions")
+        broken.append(Path(os.path.relpath(err.filename, root)).as_posix() + "/")
+
     # Follow symlinked folders (datasets are often linked in) but remember each
     # real folder, so a link back up the tree cannot make the walk loop forever.
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=True):
         try:
             st = os.stat(dirpath)
         except OSError:

@@ -42,7 +42,9 @@ class Nets:
 #               family projects instead: Miyato & Koyama 2018)
 #   classifier  G(z ++ onehot(y)), D(x) with an auxiliary class head (Odena et al. 2017)
 #   info        G(z ++ c) for InfoGAN codes c, D(x) with a head Q(c | x) (Chen et al. 2016)
-CONDITIONINGS = ("none", "concat", "classifier", "info")
+#   translation G maps images to images, A -> B and B -> A; D per domain (CycleGAN)
+#   domain      G(x, target domain), D(x) with a domain head (StarGAN)
+CONDITIONINGS = ("none", "concat", "classifier", "info", "translation", "domain")
 
 
 @dataclass(frozen=True)

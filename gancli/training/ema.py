@@ -17,7 +17,6 @@ def make_ema(G: nn.Module) -> nn.Module:
 @torch.no_grad()
 def update_ema(ema: nn.Module, G: nn.Module, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * G for parameters; buffers (BN statistics) copied."""
-    for pe, p in zip(ema.parameters(), G.parameters()):
-        pe.lerp_(p, 1.0 - decay)
+    torch._foreach_lerp_(list(ema.parameters()), list(G.parameters()), 1.0 - decay)  # one launch
     for be, b in zip(ema.buffers(), G.buffers()):
         be.copy_(b)

@@ -30,9 +30,11 @@ from gancli.models import DataSpec, build_nets
 from gancli.registry import OBJECTIVES
 from gancli.regularizers import clip_weights
 from gancli.reporting import Reporter
-from gancli.runtime import generator
+from gancli.runtime import Precision, compile_children, compile_problem, configure_backends, generator
 from gancli.training import state as st
 from gancli.training.ema import make_ema, update_ema
+from gancli.training.guard import FiniteGuard, check_finite_weights
+from gancli.training.parallel import RANK_SEED_STRIDE, current, sync_batchnorm
 from gancli.training.preview import Preview
 
 
@@ -42,15 +44,19 @@ class TrainResult:
     checkpoint: Path
     step: int
     seconds: float
+    G: torch.nn.Module | None = None  # the trained networks, as this process holds them
+    D: torch.nn.Module | None = None
 
 
 def make_optimizer(cfg: Config, params, lr: float) -> torch.optim.Optimizer:
+    """Adam and SGD fused (one kernel for all parameters), RMSprop multi-tensor (foreach):
+    a few launches per step instead of several per parameter tensor."""
     o = cfg.optim
     if o.name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=(o.beta1, o.beta2))
+        return torch.optim.Adam(params, lr=lr, betas=(o.beta1, o.beta2), fused=True)
     if o.name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr)
-    return torch.optim.SGD(params, lr=lr, momentum=o.beta1)
+        return torch.optim.RMSprop(params, lr=lr, foreach=True)
+    return torch.optim.SGD(params, lr=lr, momentum=o.beta1, fused=True)
 
 
 def lr_factor(cfg: Config, step: int) -> float:
@@ -73,8 +79,10 @@ class Meter:
             self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
         self.n += 1
 
-    def read(self) -> dict[str, float]:
-        out = {k: float(v) / self.n for k, v in self.sums.items()}
+    def read(self, reduce=None) -> dict[str, float]:
+        """Means since the last read; ``reduce`` (e.g. a mean over processes) sees the sums."""
+        sums = reduce(self.sums) if reduce is not None else self.sums
+        out = {k: float(v) / self.n for k, v in sums.items()}
         self.sums, self.n = {}, 0
         return out
 
@@ -106,18 +114,32 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
           ) -> TrainResult:
     t = cfg.train
     if data is None:
-        data = load_dataset(cfg.data, t.seed)
+        data = load_dataset(cfg.data, t.seed, cfg.task)
     spec = DataSpec(data.kind, data.shape, data.num_classes)
     objective_cls = OBJECTIVES.get(cfg.objective)
+    dist = current(device)  # torchrun's job, or a single process (see training/parallel.py)
+    if t.global_batch and t.global_batch != t.batch_size * dist.world:
+        raise ConfigError(f"train.global_batch {t.global_batch} != train.batch_size {t.batch_size}"
+                          f" x {dist.world} process(es)", hint="set train.global_batch=0, or a "
+                          "per-process train.batch_size of global_batch / processes")
+    configure_backends(device, t.tf32)
     torch.manual_seed(t.seed)  # weight init; every later random draw uses `gen` below
     nets = build_nets(cfg.model, spec, objective_cls.conditioning)
+    if t.sync_bn and dist:
+        nets.G, nets.D = sync_batchnorm(nets.G, device), sync_batchnorm(nets.D, device)
     G, D = nets.G.to(device), nets.D.to(device)
+    if t.channels_last:
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    dist.broadcast_module(G, D)  # the same initial weights on every rank
     G_ema = make_ema(G) if t.ema else None
     opt_G = make_optimizer(cfg, G.parameters(), cfg.optim.lr_g)
     opt_D = make_optimizer(cfg, D.parameters(), cfg.optim.lr_d)
-    gen = generator(t.seed + 1)
-    batches = Batches(data, t.batch_size, t.seed, device, cfg.data.flip)
+    amp = Precision(t.precision, device)
+    gen = generator(t.seed + 1 + RANK_SEED_STRIDE * dist.rank)  # ranks draw different noise
+    batches = Batches(data, t.batch_size, t.seed, device, cfg.data.flip, dist.rank, dist.world)
     objective = objective_cls(cfg, G, D, gen, device, spec.num_classes)
+    if t.compile:
+        compile_nets(G, D, cfg, device, reporter)
     tasks = OBJECTIVES.meta(cfg.objective).get("tasks")
     if tasks and cfg.task not in tasks:
         raise ConfigError(f"objective '{cfg.objective}' cannot train a {cfg.task} model",
@@ -127,32 +149,43 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
                           hint="set train.augment to an empty string")
     data_meta = {**spec.to_dict(), "classes": data.classes,
                  "modes": data.modes.tolist() if data.modes is not None else None,
-                 "sigma": data.sigma, "name": data.name}
+                 "sigma": data.sigma, "name": data.name, "domains": data.domains,
+                 "multi_label": data.y is not None and data.y.is_floating_point()}
 
     step, elapsed = 0, 0.0
     if resume is not None:
-        step, elapsed = restore(resume, G, D, G_ema, opt_G, opt_D, gen, batches, objective)
+        step, elapsed = restore(resume, G, D, G_ema, opt_G, opt_D, gen, batches, objective,
+                                amp, dist)
     preview = Preview(cfg, data, G_ema if G_ema is not None else G, device,
                       conditioning=objective_cls.conditioning)
     metrics_log = run_dir / "metrics.jsonl"
-    trim_metrics(metrics_log, step)
-    clean_temporary(run_dir / "checkpoints")
+    if dist.main:  # only rank 0 writes: logs, samples, checkpoints
+        trim_metrics(metrics_log, step)
+        clean_temporary(run_dir / "checkpoints")
 
     def save() -> Path:
         path = checkpoints.step_path(run_dir / "checkpoints", step)
+        guard.check(cfg, last_ckpt)  # never write weights that came from a NaN/inf step
         tensors = {**st.module_tensors("G", G), **st.module_tensors("D", D), **objective.state()}
         if G_ema is not None:
             tensors.update(st.module_tensors("G_ema", G_ema))
+        check_finite_weights(tensors, cfg, step, last_ckpt)
         opt_meta = {}
         for name, opt in (("opt_G", opt_G), ("opt_D", opt_D)):
             tens, opt_meta[name] = st.optimizer_state(name, opt)
             tensors.update(tens)
         tensors["rng.noise"] = gen.get_state()
+        dist.check_same(G, D)
+        # every other rank's own noise generator and objective state (image pool), as rankN.*
+        tensors.update(dist.gather_rank_state({"rng.noise": gen.get_state(), **objective.state()}))
+        if not dist.main:
+            return path
         checkpoints.save(path, tensors, {
             "gancli_version": gancli.__version__, "preset": cfg.name, "family": cfg.model.family,
             "task": cfg.task, "step": step, "data_pos": batches.pos,
             "elapsed": elapsed + (time.perf_counter() - t0), "config": cfg.to_dict(),
-            "data": data_meta, "optimizers": opt_meta})
+            "data": data_meta, "optimizers": opt_meta, "scalers": amp.state(),
+            "world_size": dist.world})
         checkpoints.mark_latest(run_dir / "checkpoints", path)
         checkpoints.prune(run_dir / "checkpoints", t.keep)
         reporter.event("checkpoint", step=step, path=str(path))
@@ -166,6 +199,8 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
     meter, t0 = Meter(), time.perf_counter()
     tick_time, tick_step = t0, step
     last_ckpt: Path | None = resume.path if resume is not None else None
+    guard = FiniteGuard(device)  # NaN/inf in losses and gradients, read at log and save time
+    d_params, g_params = list(D.parameters()), list(G.parameters())
     with stop_on_sigint() as sigint:
         while step < t.steps:
             progress = step / t.steps
@@ -177,37 +212,50 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
             D.requires_grad_(True)
             for _ in range(t.n_critic):
                 real, labels = batches.next()
-                d_loss, d_stats = objective.d_step(real, labels, progress)
+                if t.channels_last and real.dim() == 4:
+                    real = real.contiguous(memory_format=torch.channels_last)
+                with amp.autocast("D"):
+                    d_loss, d_stats = objective.d_step(real, labels, progress)
                 opt_D.zero_grad(set_to_none=True)
-                d_loss.backward()
-                opt_D.step()
+                amp.backward("D", d_loss)
+                dist.average_gradients(d_params)
+                guard.watch(step + 1, "D", d_loss, () if amp.scaled else d_params)
+                amp.step("D", opt_D)
                 if cfg.reg.clip:
                     clip_weights(D, cfg.reg.clip)
             D.requires_grad_(False)  # G's step needs no gradients for D's weights
-            g_loss, g_stats = objective.g_step(t.batch_size, progress)
+            with amp.autocast("G"):
+                g_loss, g_stats = objective.g_step(t.batch_size, progress)
             opt_G.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt_G.step()
+            amp.backward("G", g_loss)
+            dist.average_gradients(g_params)
+            guard.watch(step + 1, "G", g_loss, () if amp.scaled else g_params)
+            amp.step("G", opt_G)
+            dist.broadcast_buffers(G, D)  # batch-norm statistics follow rank 0, as with DDP
             if G_ema is not None:
                 update_ema(G_ema, G, t.ema)
             step += 1
             meter.add({**d_stats, **g_stats})
 
             last = step == t.steps
+            if dist:  # ranks agree on a Ctrl-C at log steps, so all stop after the same step
+                sigint["stop"] = step % t.log_every == 0 and dist.any(sigint["stop"])
             if step % t.log_every == 0 or last or sigint["stop"]:
-                stats = meter.read()
+                stats = meter.read(dist.average_stats)
+                guard.check(cfg, last_ckpt)
                 check_finite(stats, step, last_ckpt)
                 now = time.perf_counter()
                 rate = (step - tick_step) / max(now - tick_time, 1e-9)
                 tick_time, tick_step = now, step
                 row = {"step": step, "steps": t.steps, **stats, "lr_g": cfg.optim.lr_g * factor,
                        "lr_d": cfg.optim.lr_d * factor,
-                       "img_s": rate * t.batch_size * t.n_critic,
+                       "img_s": rate * t.batch_size * dist.world * t.n_critic,
                        "eta_s": (t.steps - step) / max(rate, 1e-9),
                        "elapsed_s": elapsed + now - t0}
-                append_jsonl(metrics_log, row)
+                if dist.main:
+                    append_jsonl(metrics_log, row)
                 reporter.step(row)
-            if (t.sample_every and step % t.sample_every == 0) or last:
+            if ((t.sample_every and step % t.sample_every == 0) or last) and dist.main:
                 path, extra = preview.write(run_dir / "samples", step)
                 if extra:
                     append_jsonl(metrics_log, {"step": step, **extra})
@@ -221,22 +269,59 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
     assert last_ckpt is not None
     reporter.done({"run_dir": str(run_dir), "checkpoint": str(last_ckpt), "step": step,
                    "seconds": seconds})
-    return TrainResult(run_dir, last_ckpt, step, seconds)
+    return TrainResult(run_dir, last_ckpt, step, seconds, G, D)
+
+
+def compile_nets(G, D, cfg: Config, device: torch.device, reporter: Reporter) -> None:
+    """``train.compile``: compile G's and D's sub-networks in place, or say in one line why not."""
+    problem = compile_problem(device)
+    if problem:
+        reporter.event("message", text=f"--compile: torch.compile is unavailable here ({problem}); "
+                                       "training eagerly")
+        return
+    compile_children(G)
+    if cfg.reg.gp or cfg.reg.r1:  # a penalty differentiates D twice; compiled graphs cannot
+        reporter.event("message", text="--compile: D runs eagerly (torch.compile cannot "
+                                       "differentiate twice, as the gradient penalty / R1 needs)")
+    else:
+        compile_children(D)
 
 
 def restore(ckpt: checkpoints.Checkpoint, G, D, G_ema, opt_G, opt_D, gen, batches,
-            objective) -> tuple[int, float]:
+            objective, amp: Precision | None = None, dist=None) -> tuple[int, float]:
     tensors, meta = ckpt.tensors, ckpt.meta
+    if amp is not None:
+        amp.load(meta.get("scalers"))
+    if dist is not None and dist.rank > 0:  # this rank's own noise and pool, when saved
+        mine = dist.rank_state(tensors)
+        if mine is None:  # a checkpoint from fewer processes: fresh noise, an empty pool
+            mine = {"rng.noise": gen.get_state()}
+        tensors = {**{k: v for k, v in tensors.items() if not k.startswith(("rng.", "pool."))},
+                   **mine}
     st.load_module(G, tensors, "G")
     st.load_module(D, tensors, "D")
     if G_ema is not None:
         st.load_module(G_ema, tensors, "G_ema")
     st.load_optimizer(opt_G, tensors, meta["optimizers"]["opt_G"], "opt_G")
     st.load_optimizer(opt_D, tensors, meta["optimizers"]["opt_D"], "opt_D")
+    for opt in (opt_G, opt_D):
+        match_layout(opt)
     gen.set_state(tensors["rng.noise"])
     batches.pos = int(meta["data_pos"])
     objective.load(tensors)
     return int(meta["step"]), float(meta.get("elapsed", 0.0))
+
+
+@torch.no_grad()
+def match_layout(opt: torch.optim.Optimizer) -> None:
+    """Give loaded optimiser state its parameter's memory layout (checkpoints store tensors
+    contiguous; a channels_last weight's moments must be channels_last too, or a fused
+    step pairs the wrong elements)."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for key, v in opt.state.get(p, {}).items():
+                if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
+                    opt.state[p][key] = torch.empty_like(p, dtype=v.dtype).copy_(v)
 
 
 def check_finite(stats: dict[str, float], step: int, last_ckpt: Path | None) -> None:
@@ -246,7 +331,7 @@ def check_finite(stats: dict[str, float], step: int, last_ckpt: Path | None) -> 
         raise TrainingDiverged(
             f"{', '.join(bad)} became NaN/inf by step {step}; {kept}",
             hint="lower the learning rates (--set optim.lr_d=... optim.lr_g=...), add a "
-                 "gradient penalty, or train in fp32")
+                 "gradient penalty, or train in fp32", step=step, last_good=last_ckpt)
 
 
 def append_jsonl(path: Path, row: dict) -> None:

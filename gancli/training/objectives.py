@@ -251,3 +251,6 @@ OBJECTIVES.register("unconditional", AdversarialObjective, tasks={"unconditional
 OBJECTIVES.register("conditional", ConditionalObjective, tasks={"conditional"})
 OBJECTIVES.register("acgan", ACGANObjective, tasks={"conditional"})
 OBJECTIVES.register("infogan", InfoGANObjective, tasks={"unconditional"})
+
+# translation objectives register themselves on import (cycle, stargan)
+from gancli.training import translation as _translation  # noqa: E402, F401

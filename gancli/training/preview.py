@@ -1,5 +1,6 @@
-"""Training previews: a grid from fixed latents, or a scatter plot (and mode coverage)
-of 2-D samples over the real data."""
+"""Training previews: a grid from fixed latents, a scatter plot (and mode coverage) of 2-D
+samples over the real data, or, for translation models, fixed inputs next to their
+translations."""
 
 from __future__ import annotations
 
@@ -14,12 +15,20 @@ from gancli.metrics.toy import mode_coverage
 from gancli.sampling import codes_for_seeds, latents_for_seeds
 
 POINTS_PREVIEW = 2500  # the PacGAN protocol's sample count
+TRANSLATION_ROWS = 8
 
 
 class Preview:
     def __init__(self, cfg: Config, data: Dataset, G: torch.nn.Module, device: torch.device,
                  conditioning: str = "none"):
         self.G, self.data, self.device = G, data, device
+        self.conditioning = conditioning
+        if conditioning in ("translation", "domain"):
+            source = data.test if data.test is not None else data.x
+            self.inputs = source[:TRANSLATION_ROWS].float().div(127.5).sub(1.0).to(device)
+            self.labels = (data.y[:TRANSLATION_ROWS].to(device)
+                           if data.y is not None and data.test is None else None)
+            return
         n = POINTS_PREVIEW if data.kind == "points" else cfg.train.sample_n
         m = cfg.model
         self.nrow, self.y = None, None
@@ -50,6 +59,8 @@ class Preview:
         was_training = self.G.training
         self.G.eval()  # BN running statistics: a sample must not depend on its batch-mates
         try:
+            if self.conditioning in ("translation", "domain"):
+                return self._write_translation(folder, step)
             ys = self.y.split(512) if self.y is not None else [None] * len(self.z.split(512))
             out = torch.cat([self.G(z, y) for z, y in zip(self.z.split(512), ys)])
         finally:
@@ -66,3 +77,29 @@ class Preview:
             img = imaging.grid(imaging.to_uint8(out), nrow=self.nrow)
         imaging.save_image(img, path)
         return path, extra
+
+    def _write_translation(self, folder: Path, step: int) -> tuple[Path, dict]:
+        """CycleGAN: per row a, G(a), F(G(a)), F(a) | b, F(b), G(F(b)), G(b) (input,
+        translation, reconstruction, identity). StarGAN: per row x, then x in every domain."""
+        G, x = self.G, self.inputs
+        if self.conditioning == "translation":
+            a, b = x[:, 0], x[:, 1]
+            g_a, f_b = G.a2b(a), G.b2a(b)
+            cols = [a, g_a, G.b2a(g_a), G.b2a(a), b, f_b, G.a2b(f_b), G.a2b(b)]
+        else:
+            k = self.data.num_classes
+            if self.labels is not None and self.labels.is_floating_point():
+                # attributes: each column flips one attribute of the input's own labels
+                cols = [x] + [G(x, self._flipped(d)) for d in range(k)]
+            else:
+                cols = [x] + [G(x, torch.full((len(x),), d, dtype=torch.long, device=x.device))
+                              for d in range(k)]
+        out = torch.stack(cols, 1).flatten(0, 1)
+        path = folder / f"step-{step:07d}.png"
+        imaging.save_image(imaging.grid(imaging.to_uint8(out), nrow=len(cols)), path)
+        return path, {}
+
+    def _flipped(self, d: int) -> torch.Tensor:
+        y = self.labels.clone()
+        y[:, d] = 1 - y[:, d]
+        return y

@@ -1,0 +1,334 @@
+"""The bad-input cases of docs/reliability.md: each one a one-line error or a counted skip.
+
+Shared by tests/test_bad_inputs.py (which asserts each row) and benchmarks/bad_inputs.py
+(which runs each row through the real entry point and prints the docs table). A case is
+(id, what, setup, exit code, a fragment the output must hold); ``setup(tmp, ckpt, stack)``
+builds the files and returns the command line (``stack`` takes patches for the two cases a
+test can only simulate: an unreadable folder when running as root, and a full disk).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Callable
+from unittest import mock
+
+import numpy as np
+from PIL import Image
+
+Setup = Callable[[Path, Path, ExitStack], list[str]]
+
+TINY = ["--set", "data.size=512", "--set", "model.g_width=8", "--set", "model.d_width=8",
+        "--set", "model.g_depth=2", "--set", "model.d_depth=2", "--set", "train.sample_n=4",
+        "--steps", "2", "--set", "train.batch_size=8", "--sample-every", "0"]
+IMG = ["--set", "data.resolution=8", "--set", "model.g_width=8", "--set", "model.d_width=8",
+       "--set", "train.sample_n=4", "--set", "data.cache=false", "--steps", "1", "--batch-size", "4",
+       "--sample-every", "0"]
+
+
+def train_gan(tmp: Path, *extra: str) -> list[str]:
+    return ["train", "gan", *TINY, "--out", str(tmp / "runs"), "--quiet", *extra]
+
+
+def train_folder(tmp: Path, folder: Path) -> list[str]:
+    return ["--json", "train", "dcgan", "--data", str(folder), *IMG, "--out", str(tmp / "runs")]
+
+
+def _good(folder: Path, n: int = 2) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.new("RGB", (12, 12), (40 * i, 100, 200)).save(folder / f"good{i}.png")
+    return folder
+
+
+def bad_files(tmp, ckpt, stack):
+    d = _good(tmp / "imgs")
+    (d / "zero.png").write_bytes(b"")
+    jpeg = d / "photo.jpg"
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(jpeg, quality=90)
+    (d / "truncated.jpg").write_bytes(jpeg.read_bytes()[:300])
+    jpeg.unlink()
+    (d / "text.png").write_text("not an image")  # mislabelled
+    return train_folder(tmp, d)
+
+
+def only_bad_files(tmp, ckpt, stack):
+    d = tmp / "imgs"
+    d.mkdir()
+    (d / "zero.png").write_bytes(b"")
+    (d / "text.jpg").write_text("not an image")
+    return train_folder(tmp, d)
+
+
+def odd_modes(tmp, ckpt, stack):
+    d = tmp / "imgs"
+    d.mkdir()
+    Image.new("CMYK", (16, 16), (0, 255, 255, 0)).save(d / "cmyk.jpg")
+    Image.fromarray(np.full((10, 14), 40000, np.uint16)).save(d / "grey16.png")
+    Image.new("RGB", (20, 20), (9, 9, 200)).convert("P").save(d / "palette.png")
+    frames = [Image.new("RGB", (20, 20), c) for c in ((255, 0, 0), (0, 0, 255))]
+    frames[0].save(d / "animated.gif", save_all=True, append_images=frames[1:], duration=50)
+    Image.new("RGB", (1, 1), (0, 255, 0)).save(d / "one.png")
+    Image.new("RGB", (10000, 10), (0, 255, 0)).save(d / "strip.png")
+    return train_folder(tmp, d)
+
+
+def empty_dir(tmp, ckpt, stack):
+    (tmp / "empty").mkdir()
+    return train_folder(tmp, tmp / "empty")
+
+
+def unreadable_dir(tmp, ckpt, stack):
+    d = _good(tmp / "locked")
+    os.chmod(d, 0)
+    stack.callback(os.chmod, d, 0o755)
+    if os.geteuid() == 0:  # root reads anything: make listing it fail the way it would for a user
+        real = os.scandir
+
+        def scandir(path="."):
+            if Path(path) == d:
+                raise PermissionError(errno.EACCES, "Permission denied", str(path))
+            return real(path)
+
+        stack.enter_context(mock.patch("os.scandir", scandir))
+    return train_folder(tmp, d)
+
+
+def symlink_loop(tmp, ckpt, stack):
+    d = _good(tmp / "imgs")
+    (d / "loop").symlink_to(d, target_is_directory=True)
+    (d / "a.png").symlink_to(d / "b.png")
+    (d / "b.png").symlink_to(d / "a.png")  # a <-> b: a loop of file links
+    (d / "c.png").symlink_to(d / "c.png")  # a link to itself
+    return train_folder(tmp, d)
+
+
+def foreign_safetensors(tmp, ckpt, stack):
+    from safetensors.torch import save_file
+    import torch
+
+    f = tmp / "weights.safetensors"
+    save_file({"w": torch.zeros(2)}, str(f))
+    return ["sample", str(f), "--out", str(tmp / "x.png")]
+
+
+def class_on_unconditional(tmp, ckpt, stack):
+    return ["sample", str(ckpt), "--class", "3", "--out", str(tmp / "x.png")]
+
+
+def config_as_checkpoint(tmp, ckpt, stack):
+    return ["sample", str(ckpt.parent.parent / "config.yaml"), "--out", str(tmp / "x.png")]
+
+
+def _rewrite(ckpt: Path, dest: Path, edit: Callable[[dict, dict], None]) -> Path:
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(ckpt), "pt") as f:
+        meta = dict(f.metadata())
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    edit(meta, tensors)
+    save_file(tensors, str(dest), metadata=meta)
+    return dest
+
+
+def newer_format(tmp, ckpt, stack):
+    f = _rewrite(ckpt, tmp / "new.safetensors", lambda m, t: m.update(gancli_format="99"))
+    return ["sample", str(f), "--out", str(tmp / "x.png")]
+
+
+def truncated(tmp, ckpt, stack):
+    f = tmp / "cut.safetensors"
+    data = ckpt.read_bytes()
+    f.write_bytes(data[: len(data) // 2])
+    return ["sample", str(f), "--out", str(tmp / "x.png")]
+
+
+def tampered_header(tmp, ckpt, stack):
+    f = tmp / "hdr.safetensors"
+    data = bytearray(ckpt.read_bytes())
+    data[8:20] = b"#" * 12  # the JSON header is no longer JSON
+    f.write_bytes(bytes(data))
+    return ["sample", str(f), "--out", str(tmp / "x.png")]
+
+
+def _config_edit(section: str, key: str, value):
+    def edit(meta, tensors):
+        cfg = json.loads(meta["config"])
+        cfg[section][key] = value
+        meta["config"] = json.dumps(cfg)
+    return edit
+
+
+def tampered_width(tmp, ckpt, stack):
+    f = _rewrite(ckpt, tmp / "wide.safetensors", _config_edit("model", "g_width", 10**9))
+    return ["sample", str(f), "--out", str(tmp / "x.png")]
+
+
+def tampered_shapes(tmp, ckpt, stack):
+    def edit(meta, tensors):
+        key = next(k for k in tensors if k.startswith("G.") and tensors[k].dim() == 2)
+        tensors[key] = tensors[key][:, :1].contiguous()
+    f = _rewrite(ckpt, tmp / "shape.safetensors", edit)
+    return ["sample", str(f), "--out", str(tmp / "x.png")]
+
+
+def tampered_run_name(tmp, ckpt, stack):
+    f = _rewrite(ckpt, tmp / "escape.safetensors", _config_edit("run", "name", "../../escaped"))
+    return ["train", "--resume", str(f), "--quiet"]
+
+
+def tampered_run_out(tmp, ckpt, stack):
+    # a loose checkpoint resumed into a new run folder: the stored run.out is ignored
+    f = _rewrite(ckpt, tmp / "out.safetensors", _config_edit("run", "out", str(tmp / "elsewhere")))
+    stack.callback(os.chdir, os.getcwd())
+    os.chdir(tmp)  # the default --out (runs/) lands under tmp
+    return ["train", "--resume", str(f), "--quiet", "--steps", "3"]
+
+
+def yaml_tag_config(tmp, ckpt, stack):
+    f = tmp / "evil.yaml"
+    f.write_text(f'train: !!python/object/apply:os.system ["touch {tmp}/pwned"]\n')
+    return ["train", "gan", "--config", str(f), "--dry-run"]
+
+
+def yaml_tag_preset(tmp, ckpt, stack):
+    d = tmp / "presets"
+    d.mkdir()
+    (d / "evil.yaml").write_text(f'name: !!python/object/new:os.system ["touch {tmp}/pwned"]\n')
+    stack.enter_context(mock.patch.dict(os.environ, {"GANCLI_PRESETS": str(d)}))
+    return ["train", "evil", "--dry-run"]
+
+
+def preset_run_out(tmp, ckpt, stack):
+    f = tmp / "mine.yaml"
+    f.write_text("extends: gan\nrun:\n  out: /etc\n")
+    return ["train", str(f), "--dry-run"]
+
+
+def run_name_escape(tmp, ckpt, stack):
+    return train_gan(tmp, "--set", "run.name=../../x")
+
+
+def sets(*items: str) -> Setup:
+    def setup(tmp, ckpt, stack):
+        return train_gan(tmp, *[x for s in items for x in ("--set", s)])
+    return setup
+
+
+def disk_full_preflight(tmp, ckpt, stack):
+    import shutil
+
+    usage = shutil.disk_usage(tmp)
+    stack.enter_context(mock.patch("gancli.preflight.shutil.disk_usage",
+                                   return_value=usage._replace(free=4096)))
+    return train_gan(tmp)
+
+
+def out_is_a_file(tmp, ckpt, stack):
+    (tmp / "file").write_text("x")
+    return train_gan(tmp, "--out", str(tmp / "file" / "runs"))
+
+
+def disk_full_during_checkpoint(tmp, ckpt, stack):
+    real = os.fsync
+
+    def fsync(fd):  # the 3rd checkpoint's data cannot be flushed: the disk is full
+        if ".step-0000003" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd)
+
+    stack.enter_context(mock.patch("os.fsync", fsync))
+    return train_gan(tmp, "--steps", "5", "--ckpt-every", "1")
+
+
+def resume_nothing(tmp, ckpt, stack):
+    (tmp / "run").mkdir()
+    return ["train", "--resume", str(tmp / "run")]
+
+
+# (id, case, setup, exit code, fragment of stdout+stderr)
+CASES: list[tuple[str, str, Setup, int, str]] = [
+    ("bad-image-files", "zero-byte, truncated and mislabelled (text) images beside good ones",
+     bad_files, 0, '"skipped": 3'),
+    ("only-bad-images", "a folder holding only unreadable images", only_bad_files, 1,
+     "no usable image"),
+    ("odd-image-modes", "CMYK, 16-bit grey, palette, animated GIF, 1x1 and 10000x10 images",
+     odd_modes, 0, '"files": 6, "skipped": 0'),
+    ("empty-folder", "an empty folder", empty_dir, 1, "no usable image"),
+    ("unreadable-folder", "a folder that cannot be listed", unreadable_dir, 1,
+     "cannot read image folder"),
+    ("symlink-loops", "a link to its own folder, two file links to each other, a self link",
+     symlink_loop, 0, '"skipped": 3'),
+    ("foreign-safetensors", "sample from a safetensors file that is not a gancli checkpoint",
+     foreign_safetensors, 1, "not a gancli checkpoint"),
+    ("class-unconditional", "sample --class from an unconditional model", class_on_unconditional,
+     1, "--class needs a conditional model"),
+    ("yaml-as-checkpoint", "sample from a run's config.yaml instead of a checkpoint",
+     config_as_checkpoint, 1, "cannot read checkpoint"),
+    ("newer-format", "a checkpoint from a newer format version", newer_format, 1,
+     "written by a newer gancli"),
+    ("truncated-checkpoint", "a checkpoint cut in half", truncated, 1, "cannot read checkpoint"),
+    ("tampered-header", "a checkpoint whose header is not JSON", tampered_header, 1,
+     "cannot read checkpoint"),
+    ("tampered-config-width", "a checkpoint whose stored config says model.g_width=10**9",
+     tampered_width, 1, "does not match its own config"),
+    ("tampered-tensor-shape", "a checkpoint with a G weight cut to another shape",
+     tampered_shapes, 1, "does not match its own config"),
+    ("tampered-run-name", "resume a checkpoint whose stored run.name is ../../escaped",
+     tampered_run_name, 2, "not a plain folder name"),
+    ("tampered-run-out", "resume a loose checkpoint whose stored run.out is another folder",
+     tampered_run_out, 0, ""),
+    ("yaml-tag-config", "--config with a !!python/object/apply tag", yaml_tag_config, 2,
+     "cannot parse"),
+    ("yaml-tag-preset", "a user preset with a !!python/object/new tag", yaml_tag_preset, 2,
+     "cannot parse preset"),
+    ("preset-run-out", "a preset that sets run.out", preset_run_out, 2,
+     "may not choose where files are written"),
+    ("run-name-escape", "--set run.name=../../x", run_name_escape, 2, "not a plain folder name"),
+    ("set-unknown-key", "--set train.stpes=5", sets("train.stpes=5"), 2, "did you mean 'train.steps'"),
+    ("set-wrong-type", "--set train.steps=many", sets("train.steps=many"), 2, "expects int"),
+    ("set-negative", "--set train.batch_size=-8", sets("train.batch_size=-8"), 2, "out of range"),
+    ("set-nan", "--set optim.lr_g=nan", sets("optim.lr_g=nan"), 2, "finite number"),
+    ("set-no-equals", "--set train.steps", sets("train.steps"), 2, "expected key=value"),
+    ("absurd-batch", "--set train.batch_size=10**12", sets("train.batch_size=1000000000000"), 2,
+     "memory per batch"),
+    ("absurd-width", "--set model.g_width=10**9", sets("model.g_width=1000000000"), 2,
+     "the networks would need"),
+    ("absurd-data-size", "--set data.size=10**12", sets("data.size=1000000000000"), 2,
+     "for the data"),
+    ("absurd-conv-width", "dcgan --set model.d_width=10**9 (shapes overflow)",
+     lambda tmp, ckpt, stack: ["train", "dcgan", "--set", "model.d_width=1000000000", "--out",
+                               str(tmp / "runs")], 2, "more memory than can be addressed"),
+    ("diverging-lr", "a learning rate of 1e30 (diverges at once)",
+     sets("optim.lr_g=1e30", "optim.lr_d=1e30"), 3, "training diverged: NaN/inf"),
+    ("disk-full-foreseen", "free space below one checkpoint", disk_full_preflight, 1,
+     "not enough free space"),
+    ("out-is-a-file", "--out under a regular file", out_is_a_file, 1, "is a file, not a folder"),
+    ("disk-full-at-checkpoint", "ENOSPC while the 3rd checkpoint is flushed",
+     disk_full_during_checkpoint, 1, "No space left on device"),
+    ("resume-no-checkpoint", "--resume a folder without checkpoints", resume_nothing, 1,
+     "no readable checkpoint"),
+]
+
+
+def make_checkpoint(tmp: Path) -> Path:
+    """A tiny gan run (2 steps) to tamper with: its final checkpoint."""
+    import torch
+
+    from gancli import checkpoints, load_config
+    from gancli.reporting import Reporter
+    from gancli.runs import create_run_dir, write_config
+    from gancli.training.loop import train
+
+    sets = [s for s in TINY if s != "--set" and "=" in s] + ["train.steps=2",
+                                                             "train.sample_every=0"]
+    cfg = load_config("gan", sets)
+    run = create_run_dir(tmp, "gan")
+    write_config(run, cfg)
+    train(cfg, run, torch.device("cpu"), Reporter())
+    return checkpoints.resolve(run)
