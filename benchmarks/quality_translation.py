@@ -19,6 +19,7 @@ seed 0), each translated to the three domains it is not in:
   domain_accuracy  share a colour-domain CNN (trained here on 8,000 real images, seed 2)
                    puts in the target domain
   content          share a shape CNN (trained the same way) labels as the input's shape
+  mask_iou         mean intersection-over-union of the shape's pixels in input and output
   The classifiers' accuracy on the real held-out images is the yardstick.
 """
 
@@ -34,6 +35,7 @@ from torch import nn
 
 from gancli.data.translation import (RECOLOUR_BG, RECOLOUR_FG, recolour, shapes_colours,
                                      uncolour)
+from gancli.data.shapes import SHAPE_CLASSES
 from gancli.inference import load_translator
 from gancli.metrics.digits import digits_split, predict_proba
 
@@ -159,6 +161,7 @@ def stargan_scores(run: str, n: int = 1000) -> dict:
         shapes.append(tshape[keep])
     seconds = time.perf_counter() - t0
     out, target, shape = torch.cat(outs), torch.cat(targets), torch.cat(shapes)
+    tx_src = torch.cat([tx[tdom != d] for d in range(k)])  # each output's input
     per_domain = {tr.domains[d]: accuracy(domain_net, out[target == d], target[target == d])
                   for d in range(k)}
     return {
@@ -166,9 +169,21 @@ def stargan_scores(run: str, n: int = 1000) -> dict:
         "translate_seconds": round(seconds, 2), "classifier_seconds": round(classifier_seconds, 1),
         "domain_accuracy": accuracy(domain_net, out, target), "per_domain": per_domain,
         "content": accuracy(shape_net, out, shape),
+        "mask_iou": round(float(mask_iou(out, tx_src).mean()), 4),
+        "content_per_shape": {name: accuracy(shape_net, out[shape == i], shape[shape == i])
+                              for i, name in enumerate(SHAPE_CLASSES)},
         "real": {"domain_accuracy": accuracy(domain_net, tx, tdom),
                  "content": accuracy(shape_net, tx, tshape)},
     }
+
+
+def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per image pair, intersection over union of the shape masks (pixels whose brightest
+    channel is above mid-grey: every domain colour is, every background is not)."""
+    ma, mb = a.max(1).values > 0, b.max(1).values > 0
+    inter = (ma & mb).flatten(1).sum(1).float()
+    union = (ma | mb).flatten(1).sum(1).float().clamp(min=1)
+    return inter / union
 
 
 def main() -> None:
