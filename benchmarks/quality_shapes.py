@@ -35,12 +35,12 @@ CLASSES = 4
 
 
 class ShapesNet(nn.Module):
-    def __init__(self):
+    def __init__(self, classes: int = CLASSES):
         super().__init__()
         self.convs = nn.ModuleList([nn.Conv2d(3, 32, 3, padding=1), nn.Conv2d(32, 64, 3, padding=1),
                                     nn.Conv2d(64, 64, 3, padding=1)])
         self.fc = nn.Linear(64 * 4 * 4, 128)
-        self.head = nn.Linear(128, CLASSES)
+        self.head = nn.Linear(128, classes)
 
     def features(self, x):
         for conv in self.convs:
@@ -73,8 +73,14 @@ def train_classifier(epochs: int = 4) -> tuple[ShapesNet, float]:
 def _train_classifier(epochs: int) -> tuple[ShapesNet, float]:
     torch.manual_seed(0)
     train, test = load_shapes(32, 8000, seed=1), load_shapes(32, 2000, seed=2)
-    x, y = to_input(train.x), train.y
-    net = ShapesNet()
+    net = fit(ShapesNet(), to_input(train.x), train.y, epochs)
+    with torch.no_grad():
+        acc = float((net(to_input(test.x)).argmax(1) == test.y).float().mean())
+    return net, acc
+
+
+def fit(net: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int) -> nn.Module:
+    """Adam 1e-3, batches of 64, a seeded shuffle per epoch; returns ``net`` in eval mode."""
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     gen = torch.Generator().manual_seed(0)
     for _ in range(epochs):
@@ -85,10 +91,7 @@ def _train_classifier(epochs: int) -> tuple[ShapesNet, float]:
             opt.zero_grad()
             loss.backward()
             opt.step()
-    net.eval()
-    with torch.no_grad():
-        acc = float((net(to_input(test.x)).argmax(1) == test.y).float().mean())
-    return net, acc
+    return net.eval()
 
 
 @torch.no_grad()

@@ -30,7 +30,7 @@ import json
 import time
 
 import torch
-import torch.nn.functional as F
+from quality_shapes import ShapesNet, fit
 from torch import nn
 
 from gancli.data.translation import (RECOLOUR_BG, RECOLOUR_FG, recolour, shapes_colours,
@@ -98,33 +98,10 @@ def cyclegan_scores(run: str) -> dict:
     }
 
 
-class SmallCNN(nn.Module):
-    def __init__(self, classes: int):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(64 * 4 * 4, 128), nn.ReLU(), nn.Linear(128, classes))
-
-    def forward(self, x):
-        return self.body(x)
-
-
-def train_cnn(x: torch.Tensor, y: torch.Tensor, classes: int, epochs: int = 3) -> SmallCNN:
+def train_cnn(x: torch.Tensor, y: torch.Tensor, classes: int, epochs: int = 3) -> nn.Module:
+    """quality_shapes.py's 3-conv classifier, trained the same way, on these labels."""
     torch.manual_seed(0)
-    net = SmallCNN(classes)
-    opt = torch.optim.Adam(net.parameters(), 1e-3)
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(epochs):
-        perm = torch.randperm(len(x), generator=gen)
-        for i in range(0, len(x), 64):
-            idx = perm[i:i + 64]
-            loss = F.cross_entropy(net(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return net.eval()
+    return fit(ShapesNet(classes), x, y, epochs)
 
 
 @torch.no_grad()
