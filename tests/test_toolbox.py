@@ -228,3 +228,24 @@ def test_infogan_needs_a_code_and_conditional_needs_labels():
         build_nets(ModelConfig(family="dcgan"), spec, "info")
     with pytest.raises(ConfigError, match="labelled data"):
         build_nets(ModelConfig(family="dcgan"), spec, "concat")
+
+
+@pytest.mark.parametrize("cls_fake", [1.0, 0.0])
+def test_acgan_class_loss_on_fakes_can_be_switched_off(cls_fake):
+    """loss.cls_fake scales D's class loss on generated samples; 0 = learn classes from reals."""
+    import torch.nn.functional as F
+
+    from gancli.config import build
+    from gancli.training.objectives import ACGANObjective
+
+    cfg = build({"loss": {"cls_weight": 2.0, "cls_fake": cls_fake}, "objective": "acgan"})
+    obj = ACGANObjective(cfg, nn.Identity(), nn.Identity(), torch.Generator(), torch.device("cpu"), 3)
+    real_logits, fake_logits = torch.randn(5, 3), torch.randn(5, 3, requires_grad=True)
+    y_real, y_fake = torch.tensor([0, 1, 2, 0, 1]), torch.tensor([2, 2, 1, 0, 0])
+    stats: dict = {}
+    loss = obj.aux_d_loss(real_logits, y_real, fake_logits, y_fake, stats)
+    expected = 2.0 * (F.cross_entropy(real_logits, y_real)
+                      + cls_fake * F.cross_entropy(fake_logits, y_fake))
+    assert float(loss.detach()) == pytest.approx(float(expected.detach()))
+    loss.backward()
+    assert (fake_logits.grad.abs().sum() == 0) == (cls_fake == 0)

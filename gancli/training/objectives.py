@@ -181,7 +181,7 @@ class ACGANObjective(AdversarialObjective):
 
     def __init__(self, cfg, G, D, gen, device, num_classes=0):
         super().__init__(cfg, G, D, gen, device, num_classes)
-        self.cls_weight = cfg.loss.cls_weight
+        self.cls_weight, self.cls_fake = cfg.loss.cls_weight, cfg.loss.cls_fake
 
     def discriminate(self, x, y):
         return self.D.forward_with_classes(x)
@@ -191,7 +191,7 @@ class ACGANObjective(AdversarialObjective):
         ce_fake = F.cross_entropy(cls_fake, y_fake)
         stats["cls_d"] = (ce_real + ce_fake).detach()
         stats["acc_real"] = (cls_real.argmax(1) == y_real).float().mean().detach()
-        return self.cls_weight * (ce_real + ce_fake)
+        return self.cls_weight * (ce_real + self.cls_fake * ce_fake)
 
     def aux_g_loss(self, cls_fake, y_fake, stats):
         ce = F.cross_entropy(cls_fake, y_fake)
