@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +24,19 @@ def train_preset(preset: str, sets: list[str], out: str | None = None,
     t0 = time.perf_counter()
     result = train(cfg, run, torch.device("cpu"), Reporter())
     return result.checkpoint, (time.perf_counter() - t0) / 60
+
+
+def interleaved_medians(runs: dict, repeats: int, verbose: bool = False) -> dict[str, float]:
+    """Call every ``runs[name]()`` (returning a rate) once per repeat, interleaved so that
+    machine load hits all of them alike; the median rate of each."""
+    rates: dict[str, list[float]] = {k: [] for k in runs}
+    for r in range(repeats):
+        for name, fn in runs.items():
+            rates[name].append(fn())
+        if verbose:
+            print(f"  repeat {r + 1}: " + "  ".join(f"{k} {v[-1]:.3f}" for k, v in rates.items()),
+                  flush=True)
+    return {k: statistics.median(v) for k, v in rates.items()}
 
 
 def run_or_train_parser(description: str):

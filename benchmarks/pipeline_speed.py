@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ import time
 from pathlib import Path
 
 import torch
+from common import interleaved_medians
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -89,11 +89,8 @@ def data(args) -> None:
             b.next()
         return batches_per_epoch / (time.perf_counter() - t0)
 
-    ref, ours = [], []
-    for _ in range(args.repeats):
-        ref.append(reference())
-        ours.append(gancli())
-    r, g = statistics.median(ref), statistics.median(ours)
+    med = interleaved_medians({"reference": reference, "gancli": gancli}, args.repeats)
+    r, g = med["reference"], med["gancli"]
     print(f"{args.images} PNG files, 64x64 RGB, batch {batch} (median of {args.repeats} epochs):")
     print(f"  reference DataLoader ({args.workers} workers) {r:10.1f} batches/s")
     print(f"  gancli cached tensor               {g:10.1f} batches/s   {g / r:7.1f}x")
@@ -134,11 +131,8 @@ def sample(args) -> None:
         generate(model, list(range(n)))
         return n / (time.perf_counter() - t0)
 
-    ref, g = [], []
-    for _ in range(args.repeats):
-        ref.append(reference())
-        g.append(ours())
-    r, o = statistics.median(ref), statistics.median(g)
+    med = interleaved_medians({"reference": reference, "gancli": ours}, args.repeats)
+    r, o = med["reference"], med["gancli"]
     print(f"{n} samples from a 64x64 DCGAN G (median of {args.repeats}):")
     print(f"  reference netG(randn) loop, batch 64  {r:8.1f} img/s")
     print(f"  gancli generate (seeded, batch 256)    {o:8.1f} img/s   {o / r:5.2f}x")

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
 
 import torch
+from common import interleaved_medians
 from torch import nn
 
 from gancli import load_config
@@ -181,13 +181,7 @@ def reference_toy(steps: int, warm: int, width: int = 128, batch: int = 256) -> 
 
 
 def compare(label: str, runs: dict, repeats: int) -> None:
-    rates: dict[str, list[float]] = {k: [] for k in runs}
-    for r in range(repeats):
-        for name, fn in runs.items():
-            rates[name].append(fn())
-        print(f"  repeat {r + 1}: " + "  ".join(f"{k} {v[-1]:.3f}" for k, v in rates.items()),
-              flush=True)
-    med = {k: statistics.median(v) for k, v in rates.items()}
+    med = interleaved_medians(runs, repeats, verbose=True)
     ref = med["reference fp32"]
     print(f"{label} (median G steps/s over {repeats} repeats):")
     for k, v in med.items():

@@ -30,13 +30,8 @@ _BIT = {"D": 0, "G": 2}
 def likely_cause(cfg) -> str:
     """A short guess at why a run diverged, for the one-line message."""
     lr = f"optim.lr_g={cfg.optim.lr_g:g}, optim.lr_d={cfg.optim.lr_d:g}"
-    precision = None
-    for section in (getattr(cfg, "train", None), getattr(cfg, "runtime", None), cfg):
-        value = getattr(section, "precision", None) if section is not None else None
-        if isinstance(value, str):
-            precision = value
-            break
-    if precision and precision not in ("fp32", "float32", "32"):
+    precision = cfg.train.precision
+    if precision != "fp32":
         return f"likely cause: the learning rate ({lr}) or {precision} precision"
     return f"likely cause: the learning rate is too high ({lr})"
 
