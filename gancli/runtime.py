@@ -173,8 +173,14 @@ def init_distributed(device: torch.device) -> torch.device:
     return device
 
 
-def shutdown_distributed() -> None:
+def shutdown_distributed(finished: bool = True) -> None:
+    """Leave the torchrun job. After a normal finish the ranks first meet at a barrier: rank 0
+    may still be writing the last checkpoint, and a rank that tears down its gloo connections
+    while a peer still holds them can abort ("terminate called without an active exception").
+    After an error there is no barrier (the failed rank would never arrive)."""
     import torch.distributed as tdist
 
     if tdist.is_available() and tdist.is_initialized():
+        if finished:
+            tdist.barrier()
         tdist.destroy_process_group()

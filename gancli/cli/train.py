@@ -145,10 +145,12 @@ def _run(cfg, ckpt, device_name, json_out: bool, quiet: bool) -> None:
                           hint="`gancli zoo` marks which presets this version can train")
     device = init_distributed(resolve_device(device_name))  # under torchrun: join the job
     dist = current(device)
+    finished = False
     try:
         _train(cfg, ckpt, device, dist, json_out, quiet)
+        finished = True
     finally:
-        shutdown_distributed()
+        shutdown_distributed(finished)
 
 
 def _train(cfg, ckpt, device, dist, json_out: bool, quiet: bool) -> None:
