@@ -196,7 +196,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch", type=int, default=64, help="dcgan batch size")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
-    ap.add_argument("--variants", default="fp32,bf16", help="gancli dcgan variants")
+    ap.add_argument("--variants", default="fp32,bf16",
+                    help="gancli variants: a precision, +cl (channels-last), +compile; the toy "
+                         "default is fp32,fp32+compile")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -209,13 +211,16 @@ def main() -> None:
         for v in args.variants.split(","):
             runs[f"gancli {v}"] = (lambda v=v: gancli_rate(
                 "dcgan", sets + [f"train.precision={v.split('+')[0]}"]
-                + (["train.channels_last=true"] if "+cl" in v else []), steps, warm))
+                + (["train.channels_last=true"] if "+cl" in v else [])
+                + (["train.compile=true"] if "+compile" in v else []), steps, warm))
         compare(f"DCGAN 64x64, batch {args.batch}", runs, args.repeats)
     else:
         steps, warm = args.steps or 300, args.warm or 20
-        runs = {"reference fp32": lambda: reference_toy(steps, warm),
-                "gancli fp32": lambda: gancli_rate("wgan-gp-toy", ["optim.decay_start=0"], steps,
-                                                   warm)}
+        runs = {"reference fp32": lambda: reference_toy(steps, warm)}
+        for v in (args.variants if args.variants != "fp32,bf16" else "fp32,fp32+compile").split(","):
+            runs[f"gancli {v}"] = (lambda v=v: gancli_rate(
+                "wgan-gp-toy", ["optim.decay_start=0", f"train.precision={v.split('+')[0]}"]
+                + (["train.compile=true"] if "+compile" in v else []), steps, warm))
         compare("WGAN-GP toy MLP (width 128, batch 256, n_critic 5)", runs, args.repeats)
 
 

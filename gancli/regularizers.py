@@ -13,9 +13,18 @@ from gancli.registry import REGULARIZERS
 Tensor = torch.Tensor
 
 
-def _grad_norm2(outputs: Tensor, inputs: Tensor) -> Tensor:
-    """Per-sample squared norm of d(sum outputs)/d inputs, kept in the graph (in fp32)."""
-    (grad,) = torch.autograd.grad(outputs.float().sum(), inputs, create_graph=True)
+def _grad_norm2(D: Callable[[Tensor], Tensor], inputs: Tensor) -> Tensor:
+    """Per-sample squared norm of d(sum D(inputs))/d inputs, kept in the graph (in fp32).
+
+    Eagerly this is ``autograd.grad(create_graph=True)``, a double backward. Inside
+    ``torch.compile`` (``train.compile``) it is ``torch.func.grad`` instead: the compiler
+    then writes the input gradient out as ordinary operations, so one compiled graph (and
+    its first-order backward) covers D's whole step, penalty included."""
+    if torch.compiler.is_compiling():
+        grad = torch.func.grad(lambda x: D(x).float().sum())(inputs)
+    else:
+        inputs = inputs.requires_grad_(True)
+        (grad,) = torch.autograd.grad(D(inputs).float().sum(), inputs, create_graph=True)
     return grad.float().flatten(1).pow(2).sum(1)
 
 
@@ -39,18 +48,18 @@ def gradient_penalty(D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor,
     generator so that runs are reproducible.
     """
     alpha = alpha.view(-1, *([1] * (real.dim() - 1)))
-    x_hat = (alpha * real.detach().float() + (1 - alpha) * fake.detach().float()).requires_grad_(True)
+    x_hat = alpha * real.detach().float() + (1 - alpha) * fake.detach().float()
     with _penalty_precision(x_hat):
-        norm = (_grad_norm2(D(x_hat), x_hat) + 1e-12).sqrt()
+        norm = (_grad_norm2(D, x_hat) + 1e-12).sqrt()
     return ((norm - 1) ** 2).mean()
 
 
 @REGULARIZERS.register("r1")
 def r1_penalty(D: Callable[[Tensor], Tensor], real: Tensor) -> Tensor:
     """Mescheder et al. 2018: mean |grad D(x)|^2 on real data (the caller scales by gamma/2)."""
-    x = real.detach().requires_grad_(True)
+    x = real.detach()
     with _penalty_precision(x):
-        return _grad_norm2(D(x), x).mean()
+        return _grad_norm2(D, x).mean()
 
 
 @REGULARIZERS.register("clip")

@@ -183,6 +183,8 @@ class RichReporter(Reporter):
                                f"{fields['reverse_kl']:.3f}", highlight=False)
         elif kind in ("sample", "checkpoint"):
             self.console.print(f"[dim]{kind} {fields['path']}[/]", highlight=False)
+        elif kind == "message":  # e.g. why --compile fell back to eager
+            self.console.print(fields["text"], style="yellow", markup=False, highlight=False)
 
     def done(self, summary):
         self.close()

@@ -14,7 +14,7 @@ from gancli.errors import ConfigError
 from gancli.models import DataSpec, build_nets
 from gancli.models.base import MinibatchStdDev, SelfAttention, spectral
 from gancli.training.augment import DiffAugment
-from gancli.training.objectives import AdversarialObjective, InfoGANObjective
+from gancli.training.objectives import AdversarialObjective, InfoGANObjective, _flip
 
 IMAGES = DataSpec("images", (3, 16, 16), 4)
 
@@ -178,12 +178,12 @@ def _objective(cls, **sets):
 def test_flipped_labels_swap_real_and_fake_logits():
     obj, _ = _objective(AdversarialObjective, loss={"label_flip": 0.5})
     real, fake = torch.full((1000,), 3.0), torch.full((1000,), -3.0)
-    r, f = obj._flip(real, fake)
+    r, f = _flip(real, fake, obj._swaps(1000))
     swapped = (r == -3.0)
     assert torch.equal(swapped, f == 3.0)  # a pair swaps together
     assert 0.4 < swapped.float().mean() < 0.6
     none, _ = _objective(AdversarialObjective)
-    assert none._flip(real, fake) == (real, fake)
+    assert none._swaps(1000) is None and _flip(real, fake, None) == (real, fake)
     with pytest.raises(ConfigError, match="label flip"):
         _objective(AdversarialObjective, loss={"name": "hinge", "label_flip": 0.1})
 

@@ -139,7 +139,7 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
     batches = Batches(data, t.batch_size, t.seed, device, cfg.data.flip, dist.rank, dist.world)
     objective = objective_cls(cfg, G, D, gen, device, spec.num_classes)
     if t.compile:
-        compile_nets(G, D, cfg, device, reporter)
+        compile_nets(G, D, cfg, device, reporter, objective)
     tasks = OBJECTIVES.meta(cfg.objective).get("tasks")
     if tasks and cfg.task not in tasks:
         raise ConfigError(f"objective '{cfg.objective}' cannot train a {cfg.task} model",
@@ -272,17 +272,25 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
     return TrainResult(run_dir, last_ckpt, step, seconds, G, D)
 
 
-def compile_nets(G, D, cfg: Config, device: torch.device, reporter: Reporter) -> None:
-    """``train.compile``: compile G's and D's sub-networks in place, or say in one line why not."""
+def compile_nets(G, D, cfg: Config, device: torch.device, reporter: Reporter,
+                 objective=None) -> None:
+    """``train.compile``: compile the objective's two loss functions whole (G's and D's
+    forward passes, the losses and any gradient penalty in one graph each, with its
+    backward), or, for objectives without them, G's and D's sub-networks; or say in one
+    line why not."""
     problem = compile_problem(device)
     if problem:
         reporter.event("message", text=f"--compile: torch.compile is unavailable here ({problem}); "
                                        "training eagerly")
         return
+    if hasattr(objective, "d_loss") and hasattr(objective, "g_loss"):
+        objective.d_loss = torch.compile(objective.d_loss)
+        objective.g_loss = torch.compile(objective.g_loss)
+        return
     compile_children(G)
-    if cfg.reg.gp or cfg.reg.r1:  # a penalty differentiates D twice; compiled graphs cannot
-        reporter.event("message", text="--compile: D runs eagerly (torch.compile cannot "
-                                       "differentiate twice, as the gradient penalty / R1 needs)")
+    if cfg.reg.gp or cfg.reg.r1:  # the penalty's double backward cannot run through them
+        reporter.event("message", text="--compile: D runs eagerly (its gradient penalty / R1 "
+                                       "differentiates it twice)")
     else:
         compile_children(D)
 

@@ -29,6 +29,20 @@ Tensor = torch.Tensor
 Stats = dict[str, Tensor]
 
 
+def _plus(loss: Tensor, extra: Tensor | None) -> Tensor:
+    """``loss + extra``, skipping a missing term. Not ``loss + 0.0``: under torch.compile the
+    compiler folds that to ``loss`` itself, and a loss returned next to its own ``detach()``
+    (the logged value) then comes back without its gradient (seen with torch 2.15)."""
+    return loss if extra is None else loss + extra
+
+
+def _flip(d_real: Tensor, d_fake: Tensor, swap: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Swap the real and fake logits where ``swap`` is set (``loss.label_flip``)."""
+    if swap is None:
+        return d_real, d_fake
+    return torch.where(swap, d_fake, d_real), torch.where(swap, d_real, d_fake)
+
+
 class AdversarialObjective:
     """G(z) against real data, for any adversarial loss and regulariser in the config.
 
@@ -56,6 +70,7 @@ class AdversarialObjective:
                                   f"{self.loss.name} loss",
                                   hint=f"set loss.{key}=0, or use nonsaturating/lsgan")
         self.flip = cfg.loss.label_flip
+        self.pack = cfg.model.pack
         self.noise = cfg.loss.instance_noise
         self.augment = DiffAugment(cfg.train.augment, gen)
         self.gp, self.r1 = cfg.reg.gp, cfg.reg.r1
@@ -86,18 +101,20 @@ class AdversarialObjective:
         """What D is shown: the (augmented) input plus annealed instance noise."""
         if self.augment:
             x = self.augment(x)
+        if not self.noise:
+            return x
         sigma = self.noise * (1.0 - progress)  # anneal linearly to 0 (Sønderby et al. 2017)
         if sigma <= 0:
             return x
         return x + sigma * torch.randn(x.shape, generator=self.gen).to(x.device)
 
-    def _flip(self, d_real: Tensor, d_fake: Tensor) -> tuple[Tensor, Tensor]:
-        """Noisy labels (Salimans et al. 2016; "GAN hacks"): each pair's real and fake label
-        swap with probability ``loss.label_flip``, so D is sometimes told the wrong answer."""
+    def _swaps(self, n: int) -> Tensor | None:
+        """Noisy labels (Salimans et al. 2016; "GAN hacks"): each of D's ``n`` outputs has its
+        real and fake label swapped with probability ``loss.label_flip``, so D is sometimes
+        told the wrong answer. None when flipping is off."""
         if not self.flip:
-            return d_real, d_fake
-        swap = (torch.rand(len(d_real), generator=self.gen) < self.flip).to(d_real.device)
-        return torch.where(swap, d_fake, d_real), torch.where(swap, d_real, d_fake)
+            return None
+        return (torch.rand(n, generator=self.gen) < self.flip).to(self.device)
 
     # -- D's view, per kind of conditioning ----------------------------------------------------
 
@@ -105,16 +122,21 @@ class AdversarialObjective:
         """(adversarial logits, class logits or None)."""
         return self.D(x), None
 
-    def aux_d_loss(self, cls_real, y_real, cls_fake, y_fake, stats: Stats) -> Tensor | float:
-        return 0.0
+    def aux_d_loss(self, cls_real, y_real, cls_fake, y_fake, stats: Stats) -> Tensor | None:
+        return None  # None, not 0.0: see _plus
 
-    def aux_g_loss(self, cls_fake, y_fake, stats: Stats) -> Tensor | float:
-        return 0.0
+    def aux_g_loss(self, cls_fake, y_fake, stats: Stats) -> Tensor | None:
+        return None
 
     def _score(self, logits: Tensor) -> Tensor:
         return torch.sigmoid(logits).mean() if self.loss.probability else logits.mean()
 
     # -- the two phases ------------------------------------------------------------------------
+
+    # Each phase draws its random inputs first (latents, labels, pool, augmentation, noise,
+    # flips, penalty mixes: always in this order, so a seed replays a run exactly), then
+    # calls a loss function that draws nothing. ``train.compile`` compiles the two loss
+    # functions whole: a random draw from the run's generator would split the graph.
 
     def d_step(self, real: Tensor, labels: Tensor | None, progress: float) -> tuple[Tensor, Stats]:
         y_real = labels if self.conditioning in ("concat", "classifier") else None
@@ -122,17 +144,27 @@ class AdversarialObjective:
         with torch.no_grad():
             fake = self.G(self.latents(len(real)), y_fake)
         fake = self.pool.query(fake)
-        d_real, cls_real = self.discriminate(self._view(real, progress), y_real)
-        d_fake, cls_fake = self.discriminate(self._view(fake, progress), y_fake)
-        loss = self.loss.d(*self._flip(d_real, d_fake), self.real_target)
+        real_in, fake_in = self._view(real, progress), self._view(fake, progress)
+        swap = self._swaps(len(real) // self.pack)
+        alpha = torch.rand(len(real), generator=self.gen).to(self.device) if self.gp else None
+        return self.d_loss(real, fake, real_in, fake_in, y_real, y_fake, swap, alpha)
+
+    def d_loss(self, real: Tensor, fake: Tensor, real_in: Tensor, fake_in: Tensor,
+               y_real: Tensor | None, y_fake: Tensor | None, swap: Tensor | None,
+               alpha: Tensor | None) -> tuple[Tensor, Stats]:
+        """D's loss on drawn inputs: ``*_in`` are what D is shown (augmented, noisy), the
+        penalties are taken on the plain ``real`` and ``fake``."""
+        d_real, cls_real = self.discriminate(real_in, y_real)
+        d_fake, cls_fake = self.discriminate(fake_in, y_fake)
+        d_real, d_fake = _flip(d_real, d_fake, swap)
+        loss = self.loss.d(d_real, d_fake, self.real_target)
         stats = {"d_loss": loss.detach(), "d_real": self._score(d_real.detach()),
                  "d_fake": self._score(d_fake.detach())}
         if self.loss.wasserstein:
             stats["wdist"] = (d_real.mean() - d_fake.mean()).detach()
-        loss = loss + self.aux_d_loss(cls_real, y_real, cls_fake, y_fake, stats)
+        loss = _plus(loss, self.aux_d_loss(cls_real, y_real, cls_fake, y_fake, stats))
         # penalties are taken on D's un-augmented, noise-free inputs
         if self.gp:
-            alpha = torch.rand(len(real), generator=self.gen).to(self.device)
             gp = gradient_penalty(lambda x: self.discriminate(x, y_real)[0], real, fake, alpha)
             loss = loss + self.gp * gp
             stats["gp"] = gp.detach()
@@ -144,12 +176,17 @@ class AdversarialObjective:
 
     def g_step(self, batch_size: int, progress: float) -> tuple[Tensor, Stats]:
         y = self.random_labels(batch_size)
-        fake = self.G(self.latents(batch_size), y)
+        return self.g_loss(self.latents(batch_size), y, progress)
+
+    def g_loss(self, z: Tensor, y: Tensor | None, progress: float) -> tuple[Tensor, Stats]:
+        """G's loss for drawn latents and labels (DiffAugment and instance noise, when on,
+        still draw here: they need G's output first)."""
+        fake = self.G(z, y)
         d_fake, cls_fake = self.discriminate(self._view(fake, progress), y)
         stats: Stats = {}
         loss = self.loss.g(d_fake)
         stats["g_loss"] = loss.detach()
-        loss = loss + self.aux_g_loss(cls_fake, y, stats)
+        loss = _plus(loss, self.aux_g_loss(cls_fake, y, stats))
         return loss, stats
 
     # -- resume --------------------------------------------------------------------------------
