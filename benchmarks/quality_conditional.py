@@ -3,6 +3,7 @@ train a classifier as well as real digits do (TSTR vs TRTR)?
 
     python benchmarks/quality_conditional.py --run runs/cgan-001
     python benchmarks/quality_conditional.py --train acgan [--set train.steps=3000]
+    python benchmarks/quality_conditional.py --train acgan --set model.aux_classifier=adc
 
 Per class k, 200 samples (seeds 0..199) are asked for; the shipped digits classifier
 (99.2 % on held-out real digits) labels them. TSTR trains a fresh classifier on those

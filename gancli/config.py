@@ -92,6 +92,10 @@ class ModelConfig:
                          "0 = the papers' choice: 6 up to 128 px, 9 above", min=0, max=64)
     info_cat: int = _f(0, "categories of InfoGAN's categorical code; 0 = none", min=0)
     info_cont: int = _f(0, "number of InfoGAN continuous codes", min=0)
+    aux_classifier: Literal["ac", "tac", "adc"] = _f(
+        "ac", "ACGAN's class head on D: ac = Odena et al. 2017; tac = plus a twin head that learns "
+        "the labels of generated samples and whose loss G maximises (TAC-GAN, Gong et al. 2019); "
+        "adc = one head over real and generated versions of each class (ADC-GAN, Hou et al. 2022)")
 
 
 @dataclass

@@ -33,6 +33,8 @@ CASES = {
               "loss.label_flip=0.2", "model.mbstd=2", "train.ema=0.9"],
     # InfoGAN: codes drawn from the run's generator in both steps
     "infogan": [],
+    # ACGAN with TAC-GAN's twin classifier: D's class head is twice as wide
+    "acgan": ["model.aux_classifier=tac", "loss.cls_fake=0"],
 }
 
 

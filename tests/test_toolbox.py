@@ -249,3 +249,82 @@ def test_acgan_class_loss_on_fakes_can_be_switched_off(cls_fake):
     assert float(loss.detach()) == pytest.approx(float(expected.detach()))
     loss.backward()
     assert (fake_logits.grad.abs().sum() == 0) == (cls_fake == 0)
+
+
+
+def _acgan(mode: str, **loss):
+    from gancli.config import build
+    from gancli.training.objectives import ACGANObjective
+
+    cfg = build({"model": {"aux_classifier": mode}, "loss": {"cls_weight": 2.0, **loss},
+                 "objective": "acgan"})
+    return ACGANObjective(cfg, nn.Identity(), nn.Identity(), torch.Generator(),
+                          torch.device("cpu"), 3)
+
+
+Y_REAL, Y_FAKE = torch.tensor([0, 1, 2, 0, 1]), torch.tensor([2, 2, 1, 0, 0])
+
+
+def test_acgan_twin_classifier_learns_fakes_and_g_maximises_its_loss():
+    """tac (TAC-GAN): the second half of D's class head learns the fakes' labels (D minimises
+    its CE) and G maximises that CE; the first half is ACGAN's classifier, unchanged."""
+    import torch.nn.functional as F
+
+    obj = _acgan("tac", cls_fake=0.0)
+    real = torch.randn(5, 6, requires_grad=True)
+    fake = torch.randn(5, 6, requires_grad=True)
+    stats: dict = {}
+    d_loss = obj.aux_d_loss(real, Y_REAL, fake, Y_FAKE, stats)
+    ce_real = F.cross_entropy(real[:, :3], Y_REAL)
+    ce_twin = F.cross_entropy(fake[:, 3:], Y_FAKE)
+    assert float(d_loss.detach()) == pytest.approx(float(2.0 * (ce_real + ce_twin).detach()))
+    d_loss.backward()
+    assert real.grad[:, 3:].abs().sum() == 0  # the twin never sees real samples
+    assert fake.grad[:, :3].abs().sum() == 0  # cls_fake=0: the classifier never sees fakes
+    assert fake.grad[:, 3:].abs().sum() > 0
+    g_loss = obj.aux_g_loss(fake, Y_FAKE, stats)
+    ce_cls = F.cross_entropy(fake[:, :3], Y_FAKE)
+    assert float(g_loss.detach()) == pytest.approx(float(2.0 * (ce_cls - ce_twin).detach()))
+    # G's gradient through the twin logits is minus D's
+    fake.grad = None
+    g_loss.backward()
+    d_twin = torch.autograd.grad(2.0 * F.cross_entropy(fake[:, 3:], Y_FAKE), fake)[0][:, 3:]
+    assert torch.allclose(fake.grad[:, 3:], -d_twin)
+
+
+def test_acgan_adc_classifier_has_a_real_and_a_generated_class_per_label():
+    """adc (ADC-GAN): one 2K-way head; D puts real k in class k and generated k in K + k; G
+    wants its samples in k and out of K + k."""
+    import torch.nn.functional as F
+
+    obj = _acgan("adc")
+    real, fake = torch.randn(5, 6), torch.randn(5, 6)
+    stats: dict = {}
+    d_loss = obj.aux_d_loss(real, Y_REAL, fake, Y_FAKE, stats)
+    expected = 2.0 * (F.cross_entropy(real, Y_REAL) + F.cross_entropy(fake, Y_FAKE + 3))
+    assert float(d_loss) == pytest.approx(float(expected))
+    g_loss = obj.aux_g_loss(fake, Y_FAKE, stats)
+    expected = 2.0 * (F.cross_entropy(fake, Y_FAKE) - F.cross_entropy(fake, Y_FAKE + 3))
+    assert float(g_loss) == pytest.approx(float(expected))
+    # a head sure that a fake is "generated k" costs D nothing and G a lot; sure it is
+    # "real k", the other way round
+    seen_as_fake = F.one_hot(Y_FAKE + 3, 6).float() * 20
+    seen_as_real = F.one_hot(Y_FAKE, 6).float() * 20
+    assert float(obj.aux_d_loss(real, Y_REAL, seen_as_fake, Y_FAKE, {})) < float(d_loss)
+    assert float(obj.aux_g_loss(seen_as_fake, Y_FAKE, {})) > 30
+    assert float(obj.aux_g_loss(seen_as_real, Y_FAKE, {})) < -30
+    with pytest.raises(ConfigError, match="cls_fake"):
+        _acgan("adc", cls_fake=0.0)
+
+
+def test_acgan_class_head_width_follows_the_aux_classifier():
+    from gancli.config import ModelConfig
+
+    spec = DataSpec("images", (1, 16, 16), 10)
+    for family in ("dcgan", "mlp", "resnet"):
+        widths = {mode: build_nets(ModelConfig(family=family, aux_classifier=mode), spec,
+                                   "classifier").D.forward_with_classes(torch.randn(2, 1, 16, 16))[1]
+                  .shape for mode in ("ac", "tac", "adc")}
+        assert widths == {"ac": (2, 10), "tac": (2, 20), "adc": (2, 20)}, family
+    with pytest.raises(ConfigError, match="aux_classifier"):
+        build_nets(ModelConfig(family="dcgan", aux_classifier="tac"), spec, "concat")

@@ -85,6 +85,10 @@ def build_nets(cfg: ModelConfig, spec: DataSpec, conditioning: str = "none") -> 
     if conditioning == "info" and cfg.info_cat == 1:
         raise ConfigError("a categorical code needs at least two categories",
                           hint="--set model.info_cat=10 (or 0 for none)")
+    if cfg.aux_classifier != "ac" and conditioning != "classifier":
+        raise ConfigError(f"model.aux_classifier={cfg.aux_classifier} is a class head for "
+                          "ACGAN's discriminator", hint="set model.aux_classifier=ac, or train "
+                                                        "the acgan preset")
     nets = family.build(cfg, spec, conditioning)
     initialise(nets.G, cfg.init)
     initialise(nets.D, cfg.init)
@@ -219,10 +223,11 @@ def code_width(cfg: ModelConfig) -> int:
 
 
 def head_outputs(spec: DataSpec, conditioning: str, cfg: ModelConfig) -> int:
-    """Width of D's second head: class logits (ACGAN) or Q's code predictions (InfoGAN);
-    0 when D has none."""
+    """Width of D's second head: class logits (ACGAN; twice as many with
+    ``model.aux_classifier`` tac or adc, see ``ACGANObjective``) or Q's code predictions
+    (InfoGAN); 0 when D has none."""
     if conditioning == "classifier":
-        return spec.num_classes
+        return spec.num_classes * (1 if cfg.aux_classifier == "ac" else 2)
     if conditioning == "info":
         return code_width(cfg)
     return 0
