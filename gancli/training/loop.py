@@ -34,6 +34,7 @@ from gancli.runtime import Precision, compile_children, compile_problem, configu
 from gancli.training import state as st
 from gancli.training.ema import make_ema, update_ema
 from gancli.training.guard import FiniteGuard, check_finite_weights
+from gancli.training.objectives import AdversarialObjective
 from gancli.training.parallel import RANK_SEED_STRIDE, current, sync_batchnorm
 from gancli.training.preview import Preview
 
@@ -273,17 +274,17 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
 
 
 def compile_nets(G, D, cfg: Config, device: torch.device, reporter: Reporter,
-                 objective=None) -> None:
+                 objective) -> None:
     """``train.compile``: compile the objective's two loss functions whole (G's and D's
     forward passes, the losses and any gradient penalty in one graph each, with its
-    backward), or, for objectives without them, G's and D's sub-networks; or say in one
-    line why not."""
+    backward), or, for the translation objectives (their own phases), G's and D's
+    sub-networks; or say in one line why not."""
     problem = compile_problem(device)
     if problem:
         reporter.event("message", text=f"--compile: torch.compile is unavailable here ({problem}); "
                                        "training eagerly")
         return
-    if hasattr(objective, "d_loss") and hasattr(objective, "g_loss"):
+    if isinstance(objective, AdversarialObjective):  # its phases run through d_loss / g_loss
         objective.d_loss = torch.compile(objective.d_loss)
         objective.g_loss = torch.compile(objective.g_loss)
         return
