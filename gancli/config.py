@@ -47,7 +47,7 @@ class PaperConfig:
 
 @dataclass
 class DataConfig:
-    source: str = _f("digits", "dataset: a folder path, digits, shapes, toy:ring8|grid25|spiral, "
+    source: str = _f("digits", "dataset: a folder path, digits[:train|test], shapes, toy:ring8|grid25|spiral, "
                      "torchvision:mnist|fashion-mnist|cifar10|celeba")
     resolution: int = _f(32, "image side in pixels (ignored for 2-D toy data)", min=4, max=4096)
     channels: int | None = _f(None, "1 or 3; null keeps what the data has", min=1, max=4)

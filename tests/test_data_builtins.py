@@ -50,6 +50,24 @@ def test_digits_bad_channels() -> None:
         load_digits(8, channels=2)
 
 
+def test_digits_splits_are_the_held_out_split() -> None:
+    from gancli.data import load_dataset
+    from gancli.metrics.digits import digits_split
+
+    full = load_digits(16)
+    train, test = load_digits(16, split="train"), load_digits(16, split="test")
+    train_idx, test_idx = digits_split()
+    assert len(train.x) == 1297 and len(test.x) == 500
+    assert torch.equal(train.x, full.x[train_idx]) and torch.equal(train.y, full.y[train_idx])
+    assert torch.equal(test.x, full.x[test_idx]) and torch.equal(test.y, full.y[test_idx])
+    # the spec string reaches the split; an unknown split is a one-line error with the choices
+    from gancli.config import DataConfig
+    assert len(load_dataset(DataConfig(source="digits:train", resolution=16)).x) == 1297
+    with pytest.raises(DataError, match="no split 'val'") as err:
+        load_digits(8, split="val")
+    assert "digits:train" in err.value.hint
+
+
 # ------------------------------------------------------------------ shapes
 
 

@@ -1,6 +1,7 @@
 """Datasets: one spec string (``--data``) -> one in-memory ``Dataset``.
 
-Built-ins need no network: ``digits``, ``shapes``, ``toy:ring8``, ``toy:grid25``,
+Built-ins need no network: ``digits`` (``digits:train`` / ``digits:test`` for its fixed
+split), ``shapes``, ``toy:ring8``, ``toy:grid25``,
 ``toy:spiral``, and for translation ``pair:digits-recoloured``, ``pair:digits-inverted`` and
 ``domains:shapes-colours``. ``torchvision:NAME`` reads (or, when asked, downloads) torchvision
 datasets; anything else is an image folder.
@@ -35,7 +36,7 @@ def _toy(arg: str, cfg: DataConfig, seed: int) -> Dataset:
 def _digits(arg: str, cfg: DataConfig, seed: int) -> Dataset:
     from gancli.data.digits import load_digits
 
-    return load_digits(cfg.resolution, cfg.channels or 1)
+    return load_digits(cfg.resolution, cfg.channels or 1, split=arg or "all")
 
 
 @DATASETS.register("shapes", kind="images")

@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gancli.data.digits import NUM_SAMPLES
+from gancli.data.digits import digits_split  # noqa: F401  (re-exported)
 from gancli.errors import DataError, GancliError
 from gancli.registry import METRICS
 
@@ -88,21 +88,6 @@ def prepare(images: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear",
                           align_corners=False, antialias=True)
     return x.clamp(-1.0, 1.0).contiguous()
-
-
-def digits_split(seed: int = 0, test: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
-    """The fixed train / held-out split of the 1,797 digit indices.
-
-    ``torch.randperm(1797)`` under ``torch.Generator().manual_seed(seed)``: the
-    first ``test`` indices are held out, the rest are for training. Both are
-    returned sorted as int64 tensors. The shipped classifier uses the defaults
-    (seed 0, 500 held out), so TSTR and accuracy checks should test on that
-    held-out part only.
-    """
-    if not 0 < test < NUM_SAMPLES:
-        raise ValueError(f"test must be in 1..{NUM_SAMPLES - 1}, not {test}")
-    perm = torch.randperm(NUM_SAMPLES, generator=torch.Generator().manual_seed(int(seed)))
-    return perm[test:].sort().values, perm[:test].sort().values
 
 
 def load_classifier(device: str | torch.device = "cpu", path: str | Path | None = None) -> DigitsNet:
