@@ -118,6 +118,21 @@ def test_tstr_on_a_conditional_run_next_to_trtr(cli, runs):
     assert v["tstr_train_samples"]["mean"] == 200 and v["tstr_test_samples"]["mean"] == 500
     assert 0 <= v["tstr"]["mean"] <= 1 and 0 <= v["trtr"]["mean"] <= 1
     assert v["tstr_gap"]["mean"] == pytest.approx(v["trtr"]["mean"] - v["tstr"]["mean"])
+    # this run trained on all 1,797 digits, the held-out 500 included: the output says so
+    assert any("held-out digits" in n and "digits:train" in n for n in r["notes"])
+
+
+def test_tstr_on_a_run_that_never_saw_the_held_out_digits_has_no_note(cli, tmp_path):
+    from gancli.cli import main
+
+    try:
+        main(["train", "cgan", *TINY, *tiny_overrides("cgan"), "--data", "digits:train",
+              "--out", str(tmp_path), "--quiet"])
+    except SystemExit as e:
+        assert e.code in (0, None)
+    r = _json(cli("evaluate", "tstr", "--fake", str(tmp_path / "cgan-001"), "--n", "100",
+                  "--tstr-epochs", "1", "--json"))
+    assert not any("held-out" in n for n in r["notes"])
 
 
 def test_metrics_that_hold_samples_share_one_generation_pass(cli, runs, monkeypatch):
