@@ -111,6 +111,8 @@ class LossConfig:
                            min=0)
     cls_fake: float = _f(1.0, "ACGAN: weight of D's class loss on generated samples relative to "
                          "real ones; 0 = D's classifier learns from real data only", min=0)
+    mode_seeking: float = _f(0.0, "weight of MSGAN's mode-seeking term: G pays lambda / (|G(z1) - "
+                             "G(z2)| / |z1 - z2|) on pairs with one label; 0 = off", min=0)
     info_weight: float = _f(1.0, "weight of the mutual-information term (infogan)", min=0)
     cycle_weight: float = _f(10.0, "weight of the cycle-consistency L1 loss (cyclegan)", min=0)
     identity_weight: float = _f(0.5, "identity loss weight, as a fraction of cycle_weight (cyclegan)",

@@ -18,7 +18,7 @@ COLUMNS = [
     ("d_real", "D(x)", "{:.3f}"), ("d_fake", "D(G(z))", "{:.3f}"),
     ("wdist", "W dist", "{:.4f}"), ("gp", "GP", "{:.4f}"), ("r1", "R1", "{:.4f}"),
     ("cls_d", "cls D", "{:.4f}"), ("cls_g", "cls G", "{:.4f}"), ("acc_real", "acc(x)", "{:.3f}"),
-    ("mi", "MI", "{:.3f}"), ("q_cont", "Q cont", "{:.4f}"),
+    ("mi", "MI", "{:.3f}"), ("q_cont", "Q cont", "{:.4f}"), ("ms", "mode seek", "{:.4f}"),
     ("d_a", "D_A", "{:.4f}"), ("d_b", "D_B", "{:.4f}"), ("g_a", "G_A", "{:.4f}"),
     ("g_b", "G_B", "{:.4f}"), ("cycle_a", "cycle A", "{:.4f}"), ("cycle_b", "cycle B", "{:.4f}"),
     ("idt", "identity", "{:.4f}"), ("rec", "rec", "{:.4f}"), ("acc_fake", "acc(G)", "{:.3f}"),

@@ -328,3 +328,48 @@ def test_acgan_class_head_width_follows_the_aux_classifier():
         assert widths == {"ac": (2, 10), "tac": (2, 20), "adc": (2, 20)}, family
     with pytest.raises(ConfigError, match="aux_classifier"):
         build_nets(ModelConfig(family="dcgan", aux_classifier="tac"), spec, "concat")
+
+
+def test_mode_seeking_term_pairs_one_label_and_penalises_collapse():
+    """loss.mode_seeking (MSGAN): pairs (i, half + i) of G's batch share a label, and G pays
+    lambda / (mean |G(z1) - G(z2)| / mean |z1 - z2| + 1e-5)."""
+    from gancli.config import build
+    from gancli.training.objectives import ConditionalObjective
+
+    cfg = build({"model": {"family": "mlp", "z_dim": 4, "g_width": 8, "d_width": 8,
+                           "g_norm": "none", "d_norm": "none"},
+                 "loss": {"mode_seeking": 2.0}, "objective": "conditional"})
+    torch.manual_seed(0)
+    nets = build_nets(cfg.model, DataSpec("images", (1, 4, 4), 5), "concat")
+    obj = ConditionalObjective(cfg, nets.G, nets.D, torch.Generator().manual_seed(0),
+                               torch.device("cpu"), 5)
+    # the value: latents 2 apart, images 0.5 apart -> ratio 0.25
+    z = torch.cat([torch.zeros(3, 4), torch.full((3, 4), 2.0)])
+    fake = torch.cat([torch.zeros(3, 1, 4, 4), torch.full((3, 1, 4, 4), 0.5)])
+    assert float(obj._mode_seeking(z, fake)) == pytest.approx(2.0 / (0.25 + 1e-5))
+    # a collapsed G (one image for every latent) pays about lambda / 1e-5
+    assert float(obj._mode_seeking(z, torch.zeros_like(fake))) == pytest.approx(2.0 / 1e-5)
+
+    seen = {}
+    original = obj.g_loss
+    obj.g_loss = lambda z, y, p: seen.update(y=y) or original(z, y, p)
+    loss, stats = obj.g_step(9, 0.0)  # odd: the last sample has no partner
+    assert torch.equal(seen["y"][:4], seen["y"][4:8]) and len(seen["y"]) == 9
+    assert "ms" in stats and torch.isfinite(loss)
+    loss.backward()  # the term reaches G's weights
+    assert all(p.grad is not None for p in nets.G.parameters())
+
+    off = ConditionalObjective(build({"objective": "conditional"}), nets.G, nets.D,
+                               torch.Generator().manual_seed(0), torch.device("cpu"), 5)
+    assert off._mode_seeking(z, fake) is None
+
+
+@pytest.mark.parametrize("objective", ["cycle", "stargan"])
+def test_mode_seeking_is_an_error_for_translation(objective):
+    from gancli.config import build
+    from gancli.registry import OBJECTIVES
+
+    cfg = build({"loss": {"mode_seeking": 1.0}, "objective": objective})
+    with pytest.raises(ConfigError, match="mode_seeking"):
+        OBJECTIVES.get(objective)(cfg, nn.Identity(), nn.Identity(), torch.Generator(),
+                                  torch.device("cpu"), 3)

@@ -52,7 +52,8 @@ class AdversarialObjective:
     Tricks from the lecture notes are options here: one-sided label smoothing
     (``loss.label_smoothing``), flipped labels for D (``loss.label_flip``), annealed
     instance noise on D's inputs (``loss.instance_noise``), DiffAugment on every D input
-    (``train.augment``), an image history pool (``train.pool_size``).
+    (``train.augment``), an image history pool (``train.pool_size``), and MSGAN's
+    mode-seeking term for G (``loss.mode_seeking``, see ``_mode_seeking``).
     """
 
     conditioning = "none"
@@ -74,6 +75,7 @@ class AdversarialObjective:
         self.noise = cfg.loss.instance_noise
         self.augment = DiffAugment(cfg.train.augment, gen)
         self.gp, self.r1 = cfg.reg.gp, cfg.reg.r1
+        self.mode_seeking = cfg.loss.mode_seeking
         if cfg.train.pool_size and self.conditioning != "none":
             raise ConfigError("the image history pool does not keep labels",
                               hint="set train.pool_size=0 for a conditional preset")
@@ -176,7 +178,22 @@ class AdversarialObjective:
 
     def g_step(self, batch_size: int, progress: float) -> tuple[Tensor, Stats]:
         y = self.random_labels(batch_size)
+        if self.mode_seeking and y is not None and batch_size >= 2:
+            half = batch_size // 2  # pairs (i, half + i) share a label: see _mode_seeking
+            y = torch.cat([y[:half], y[:half], y[2 * half:]])
         return self.g_loss(self.latents(batch_size), y, progress)
+
+    def _mode_seeking(self, z: Tensor, fake: Tensor) -> Tensor | None:
+        """MSGAN (Mao et al. 2019, eq. 3): G should not map two latents to one image. With
+        the batch's halves as pairs (same label: ``g_step``), the ratio of the mean absolute
+        image difference to the mean absolute latent difference should be large; G adds
+        ``loss.mode_seeking`` / (ratio + 1e-5). A collapsed G makes the ratio small."""
+        half = len(z) // 2
+        if not self.mode_seeking or half == 0:
+            return None
+        dx = (fake[:half] - fake[half:2 * half]).abs().mean()
+        dz = (z[:half] - z[half:2 * half]).abs().mean()
+        return self.mode_seeking / (dx / dz + 1e-5)
 
     def g_loss(self, z: Tensor, y: Tensor | None, progress: float) -> tuple[Tensor, Stats]:
         """G's loss for drawn latents and labels (DiffAugment and instance noise, when on,
@@ -187,6 +204,10 @@ class AdversarialObjective:
         loss = self.loss.g(d_fake)
         stats["g_loss"] = loss.detach()
         loss = _plus(loss, self.aux_g_loss(cls_fake, y, stats))
+        ms = self._mode_seeking(z, fake)
+        if ms is not None:
+            stats["ms"] = ms.detach()
+            loss = loss + ms
         return loss, stats
 
     # -- resume --------------------------------------------------------------------------------

@@ -34,6 +34,12 @@ class _NeedsRealBatch:
     _real: Tensor | None = None
     _labels: Tensor | None = None
 
+    @staticmethod
+    def _no_latents(cfg: Config, name: str) -> None:
+        if cfg.loss.mode_seeking:
+            raise ConfigError(f"loss.mode_seeking compares samples of different latents, and "
+                              f"{name} translates with none", hint="set loss.mode_seeking=0")
+
     def _last_batch(self) -> tuple[Tensor, Tensor | None]:
         if self._real is None:
             raise RuntimeError("the generator step came before any discriminator step")
@@ -62,6 +68,7 @@ class CycleObjective(_NeedsRealBatch):
         self.pool_a = ImagePool(cfg.train.pool_size, gen)
         self.pool_b = ImagePool(cfg.train.pool_size, gen)
         self._fakes: tuple[Tensor, Tensor] | None = None  # (F(b), G(a)) of the last G step
+        self._no_latents(cfg, "cyclegan")
         for key in ("gp", "r1"):
             if getattr(cfg.reg, key):
                 raise ConfigError(f"reg.{key} is not supported by the cycle objective",
@@ -139,6 +146,7 @@ class StarGANObjective(_NeedsRealBatch):
                                                      cfg.reg.gp)
         self.num_classes = num_classes
         self._targets: Tensor | None = None
+        self._no_latents(cfg, "stargan")
 
     def _cls_loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         if labels.is_floating_point():
