@@ -42,6 +42,9 @@ def test_paper_settings_are_the_papers():
     assert resolve_preset("lsgan").loss.name == "lsgan"
     sa = resolve_preset("sagan")
     assert (sa.optim.lr_g, sa.optim.lr_d, sa.loss.name) == (1e-4, 4e-4, "hinge")
+    adc = resolve_preset("adcgan")  # ACGAN's nets with ADC-GAN's head, no batch norm in D
+    assert (adc.objective, adc.model.aux_classifier, adc.model.d_norm) == ("acgan", "adc", "none")
+    assert resolve_preset("acgan").model.aux_classifier == "ac"  # the acgan preset is Odena's
     cy = resolve_preset("cyclegan")
     assert (cy.loss.cycle_weight, cy.loss.identity_weight, cy.train.pool_size) == (10.0, 0.5, 50)
 

@@ -35,6 +35,8 @@ CASES = {
     "infogan": [],
     # ACGAN with TAC-GAN's twin classifier: D's class head is twice as wide
     "acgan": ["model.aux_classifier=tac", "loss.cls_fake=0"],
+    # ADC-GAN's 2K-way class head, plus MSGAN's paired labels in G's step
+    "adcgan": ["loss.mode_seeking=1"],
 }
 
 
