@@ -239,7 +239,7 @@ def tstr_score(fake: Source, n: int, settings: Settings, gen_seed: int,
     if fake.kind == "generator":
         m = fake.model
         if not m.conditional:
-            raise GancliError("tstr needs a class-conditional model (cgan, acgan)",
+            raise GancliError("tstr needs a class-conditional model (cgan, acgan, adcgan)",
                               hint=f"{fake.spec} is {m.cfg.name} ({m.cfg.objective})")
         if m.data.get("name") != "digits" or len(m.classes) != 10:
             raise GancliError("tstr tests on the held-out real digits: the model must be trained on digits",
