@@ -25,7 +25,7 @@ from common import run_or_train, run_or_train_parser
 
 from gancli.inference import generate, load_generator
 from gancli.metrics.digits import predict_proba
-from gancli.metrics.tstr import tstr_digits
+from gancli.metrics.tstr import held_out_note, tstr_digits
 
 
 def main() -> None:
@@ -36,9 +36,8 @@ def main() -> None:
     target, minutes = run_or_train(ap, args)
     model = load_generator(target, "cpu")
     trained_on = model.cfg.data.source
-    if trained_on != "digits:train":
-        print(f"warning: this GAN trained on '{trained_on}', not digits:train; if that includes "
-              "the 500 held-out digits, TSTR tests on digits it saw", file=sys.stderr)
+    if note := held_out_note(trained_on):
+        print(f"warning: {note}", file=sys.stderr)
     k, n = len(model.classes), args.per_class
     labels = torch.arange(k).repeat_interleave(n)
     images = generate(model, list(range(n)) * k, labels=labels)

@@ -350,10 +350,10 @@ def evaluate(metrics: list[str], real: Source | None, fake: Source, settings: Se
             row = {DIGITS_NAMES.get(k, k): v for k, v in row.items()}
         per_seed.append(row)
 
-    if "tstr" in metrics and fake.kind == "generator" and fake.model.cfg.data.source != "digits:train":
-        notes.append(f"tstr tests on the 500 held-out digits, and this model trained on "
-                     f"'{fake.model.cfg.data.source}', which holds them: train on digits:train for "
-                     "a TSTR on digits it never saw")
+    if "tstr" in metrics and fake.kind == "generator":
+        from gancli.metrics.tstr import held_out_note
+
+        notes += filter(None, [held_out_note(fake.model.cfg.data.source)])
     kid_size = min(scores.KID_SUBSET_SIZE, n, (real_side or {}).get("count") or n)
     if "kid" in metrics and kid_size < scores.KID_SUBSET_SIZE:
         notes.append(f"KID subsets hold {kid_size} samples (fewer than 1000 available)")

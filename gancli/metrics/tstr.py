@@ -14,6 +14,17 @@ import torch.nn.functional as F
 from gancli.metrics.digits import DigitsNet, digits_split, prepare
 
 
+def held_out_note(source: str) -> str | None:
+    """Why a TSTR score may flatter a model trained on ``source`` (its ``data.source``), or None.
+
+    TSTR tests on the 500 held-out digits; only ``digits:train`` keeps them out of training.
+    """
+    if source == "digits:train":
+        return None
+    return (f"tstr tests on the 500 held-out digits, and this model trained on '{source}', which "
+            "holds them: train on digits:train for a TSTR on digits it never saw")
+
+
 def fit_classifier(x: torch.Tensor, y: torch.Tensor, seed: int = 0, epochs: int = 30,
                    batch_size: int = 64, lr: float = 2e-3) -> DigitsNet:
     """Train a DigitsNet on images (any size; through ``prepare``) and labels, deterministically."""
