@@ -159,7 +159,7 @@ def _train(cfg, ckpt, device, dist, json_out: bool, quiet: bool) -> None:
     from gancli.reporting import Reporter, make_reporter
     from gancli.runs import create_run_dir, write_config
     from gancli.training.guard import run_with_rollback
-    from gancli.training.loop import append_jsonl
+    from gancli.runlog import append_jsonl
     from gancli.training.loop import train as run_training
 
     preflight.check_data_size(cfg)

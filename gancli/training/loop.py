@@ -7,7 +7,6 @@ cadence. What differs between GANs lives in the objective, not here.
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 import time
@@ -25,11 +24,12 @@ from gancli.data import load_dataset
 from gancli.data.base import Dataset
 from gancli.data.batches import Batches
 from gancli.errors import ConfigError, Interrupted, TrainingDiverged
-from gancli.fileio import atomic_write_bytes, clean_temporary
+from gancli.fileio import clean_temporary
 from gancli.models import DataSpec, build_nets
 from gancli.registry import OBJECTIVES
 from gancli.regularizers import clip_weights
 from gancli.reporting import Reporter
+from gancli.runlog import append_jsonl, trim_metrics
 from gancli.runtime import Precision, compile_children, compile_problem, configure_backends, generator
 from gancli.training import state as st
 from gancli.training.ema import make_ema, update_ema
@@ -341,22 +341,3 @@ def check_finite(stats: dict[str, float], step: int, last_ckpt: Path | None) -> 
             f"{', '.join(bad)} became NaN/inf by step {step}; {kept}",
             hint="lower the learning rates (--set optim.lr_d=... optim.lr_g=...), add a "
                  "gradient penalty, or train in fp32", step=step, last_good=last_ckpt)
-
-
-def append_jsonl(path: Path, row: dict) -> None:
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")
-
-
-def trim_metrics(path: Path, step: int) -> None:
-    """On resume, drop rows logged after the checkpoint: they are about to be redone."""
-    if not path.is_file():
-        return
-    keep = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            if json.loads(line).get("step", 0) <= step:
-                keep.append(line)
-        except json.JSONDecodeError:  # a line cut short by a kill
-            continue
-    atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
