@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from gancli.config import Config, check_layer, merge, resolve
+from gancli.config import Config, check_layer, load_yaml, merge, resolve
 from gancli.errors import PresetError
 
 ENV_DIRS = "GANCLI_PRESETS"
@@ -78,7 +78,7 @@ def find_preset(name: str) -> PresetRef:
 
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"), str(path))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

@@ -89,6 +89,7 @@ def interpolate(
         seed_list = parse_seeds(seeds) if seeds else [0]
         if len(seed_list) != 1:
             raise GancliError("a class walk holds one seed fixed", hint="--seeds 5")
+        check_frames(len(idx), steps, grid)
         y = walk(one_hot(torch.tensor(idx), len(model.classes)), steps, "lerp", grid)
         z = truncate(latents_for_seeds(seed_list, zdim, dist), truncation).expand(len(y), -1)
         labels = y
@@ -96,6 +97,7 @@ def interpolate(
         seed_list = parse_seeds(seeds)
         if len(seed_list) < 2:
             raise GancliError("an interpolation needs at least two seeds", hint="--seeds 3,7")
+        check_frames(len(seed_list), steps, grid)
         z = walk(truncate(latents_for_seeds(seed_list, zdim, dist), truncation), steps, method,
                  grid)
         if model.has_codes:  # InfoGAN: the codes walk too, in a straight line
@@ -131,6 +133,17 @@ def interpolate(
                    "out": str(path), "mode": mode})
     elif not (quiet or app.quiet):
         typer.echo(f"{len(z)} images from {model.path} -> {path}", err=True)
+
+
+def check_frames(anchors: int, steps: int, grid: bool) -> None:
+    """Refuse a walk of more than ``MAX_SEEDS`` images (exit 2), counted before any latent is
+    drawn: a grid has ``steps`` images per leg, an animation ``steps - 1`` per leg plus one."""
+    from gancli.sampling import MAX_SEEDS, check_count
+
+    legs = anchors - 1
+    frames = legs * steps if grid else legs * (steps - 1) + 1
+    check_count("too many images in the walk", frames, MAX_SEEDS,
+                hint=f"{legs:,} legs x {steps} steps: fewer anchors or a smaller --steps")
 
 
 def walk(anchors, steps: int, method: str, grid: bool):

@@ -73,7 +73,8 @@ def _folder(arg: str, cfg: DataConfig, seed: int) -> Dataset:
     from gancli.data.images import load_image_folder
 
     cache = cache_dir() / "datasets" if cfg.cache else None
-    return load_image_folder(arg, cfg.resolution, cfg.channels, cache, labels=cfg.labels)
+    return load_image_folder(arg, cfg.resolution, cfg.channels, cache, labels=cfg.labels,
+                             allow_empty_classes=cfg.allow_empty_classes)
 
 
 def load_dataset(cfg: DataConfig, seed: int = 0, task: str = "unconditional") -> Dataset:
