@@ -293,8 +293,8 @@ def _noise_folder(folder: Path, n: int, size: tuple[int, int]) -> Path:
 
 
 def evaluate_folder(folder: Path, *extra: str) -> list[str]:
-    return ["--json", "evaluate", "fid", "--features", "digits", "--fake", str(folder),
-            "--real", "digits", "--n", "20", *extra]
+    return ["--json", "evaluate", "is", "--features", "digits", "--fake", str(folder), "--n", "20",
+            *extra]
 
 
 def evaluate_thumbnail(tmp, ckpt, stack):
