@@ -99,6 +99,24 @@ def test_seed_count_is_checked_before_any_list_is_built():
     assert len(err.value.message) < 120 and err.value.exit_code == EXIT_USAGE
 
 
+def test_grid_width_is_bounded_by_the_images_not_nrow():
+    from gancli import imaging
+
+    img = imaging.grid(torch.zeros(3, 1, 4, 4, dtype=torch.uint8), nrow=10**9)
+    assert img.size == (3 * 6 + 2, 8)  # main allocated a 6e9-pixel canvas for --nrow 10**9
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "p" * 100_000],
+    ["train", "gan", "--device", "d" * 100_000],
+    ["evaluate", "fid", "--fake", "digits", "--features", "f" * 100_000],
+])
+def test_messages_quote_bounded_excerpts_of_command_line_values(cli, argv):
+    r = cli(*argv)
+    assert r.code in (1, 2) and r.err.startswith("error: ")
+    assert max(map(len, r.err.splitlines())) < 400
+
+
 def test_walk_frames_are_counted_before_latents_are_drawn():
     from gancli.cli.interpolate import check_frames
 

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, RunArg, TruncationOpt, emit_json, state
-from gancli.errors import GancliError
+from gancli.errors import GancliError, excerpt
 
 
 def interpolate(
@@ -59,7 +59,7 @@ def interpolate(
 
     app = state(ctx)
     if method not in ("slerp", "lerp"):
-        raise GancliError(f"unknown method '{method}'", hint="use slerp or lerp")
+        raise GancliError(f"unknown method {excerpt(method)}", hint="use slerp or lerp")
     if classes:
         if arith:
             raise GancliError("--classes walks between classes at one seed; --arith is separate",
@@ -71,7 +71,7 @@ def interpolate(
     zdim, dist = model.cfg.model.z_dim, model.cfg.model.z_dist
     path = Path(out).expanduser()
     if path.suffix.lower() not in (".png", ".gif", ".jpg", ".jpeg"):
-        raise GancliError(f"unsupported output '{out}'", hint="use a .png grid or a .gif animation")
+        raise GancliError(f"unsupported output {excerpt(out)}", hint="use a .png grid or a .gif animation")
     if (class_ or classes) and not model.conditional:
         raise GancliError("--class and --classes need a conditional model",
                           hint=f"this one is {model.cfg.name} ({model.cfg.task})")

@@ -10,7 +10,7 @@ import typer
 
 from gancli.cli._options import (DeviceOpt, JsonOpt, QuietOpt, RunArg, SeedsOpt, TruncationOpt,
                                  emit_json, state)
-from gancli.errors import GancliError, UsageError
+from gancli.errors import GancliError, UsageError, excerpt
 
 
 def pick_seeds(n: Optional[int], seeds: Optional[str], default: int = 64) -> list[int]:
@@ -67,7 +67,7 @@ def write_outputs(model, out: str, seeds: list[int], samples, nrow: Optional[int
             img = imaging.grid(imaging.to_uint8(samples), nrow=nrow)
         imaging.save_image(img if suffix == ".png" else img.convert("RGB"), path)
     else:
-        raise GancliError(f"unsupported output '{out}'",
+        raise GancliError(f"unsupported output {excerpt(out)}",
                           hint="use a .png/.jpg grid, a folder ending in /, or an .npz file")
     return [str(path)]
 
@@ -173,7 +173,7 @@ def sweep_codes(model, name: str, seeds: list[int], values: int):
     found = [i for i, (n, _, _) in enumerate(names) if n == name]
     if not found:
         listing = ", ".join(f"{n} ({kind}{f', {k} values' if k else ''})" for n, kind, k in names)
-        raise GancliError(f"unknown code '{name}'", hint=f"codes: {listing}")
+        raise GancliError(f"unknown code {excerpt(name)}", hint=f"codes: {listing}")
     index = found[0]
     _, kind, k = names[index]
     cat = model.cfg.model.info_cat

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, emit_json, state
-from gancli.errors import GancliError
+from gancli.errors import GancliError, excerpt
 
 
 def translate(
@@ -102,7 +102,7 @@ def resolve_model(spec: str) -> str:
                         and d.name[len(spec) + 1:].isdigit()), key=lambda d: int(d.name[len(spec) + 1:]))
         if found:
             return str(found[-1])
-    raise GancliError(f"no run folder or checkpoint '{spec}'",
+    raise GancliError(f"no run folder or checkpoint {excerpt(spec)}",
                       hint=f"train one first (gancli train {spec}) or pass runs/NAME-NNN")
 
 
@@ -114,7 +114,7 @@ def plan_targets(tr, direction: Optional[str], to: Optional[str]) -> list[tuple[
                               hint="use --direction a2b or --direction b2a")
         d = direction or "a2b"
         if d not in ("a2b", "b2a"):
-            raise GancliError(f"unknown direction '{d}'", hint="use a2b or b2a")
+            raise GancliError(f"unknown direction {excerpt(d)}", hint="use a2b or b2a")
         return [(d, {"direction": d})]
     if direction:
         raise GancliError("--direction is for CycleGAN; a StarGAN model takes --to DOMAIN",

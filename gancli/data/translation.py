@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from gancli.data.base import Dataset
-from gancli.errors import DataError
+from gancli.errors import DataError, excerpt
 
 PAIR_BUILTINS = ("digits-recoloured", "digits-inverted")
 # pair:digits-recoloured: domain B draws the strokes amber on navy (A: white on black)
@@ -72,7 +72,7 @@ def uncolour(x: torch.Tensor) -> torch.Tensor:
 
 def load_pair_builtin(name: str, resolution: int, channels: int | None) -> Dataset:
     if name not in PAIR_BUILTINS:
-        raise DataError(f"no built-in translation pair '{name}'",
+        raise DataError(f"no built-in translation pair {excerpt(name)}",
                         hint=f"built-in pairs: {', '.join('pair:' + p for p in PAIR_BUILTINS)}")
     from gancli.data.digits import load_digits
 
@@ -142,7 +142,7 @@ def load_pair_folder(root: Path, resolution: int, channels: int | None,
 
 def load_domain_builtin(name: str, resolution: int, n: int, seed: int = 0) -> Dataset:
     if name != "shapes-colours":
-        raise DataError(f"no built-in multi-domain set '{name}'",
+        raise DataError(f"no built-in multi-domain set {excerpt(name)}",
                         hint=f"built-ins: {', '.join('domains:' + d for d in DOMAIN_BUILTINS)}")
     x, shapes, domains = shapes_colours(resolution, n, seed)
     info = {"samples": n, "domains": len(COLOUR_DOMAINS), "source": "procedural"}
