@@ -50,11 +50,12 @@ class Photo:
 
 def read_photo(path: Path, channels: int) -> Photo:
     """Decode ``path`` for a model with ``channels`` (1 or 3) input channels."""
-    from gancli.data.images import (ImageTooLarge, NotARegularFile, _to_gray_or_rgb, open_image,
-                                    too_large_hint)
+    from gancli.data.images import (ImageTooLarge, NotARegularFile, _to_gray_or_rgb,
+                                    max_image_pixels, open_image, too_large_hint)
 
+    limit = max_image_pixels()  # a bad setting is its own error, not "cannot decode"
     try:
-        with open_image(path) as img:
+        with open_image(path, limit=limit) as img:
             img.seek(0)  # the first frame of an animated GIF / WebP / APNG
             img.load()
             mode = img.mode

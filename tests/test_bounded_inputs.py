@@ -323,3 +323,17 @@ def test_out_of_memory_in_evaluate_names_evaluate_options(cli, tmp_path, monkeyp
     r = cli("evaluate", "digits", "--fake", "digits")
     assert r.code == 1 and "out of memory in evaluate" in r.err and "--batch-size" in r.err
     assert "train.batch_size" not in r.err
+
+
+def test_a_bad_pixel_limit_is_an_error_everywhere_never_a_skip(tmp_path, monkeypatch):
+    from gancli.metrics.sources import folder_short_sides
+    from gancli.photo import read_photo
+
+    Image.new("RGB", (10, 10)).save(tmp_path / "a.png")
+    monkeypatch.setenv("GANCLI_MAX_IMAGE_PIXELS", "lots")
+    with pytest.raises(UsageError):
+        decode_image_why(tmp_path / "a.png", 8, None)
+    with pytest.raises(UsageError):
+        read_photo(tmp_path / "a.png", 3)
+    with pytest.raises(UsageError):
+        folder_short_sides(tmp_path, scan_folder(tmp_path).entries)

@@ -484,7 +484,11 @@ def decode_image_why(file: Path, resolution: int, channels: int | None,
         (array, "") on success, else (None, reason): ``"not a regular file"``,
         ``"too large: 182 MP > limit 100 MP; set GANCLI_MAX_IMAGE_PIXELS=... to allow it"``,
         or ``"unreadable"``.
+
+    Raises:
+        UsageError: a bad ``GANCLI_MAX_IMAGE_PIXELS`` (never turned into a skip).
     """
+    limit = max_image_pixels() if limit is None else limit
     try:
         # JPEG: let libjpeg decode at a reduced scale (still >= resolution): big photos
         # then decode several times faster, and only the reduced size counts.

@@ -230,12 +230,13 @@ def folder_short_sides(p: Path, entries: list[tuple[str, int, int]]) -> list[int
     """The short side in pixels of every readable image of ``entries`` (relative to ``p``),
     from the file headers only: nothing is decoded, so this costs well under a millisecond per
     file. Unreadable and oversized files are left out (loading skips and names them)."""
-    from gancli.data.images import open_image
+    from gancli.data.images import max_image_pixels, open_image
 
+    limit = max_image_pixels()
     sides = []
     for rel, _, _ in entries:
         try:
-            with open_image(p / rel) as im:
+            with open_image(p / rel, limit=limit) as im:
                 sides.append(min(im.size))
         except Exception:  # noqa: BLE001 - any bad file is skipped (and counted) when loading
             continue
@@ -295,6 +296,7 @@ def _folder_source(spec: str, p: Path, like: tuple[int, int] | None,
     sides = folder_short_sides(p, entries)
     if not sides:  # nothing readable: the loader names the reason (too large, unreadable...)
         load_image_folder(p, resolution or 32, None, None)
+        raise DataError(f"no image header in {p} could be read", hint="are the files complete?")
     res, info = choose_folder_resolution(sides, spec, like[0] if like else None, cap, resolution)
     ch = like[1] if like is not None else None
     ds = load_image_folder(p, res, ch, cache_dir() / "datasets")
