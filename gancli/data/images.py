@@ -18,6 +18,7 @@ must never be able to run code when loaded).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -136,7 +137,7 @@ def open_regular(path: str | Path):
     except IsADirectoryError:
         raise NotARegularFile(f"{path} is a folder") from None
     except OSError as e:
-        if e.errno in (6, 19):  # ENXIO (a socket), ENODEV: nothing to read as a file
+        if e.errno in (errno.ENXIO, errno.ENODEV):  # a socket, a device without a driver
             raise NotARegularFile(f"{path} is not a regular file") from None
         raise
     try:
