@@ -51,9 +51,11 @@ _MAX_EXAMPLES = 5
 _POOL_MIN_FILES = 32
 
 ENV_MAX_PIXELS = "GANCLI_MAX_IMAGE_PIXELS"
-# The largest camera sensors (200 MP phone sensors, 100-150 MP medium format) fit; decoding one
-# such RGB image takes about 600 MB, 4 decoder threads at most about 2.4 GB. Pillow's own limit
-# (89 MP warning, 179 MP error) would refuse or warn about valid scans and phone photos.
+# The largest camera sensors (200 MP phone sensors, 100-150 MP medium format) fit. Decoding and
+# resizing a 182.5 MP RGB PNG peaked at 1.4 GB above the interpreter's baseline (3 bytes per
+# pixel plus the decode's working copies), so 4 decoder threads stay under ~6 GB even if every
+# one holds such an image. Pillow's own limit (a warning above 89 MP, an error above 179 MP)
+# would refuse or warn about valid scans and phone photos.
 DEFAULT_MAX_IMAGE_PIXELS = 200_000_000
 # gancli checks every image's size itself (``open_image``) before decoding, with a limit the
 # user can change and a named skip; Pillow's check would warn on stderr or fail unnamed.
