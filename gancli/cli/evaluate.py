@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, TruncationOpt, emit_json, state
-from gancli.errors import GancliError, excerpt
+from gancli.errors import GancliError, UsageError, excerpt
 
 LABELS = {
     "fid": "FID", "kid": "KID", "kid_std": "KID std (subsets)", "is": "IS", "is_std": "IS std (splits)",
@@ -180,7 +180,7 @@ def evaluate(
     quiet = quiet or app.quiet
     names = check_metrics(metrics)
     if features not in ("inception", "digits"):
-        raise GancliError(f"unknown --features {excerpt(features)}", hint="use inception or digits")
+        raise UsageError(f"unknown --features {excerpt(features)}", hint="use inception or digits")
     seed_list = parse_seeds(seeds, limit=1000) if seeds else [0]
     dev = resolve_device(device or app.device)
 

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, RunArg, TruncationOpt, emit_json, state
-from gancli.errors import GancliError, excerpt
+from gancli.errors import GancliError, UsageError, excerpt
 
 
 def interpolate(
@@ -59,19 +59,19 @@ def interpolate(
 
     app = state(ctx)
     if method not in ("slerp", "lerp"):
-        raise GancliError(f"unknown method {excerpt(method)}", hint="use slerp or lerp")
+        raise UsageError(f"unknown method {excerpt(method)}", hint="use slerp or lerp")
     if classes:
         if arith:
-            raise GancliError("--classes walks between classes at one seed; --arith is separate",
+            raise UsageError("--classes walks between classes at one seed; --arith is separate",
                               hint="--classes 1,7 --seeds 5")
     elif bool(seeds) == bool(arith):
-        raise GancliError("give --seeds (a walk), --arith (arithmetic) or --classes (a class walk)",
+        raise UsageError("give --seeds (a walk), --arith (arithmetic) or --classes (a class walk)",
                           hint="--seeds 3,7,11  or  --arith '1,2,3 - 4,5,6 + 7,8,9'")
     model = load_generator(run, device or app.device)
     zdim, dist = model.cfg.model.z_dim, model.cfg.model.z_dist
     path = Path(out).expanduser()
     if path.suffix.lower() not in (".png", ".gif", ".jpg", ".jpeg"):
-        raise GancliError(f"unsupported output {excerpt(out)}", hint="use a .png grid or a .gif animation")
+        raise UsageError(f"unsupported output {excerpt(out)}", hint="use a .png grid or a .gif animation")
     if (class_ or classes) and not model.conditional:
         raise GancliError("--class and --classes need a conditional model",
                           hint=f"this one is {model.cfg.name} ({model.cfg.task})")
@@ -85,10 +85,10 @@ def interpolate(
         mode = "classes"
         idx = [model.class_index(c.strip()) for c in classes.split(",") if c.strip()]
         if len(idx) < 2:
-            raise GancliError("a class walk needs at least two classes", hint="--classes 1,7")
+            raise UsageError("a class walk needs at least two classes", hint="--classes 1,7")
         seed_list = parse_seeds(seeds) if seeds else [0]
         if len(seed_list) != 1:
-            raise GancliError("a class walk holds one seed fixed", hint="--seeds 5")
+            raise UsageError("a class walk holds one seed fixed", hint="--seeds 5")
         check_frames(len(idx), steps, grid)
         y = walk(one_hot(torch.tensor(idx), len(model.classes)), steps, "lerp", grid)
         z = truncate(latents_for_seeds(seed_list, zdim, dist), truncation).expand(len(y), -1)
@@ -96,7 +96,7 @@ def interpolate(
     elif seeds:
         seed_list = parse_seeds(seeds)
         if len(seed_list) < 2:
-            raise GancliError("an interpolation needs at least two seeds", hint="--seeds 3,7")
+            raise UsageError("an interpolation needs at least two seeds", hint="--seeds 3,7")
         check_frames(len(seed_list), steps, grid)
         z = walk(truncate(latents_for_seeds(seed_list, zdim, dist), truncation), steps, method,
                  grid)

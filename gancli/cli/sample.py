@@ -17,7 +17,7 @@ def pick_seeds(n: Optional[int], seeds: Optional[str], default: int = 64) -> lis
     from gancli.sampling import parse_seeds
 
     if n is not None and seeds:
-        raise GancliError("give --n or --seeds, not both", hint="--seeds 0-63 is the same as --n 64")
+        raise UsageError("give --n or --seeds, not both", hint="--seeds 0-63 is the same as --n 64")
     if seeds:
         return parse_seeds(seeds)
     return list(range(n if n is not None else default))
@@ -67,7 +67,7 @@ def write_outputs(model, out: str, seeds: list[int], samples, nrow: Optional[int
             img = imaging.grid(imaging.to_uint8(samples), nrow=nrow)
         imaging.save_image(img if suffix == ".png" else img.convert("RGB"), path)
     else:
-        raise GancliError(f"unsupported output {excerpt(out)}",
+        raise UsageError(f"unsupported output {excerpt(out)}",
                           hint="use a .png/.jpg grid, a folder ending in /, or an .npz file")
     return [str(path)]
 
