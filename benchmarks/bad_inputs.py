@@ -41,8 +41,15 @@ def summary(code: int, out: str, err: str, tmp: Path) -> str:
         row = json.loads(line)
         if row.get("event") == "start" and row.get("data_info"):
             info = row["data_info"]
-            return f"trained; {info['files']} images loaded, {info['skipped']} skipped " \
-                   f"({', '.join(info['skipped_examples'])})".replace(" ()", "")
+            return (f"trained; {info['files']} images loaded, {info['skipped']} skipped "
+                    f"({', '.join(info['skipped_examples'])})".replace(" ()", "")
+                    + "".join(f"; note: {n}" for n in info.get("notes", [])))
+        if "metrics" in row and row.get("resolution"):  # evaluate --json: the resolution it chose
+            fake = row["fake"]
+            how = (f" ({fake['chosen_by']}; short sides {fake['short_sides'][0]}..{fake['short_sides'][2]})"
+                   if fake.get("chosen_by") else "")
+            return (f"scored at {row['resolution']['working']} px{how}"
+                    + "".join(f"; note: {n}" for n in fake.get("notes", [])))
     return "trained"
 
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import yaml
 
-from gancli.errors import ConfigError
+from gancli.errors import ConfigError, excerpt
 
 Task = Literal["unconditional", "conditional", "translation", "multi-domain"]
 Norm = Literal["batch", "instance", "layer", "none"]
@@ -54,6 +54,9 @@ class DataConfig:
     size: int = _f(0, "samples drawn for generated data (toy, shapes); 0 = the built-in default",
                    min=0)
     labels: bool = _f(False, "use class labels (class sub-folders for an image folder)")
+    allow_empty_classes: bool = _f(False, "train without a class or domain sub-folder (or "
+                                   "attribute) that has no usable image, naming it, instead of "
+                                   "refusing the data")
     flip: bool = _f(False, "random horizontal flips of real images")
     cache: bool = _f(True, "cache decoded image folders as a uint8 tensor")
     attributes: str = _f("", "StarGAN on a CelebA-style folder: comma list of attribute names "
@@ -256,14 +259,20 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp)).replace("NoneType", "null")
 
 
+def _short(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters for a message (user text can be any length)."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _unknown_key(key: str, valid: list[str], source: str) -> ConfigError:
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    close = difflib.get_close_matches(key[:200], valid, n=1, cutoff=0.5)
     hint = f"did you mean '{close[0]}'? " if close else ""
     section = key.rpartition(".")[0]
     same = [k for k in valid if k.rpartition(".")[0] == section] if section else []
     if not same:  # a wrong section name: list the sections
         same = sorted({k.partition(".")[0] for k in valid})
-    return ConfigError(f"unknown config key '{key}' (from {source})",
+    return ConfigError(f"unknown config key {excerpt(key)} (from {_short(source)})",
                        hint=f"{hint}valid here: {', '.join(same)}")
 
 
@@ -289,7 +298,7 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
             return value
         close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
-        raise ConfigError(f"bad value {value!r} for '{key}' (from {source})",
+        raise ConfigError(f"bad value {excerpt(value)} for '{key}' (from {source})",
                           hint=f"{hint}choose one of: {', '.join(map(str, choices))}")
     if tp is bool:
         if isinstance(value, bool):
@@ -311,12 +320,12 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if not math.isfinite(value):
-                raise ConfigError(f"'{key}' must be a finite number, got {value!r} (from {source})")
+                raise ConfigError(f"'{key}' must be a finite number, got {excerpt(value)} (from {source})")
             return float(value)
     elif tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
-    raise ConfigError(f"'{key}' expects {_type_name(tp)}, got {value!r} (from {source})",
+    raise ConfigError(f"'{key}' expects {_type_name(tp)}, got {excerpt(value)} (from {source})",
                       hint=f"for example: --set {key}={_example(tp)}")
 
 
@@ -330,7 +339,7 @@ def _check_range(value: Any, f: dataclasses.Field, key: str, source: str) -> Non
     lo, hi = f.metadata.get("min"), f.metadata.get("max")
     if lo is not None and value < lo or hi is not None and value > hi:
         rng = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
-        raise ConfigError(f"'{key}' = {value!r} is out of range {rng} (from {source})",
+        raise ConfigError(f"'{key}' = {excerpt(value)} is out of range {rng} (from {source})",
                           hint=f.metadata.get("help") or None)
 
 
@@ -392,7 +401,7 @@ def parse_set(items: list[str] | None) -> dict:
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ConfigError(f"bad --set '{item}': expected key=value",
+            raise ConfigError(f"bad --set {excerpt(item)}: expected key=value",
                               hint="for example: --set train.steps=2000")
         if key not in valid:
             raise _unknown_key(key, valid, f"--set {item}")
@@ -402,7 +411,7 @@ def parse_set(items: list[str] | None) -> dict:
             value: Any = text
         else:
             try:
-                value = yaml.safe_load(text) if text.strip() else None
+                value = load_yaml(text, f"--set {key}") if text.strip() else None
             except yaml.YAMLError:
                 value = text
         node = out
@@ -421,13 +430,72 @@ def _leaf_type(key: str) -> Any:
     return _hints(cls)[leaf]
 
 
+# A YAML document may share one node many times over (anchors and aliases): 567 bytes can stand
+# for 10**9 nodes ("billion laughs"). Anything that walks, prints or checks the result then does
+# work far beyond the file's size. No config, preset or --set value comes near this many nodes
+# (the full schema has about 100 leaves).
+MAX_YAML_NODES = 10_000
+
+
+class BoundedSafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses documents whose alias expansion exceeds
+    ``MAX_YAML_NODES`` nodes, counted on the composed node graph before anything is built."""
+
+    def compose_document(self):  # type: ignore[override]
+        node = super().compose_document()
+        if _expanded_nodes(node, MAX_YAML_NODES) > MAX_YAML_NODES:
+            raise yaml.YAMLError(f"more than {MAX_YAML_NODES:,} nodes once its aliases are "
+                                 "expanded (an alias bomb?)")
+        return node
+
+
+def _expanded_nodes(node: yaml.Node, cap: int) -> int:
+    """Nodes of ``node``'s tree with every alias expanded, counted in time linear in the
+    graph's size (shared sub-trees are counted once and multiplied); stops above ``cap``."""
+    memo: dict[int, int] = {}
+
+    def count(n: yaml.Node, depth: int) -> int:
+        if depth > 100:  # deeper than any config: treat as too big
+            return cap + 1
+        if id(n) in memo:
+            return memo[id(n)]
+        total = 1
+        if isinstance(n, yaml.SequenceNode):
+            children = n.value
+        elif isinstance(n, yaml.MappingNode):
+            children = [c for pair in n.value for c in pair]
+        else:
+            children = []
+        for c in children:
+            total += count(c, depth + 1)
+            if total > cap:
+                break
+        memo[id(n)] = total
+        return total
+
+    return count(node, 0)
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load`` with a bound on the expanded size (see ``BoundedSafeLoader``).
+
+    Raises:
+        yaml.YAMLError: bad YAML, a tag (no constructor), or a document too large once expanded.
+    """
+    loader = BoundedSafeLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def load_config_file(path: str | Path) -> dict:
     """Read a ``--config`` YAML file (safe loading only) into a validated layer."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}", hint="pass an existing YAML file to --config")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        data = load_yaml(p.read_text(encoding="utf-8"), str(p)) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot parse {p}: {_yaml_problem(e)}",
                           hint="config files are plain YAML mappings (no tags, no code)") from None

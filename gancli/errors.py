@@ -8,6 +8,8 @@ the exit code below, never a traceback (set ``GANCLI_DEBUG=1`` to see one).
 
 from __future__ import annotations
 
+import reprlib
+
 # Exit codes, documented in the README. Click/Typer already use 2 for usage errors.
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -32,6 +34,12 @@ class GancliError(Exception):
 
 class ConfigError(GancliError):
     """A bad preset, config file or ``--set`` override (exit 2: it is a usage error)."""
+
+    exit_code = EXIT_USAGE
+
+
+class UsageError(GancliError):
+    """A bad command-line value outside the config schema, e.g. ``--seeds`` (exit 2)."""
 
     exit_code = EXIT_USAGE
 
@@ -73,3 +81,23 @@ class Interrupted(GancliError):
     """Ctrl-C: the run saved a checkpoint and stopped."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+# Bounded at every level, so even a value whose full repr would be gigabytes (a YAML alias
+# bomb: a list of lists of lists sharing one object) costs a few hundred operations.
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 3, 6, 6, 4
+_REPR.maxset = _REPR.maxfrozenset = _REPR.maxdeque = _REPR.maxarray = 6
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = 200
+
+
+def excerpt(value: object, limit: int = 80) -> str:
+    """A bounded ``repr`` of a user-given ``value`` for an error message: at most ``limit``
+    characters (a cut is marked with ``...``), computed without building the full repr.
+
+    Every message that embeds a value from the command line or a file goes through this, so a
+    huge or deeply shared value can never turn one error line into megabytes.
+    """
+    text = _REPR.repr(value)
+    text = " ".join(text.split())  # one line, whatever the value held
+    return text if len(text) <= limit else text[: max(limit - 3, 1)] + "..."

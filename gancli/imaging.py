@@ -25,9 +25,10 @@ def to_pil(img: torch.Tensor) -> Image.Image:
 
 
 def grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> Image.Image:
-    """Tile uint8 (N, C, H, W) images into one picture, ``nrow`` images per row."""
+    """Tile uint8 (N, C, H, W) images into one picture, ``nrow`` images per row (at most N:
+    a user's ``--nrow 10**9`` must not size the canvas beyond the images it holds)."""
     n, c, h, w = images.shape
-    nrow = nrow or max(1, math.ceil(math.sqrt(n)))
+    nrow = min(nrow or max(1, math.ceil(math.sqrt(n))), max(n, 1))
     rows = math.ceil(n / nrow)
     canvas = torch.zeros(c, rows * (h + pad) + pad, nrow * (w + pad) + pad, dtype=torch.uint8)
     for i in range(n):

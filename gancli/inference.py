@@ -9,7 +9,7 @@ import torch
 
 from gancli import checkpoints
 from gancli.config import Config, from_dict
-from gancli.errors import CheckpointError, GancliError
+from gancli.errors import CheckpointError, GancliError, excerpt
 from gancli.models import DataSpec, build_nets
 from gancli.preflight import check_checkpoint_shapes
 from gancli.registry import OBJECTIVES
@@ -65,7 +65,7 @@ class LoadedModel:
             return names.index(name)
         if name.isdigit() and int(name) < len(names):
             return int(name)
-        raise GancliError(f"unknown class '{name}'", hint=f"classes: {', '.join(names)}")
+        raise GancliError(f"unknown class {excerpt(name)}", hint=f"classes: {', '.join(names)}")
 
 
 TRANSLATION_CONDITIONINGS = ("translation", "domain")
@@ -179,7 +179,7 @@ class Translator:
             return lowered.index(name.lower())
         if name.isdigit() and int(name) < len(names):
             return int(name)
-        raise GancliError(f"unknown domain '{name}'", hint=f"domains: {', '.join(names)}")
+        raise GancliError(f"unknown domain {excerpt(name)}", hint=f"domains: {', '.join(names)}")
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, direction: str = "a2b",

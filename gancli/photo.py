@@ -50,10 +50,12 @@ class Photo:
 
 def read_photo(path: Path, channels: int) -> Photo:
     """Decode ``path`` for a model with ``channels`` (1 or 3) input channels."""
-    from gancli.data.images import _to_gray_or_rgb
+    from gancli.data.images import (ImageTooLarge, NotARegularFile, _to_gray_or_rgb,
+                                    max_image_pixels, open_image, too_large_hint)
 
+    limit = max_image_pixels()  # a bad setting is its own error, not "cannot decode"
     try:
-        with Image.open(path) as img:
+        with open_image(path, limit=limit) as img:
             img.seek(0)  # the first frame of an animated GIF / WebP / APNG
             img.load()
             mode = img.mode
@@ -74,8 +76,13 @@ def read_photo(path: Path, channels: int) -> Photo:
                 base = img.convert("RGBA").convert("RGB")
     except FileNotFoundError:
         raise PhotoError(f"{path}: no such file", hint="check the path") from None
-    except IsADirectoryError:
-        raise PhotoError(f"{path} is a folder", hint="pass it as --in FOLDER") from None
+    except (IsADirectoryError, NotARegularFile):
+        if Path(path).is_dir():
+            raise PhotoError(f"{path} is a folder", hint="pass it as --in FOLDER") from None
+        raise PhotoError(f"{path} is not a regular file (a FIFO, socket or device)",
+                         hint="only regular image files are read") from None
+    except ImageTooLarge as e:
+        raise PhotoError(f"{path}: too large: {e}", hint=too_large_hint(e.size[0] * e.size[1])) from None
     except Exception as e:  # noqa: BLE001 - PIL raises many types for bad files
         reason = "not an image" if isinstance(e, Image.UnidentifiedImageError) else \
             f"cannot decode ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})"

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from gancli.config import Config, check_layer, merge, resolve
-from gancli.errors import PresetError
+from gancli.config import Config, check_layer, load_yaml, merge, resolve
+from gancli.errors import PresetError, excerpt
 
 ENV_DIRS = "GANCLI_PRESETS"
 
@@ -71,14 +71,14 @@ def find_preset(name: str) -> PresetRef:
         if ref.name == name:
             return ref
     names = [r.name for r in list_presets()]
-    close = difflib.get_close_matches(name, names, n=1, cutoff=0.4)
+    close = difflib.get_close_matches(name[:200], names, n=1, cutoff=0.4)
     hint = (f"did you mean '{close[0]}'? " if close else "") + f"known presets: {', '.join(names)}"
-    raise PresetError(f"unknown preset '{name}'", hint=hint)
+    raise PresetError(f"unknown preset {excerpt(name)}", hint=hint)
 
 
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"), str(path))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

@@ -13,7 +13,7 @@ import importlib
 import re
 from typing import Any
 
-from gancli.errors import RegistryError
+from gancli.errors import RegistryError, excerpt
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
 
@@ -59,9 +59,9 @@ class Registry:
 
     def unknown(self, name: str) -> RegistryError:
         known = self.names()
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.4)
+        close = difflib.get_close_matches(name[:200], known, n=1, cutoff=0.4)
         hint = (f"did you mean '{close[0]}'? " if close else "") + f"known: {', '.join(known)}"
-        return RegistryError(f"unknown {self.kind} '{name}'", hint=hint)
+        return RegistryError(f"unknown {self.kind} {excerpt(name)}", hint=hint)
 
     def names(self, pattern: str = "*") -> list[str]:
         """Registered names matching a shell-style wildcard, sorted."""

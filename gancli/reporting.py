@@ -65,6 +65,8 @@ class PlainReporter(Reporter):
         self._print(f"run {info['run_dir']}: {info['preset']} on {info['device']}, "
                     f"{info['steps']} steps{resumed}")
         self._print(_data_line(info) + f"; G {info['params_G']:,} params, D {info['params_D']:,}")
+        for note in (info.get("data_info") or {}).get("notes", []):
+            self._print(f"note: {note}")
 
     def step(self, row):
         if self.quiet:
@@ -163,6 +165,8 @@ class RichReporter(Reporter):
         self.console.print(f"[bold]run[/] {info['run_dir']}: {info['preset']} on {info['device']}")
         self.console.print(_data_line(info) + f"; G {info['params_G']:,} params, "
                            f"D {info['params_D']:,}", highlight=False)
+        for note in (info.get("data_info") or {}).get("notes", []):
+            self.console.print(f"note: {note}", highlight=False, markup=False)
         self.progress = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(),
                                  TimeRemainingColumn(), console=self.console)
         self.task = self.progress.add_task("train", total=info["steps"],

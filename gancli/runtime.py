@@ -9,7 +9,7 @@ from typing import Iterator
 
 import torch
 
-from gancli.errors import DeviceError
+from gancli.errors import DeviceError, excerpt
 
 ENV_DEVICE = "GANCLI_DEVICE"
 
@@ -26,7 +26,7 @@ def resolve_device(name: str | None) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise DeviceError(f"unknown device '{name}'",
+        raise DeviceError(f"unknown device {excerpt(name)}",
                           hint="use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():

@@ -11,7 +11,7 @@ import re
 
 import torch
 
-from gancli.errors import GancliError
+from gancli.errors import UsageError, excerpt
 
 
 def draw_latents(n: int, z_dim: int, dist: str, gen: torch.Generator) -> torch.Tensor:
@@ -68,10 +68,18 @@ def path_through(latents: torch.Tensor, steps: int, method: str) -> torch.Tensor
 
 _RANGE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
 
+# The most seeds one command line may ask for: sample's --n has the same bound.
+MAX_SEEDS = 100_000
 
-def parse_seeds(text: str, limit: int = 100_000) -> list[int]:
-    """``"0-7,12,20-22"`` -> [0, 1, ..., 7, 12, 20, 21, 22]."""
-    seeds: list[int] = []
+
+def parse_seed_ranges(text: str) -> list[tuple[int, int]]:
+    """``"0-7,12"`` -> [(0, 8), (12, 13)]: half-open (start, stop) ranges, nothing expanded.
+
+    Raises:
+        UsageError (exit 2): a part that is not ``N`` or ``LOW-HIGH`` with LOW <= HIGH, or no
+        seed at all. Messages quote at most 80 characters of the text.
+    """
+    ranges: list[tuple[int, int]] = []
     for part in text.split(","):
         part = part.strip()
         if not part:
@@ -80,17 +88,37 @@ def parse_seeds(text: str, limit: int = 100_000) -> list[int]:
         if m:
             lo, hi = int(m.group(1)), int(m.group(2))
             if hi < lo:
-                raise GancliError(f"bad seed range '{part}'", hint="ranges go low-high, e.g. 0-63")
-            seeds += range(lo, hi + 1)
+                raise UsageError(f"bad seed range {excerpt(part)}", hint="ranges go low-high, e.g. 0-63")
+            ranges.append((lo, hi + 1))
         elif part.isdigit():
-            seeds.append(int(part))
+            ranges.append((int(part), int(part) + 1))
         else:
-            raise GancliError(f"bad seed '{part}'", hint="seeds are non-negative integers: 0-63 or 3,7,11")
-        if len(seeds) > limit:
-            raise GancliError(f"too many seeds (> {limit})", hint="ask for fewer samples")
-    if not seeds:
-        raise GancliError("no seeds given", hint="for example --seeds 0-63")
-    return seeds
+            raise UsageError(f"bad seed {excerpt(part)}",
+                             hint="seeds are non-negative integers: 0-63 or 3,7,11")
+    if not ranges:
+        raise UsageError("no seeds given", hint="for example --seeds 0-63")
+    return ranges
+
+
+def check_count(what: str, count: int, limit: int, hint: str) -> None:
+    """Refuse ``count`` items of ``what`` above ``limit`` (exit 2), before anything is built."""
+    if count > limit:
+        raise UsageError(f"{what}: {count:,} asked for, at most {limit:,} allowed", hint=hint)
+
+
+def parse_seeds(text: str, limit: int = MAX_SEEDS) -> list[int]:
+    """``"0-7,12,20-22"`` -> [0, 1, ..., 7, 12, 20, 21, 22].
+
+    The count is checked against ``limit`` from the ranges' bounds before any list is built,
+    so ``--seeds 0-99999999`` is a one-line error (exit 2) in microseconds.
+
+    Raises:
+        UsageError: a malformed part, no seed, or more than ``limit`` seeds.
+    """
+    ranges = parse_seed_ranges(text)
+    check_count("too many seeds", sum(stop - start for start, stop in ranges), limit,
+                hint=f"ask for at most {limit:,} seeds, e.g. 0-{min(limit, 64) - 1}")
+    return [s for start, stop in ranges for s in range(start, stop)]
 
 
 def parse_arithmetic(text: str) -> list[tuple[int, list[int]]]:
@@ -99,11 +127,15 @@ def parse_arithmetic(text: str) -> list[tuple[int, list[int]]]:
     Operators need spaces around them, so ``6-8`` inside a group stays a seed range.
     """
     tokens = re.split(r"\s+([+-])\s+", f" {text.strip()} ")
+    groups = [tokens[0], *tokens[2::2]]
+    ranges = [parse_seed_ranges(g) for g in groups]
+    check_count("too many seeds in --arith", sum(b - a for r in ranges for a, b in r), MAX_SEEDS,
+                hint="each group's mean needs only a few seeds, e.g. '1,2,3 - 4,5,6 + 7,8,9'")
     terms = [(1, parse_seeds(tokens[0]))]
     for op, group in zip(tokens[1::2], tokens[2::2]):
         terms.append((1 if op == "+" else -1, parse_seeds(group)))
     if len(terms) < 2:
-        raise GancliError(f"bad --arith '{text}'",
+        raise UsageError(f"bad --arith {excerpt(text)}",
                           hint="groups of seeds joined by ' + ' and ' - ', e.g. '1,2,3 - 4,5,6 + 7,8,9'")
     return terms
 

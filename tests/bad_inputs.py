@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import threading
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Callable
@@ -251,6 +252,167 @@ def resume_nothing(tmp, ckpt, stack):
     return ["train", "--resume", str(tmp / "run")]
 
 
+# -- issue 15 kinds 4-6: work sized by user input, non-regular files, data structure ----------
+
+def _alias_bomb() -> str:
+    """A 261-byte "billion laughs" YAML flow sequence: 8 levels of shared anchors, each level
+    holding the one below and 8 aliases of it, 9**8 strings once expanded."""
+    inner = '&a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'
+    for i, name in enumerate("bcdefgh"):
+        prev = "a" if i == 0 else "bcdefgh"[i - 1]
+        inner = f"&{name} [" + ",".join([inner] + [f"*{prev}"] * 8) + "]"
+    return inner
+
+
+def yaml_alias_bomb(tmp, ckpt, stack):
+    f = tmp / "bomb.yaml"
+    f.write_text(f"train:\n  batch_size: {_alias_bomb()}\n")
+    return ["train", "gan", "--config", str(f), "--dry-run"]
+
+
+def set_alias_bomb(tmp, ckpt, stack):
+    return train_gan(tmp, "--set", f"train.batch_size={_alias_bomb()}")
+
+
+def huge_seed_range(tmp, ckpt, stack):
+    return ["sample", str(ckpt), "--seeds", "0-99999999", "--out", str(tmp / "x.png")]
+
+
+def huge_walk(tmp, ckpt, stack):
+    return ["interpolate", str(ckpt), "--seeds", "0-99999", "--steps", "1000",
+            "--out", str(tmp / "w.png")]
+
+
+def _noise_folder(folder: Path, n: int, size: tuple[int, int]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(
+            folder / f"img{i:03d}.png")
+    return folder
+
+
+def evaluate_folder(folder: Path, *extra: str) -> list[str]:
+    return ["--json", "evaluate", "is", "--features", "digits", "--fake", str(folder), "--n", "20",
+            *extra]
+
+
+def evaluate_thumbnail(tmp, ckpt, stack):
+    d = _noise_folder(tmp / "photos", 20, (48, 40))
+    Image.new("RGB", (9, 7)).save(d / "000-thumb.png")  # first by name
+    return evaluate_folder(d)
+
+
+def evaluate_one_big_photo(tmp, ckpt, stack):
+    d = _noise_folder(tmp / "photos", 20, (48, 40))
+    Image.new("RGB", (1600, 1200), (90, 90, 90)).save(d / "000-big.png")  # first by name
+    return evaluate_folder(d)
+
+
+def _small_pixel_limit(stack, pixels: int = 10_000):
+    stack.enter_context(mock.patch.dict(os.environ, {"GANCLI_MAX_IMAGE_PIXELS": str(pixels)}))
+
+
+def large_image_beside_good(tmp, ckpt, stack):
+    d = _good(tmp / "imgs")
+    Image.new("RGB", (200, 100), (5, 5, 5)).save(d / "scan.png")  # 20,000 px > the 10,000 limit
+    _small_pixel_limit(stack)
+    return train_folder(tmp, d)
+
+
+def lone_large_image(tmp, ckpt, stack):
+    d = tmp / "imgs"
+    d.mkdir()
+    Image.new("RGB", (200, 100), (5, 5, 5)).save(d / "scan.png")
+    _small_pixel_limit(stack)
+    return train_folder(tmp, d)
+
+
+def bad_pixel_limit(tmp, ckpt, stack):
+    _small_pixel_limit(stack)
+    os.environ["GANCLI_MAX_IMAGE_PIXELS"] = "lots"  # restored by the patch above
+    return train_folder(tmp, _good(tmp / "imgs"))
+
+
+def make_fifo(path: Path, stack: ExitStack, after: float = 15.0) -> Path:
+    """A FIFO at ``path``. Code that opens it for reading would wait forever for a writer; so
+    that such code fails a test instead of hanging it, a writer opens and closes it after
+    ``after`` seconds (the reader then sees an empty file)."""
+    os.mkfifo(path)
+
+    def unblock():
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+        except OSError:
+            return
+        threading.Event().wait(0.5)
+        os.close(fd)
+
+    timer = threading.Timer(after, unblock)
+    timer.daemon = True
+    timer.start()
+    stack.callback(timer.cancel)
+    return path
+
+
+def fifo_in_train_folder(tmp, ckpt, stack):
+    d = _good(tmp / "imgs")
+    make_fifo(d / "pipe.png", stack)
+    return train_folder(tmp, d)
+
+
+def fifo_in_evaluate_folder(tmp, ckpt, stack):
+    d = _noise_folder(tmp / "photos", 20, (48, 40))
+    make_fifo(d / "000-pipe.png", stack)  # first by name
+    return evaluate_folder(d)
+
+
+# a tiny translation run: these cases stop while loading the data, before any step
+TRANSLATION = ["--set", "data.resolution=16", "--set", "model.g_width=4", "--set", "model.d_width=4",
+               "--set", "model.res_blocks=1", "--set", "data.cache=false", "--steps", "1",
+               "--batch-size", "2", "--sample-every", "0", "--quiet"]
+
+
+def _classes(tmp: Path, names: tuple[str, ...], empty: str) -> Path:
+    d = tmp / "classes"
+    for name in names:
+        _good(d / name)
+    (d / empty).mkdir(parents=True)
+    (d / empty / "notes.txt").write_text("no image here")
+    return d
+
+
+def empty_class_folder(tmp, ckpt, stack):
+    d = _classes(tmp, ("black", "white"), "brown")
+    return [*train_folder(tmp, d), "--set", "data.labels=true"]
+
+
+def empty_class_allowed(tmp, ckpt, stack):
+    d = _classes(tmp, ("black", "white"), "brown")
+    return [*train_folder(tmp, d), "--set", "data.labels=true", "--set",
+            "data.allow_empty_classes=true"]
+
+
+def empty_domain_folder(tmp, ckpt, stack):
+    d = _classes(tmp, ("black", "blond"), "brown")
+    return ["train", "stargan", "--data", str(d), *TRANSLATION, "--out", str(tmp / "runs")]
+
+
+def empty_train_b(tmp, ckpt, stack):
+    d = tmp / "horse2zebra"
+    _good(d / "trainA")
+    (d / "trainB").mkdir()
+    return ["train", "cyclegan", "--data", str(d), *TRANSLATION, "--out", str(tmp / "runs")]
+
+
+def attribute_set_for_no_image(tmp, ckpt, stack):
+    d = _good(tmp / "faces", 3)
+    rows = [f"good{i}.png {'1' if i else '-1'} -1 1" for i in range(3)]
+    (d / "list_attr_celeba.txt").write_text("3\nBlack_Hair Bald Male\n" + "\n".join(rows) + "\n")
+    return ["train", "stargan", "--data", str(d), "--set", "data.attributes=Black_Hair,Bald,Male",
+            *TRANSLATION, "--out", str(tmp / "runs")]
+
+
 # (id, case, setup, exit code, fragment of stdout+stderr)
 CASES: list[tuple[str, str, Setup, int, str]] = [
     ("bad-image-files", "zero-byte, truncated and mislabelled (text) images beside good ones",
@@ -313,6 +475,40 @@ CASES: list[tuple[str, str, Setup, int, str]] = [
      disk_full_during_checkpoint, 1, "No space left on device"),
     ("resume-no-checkpoint", "--resume a folder without checkpoints", resume_nothing, 1,
      "no readable checkpoint"),
+    # issue 15 kind 4: work sized by user input is bounded before it is allocated
+    ("yaml-alias-bomb", "--config with a 261-byte YAML alias bomb (9**8 strings once expanded)",
+     yaml_alias_bomb, 2, "alias bomb"),
+    ("set-alias-bomb", "--set train.batch_size=<the same alias bomb>", set_alias_bomb, 2,
+     "expects int"),
+    ("huge-seed-range", "sample --seeds 0-99999999", huge_seed_range, 2, "too many seeds"),
+    ("huge-walk", "interpolate --seeds 0-99999 --steps 1000", huge_walk, 2,
+     "too many images in the walk"),
+    ("evaluate-thumbnail", "evaluate a folder of 48x40 images and one 9x7 thumbnail",
+     evaluate_thumbnail, 2, "differ too much in size"),
+    ("evaluate-big-photo", "evaluate a folder of 48x40 images and one 1600x1200 photo",
+     evaluate_one_big_photo, 0, '"chosen_by": "feature network"'),
+    ("large-image", "an image over GANCLI_MAX_IMAGE_PIXELS beside good ones", large_image_beside_good,
+     0, "over the pixel limit: scan.png"),
+    ("lone-large-image", "a folder holding only an image over GANCLI_MAX_IMAGE_PIXELS",
+     lone_large_image, 1, "set GANCLI_MAX_IMAGE_PIXELS=20000"),
+    ("bad-pixel-limit", "GANCLI_MAX_IMAGE_PIXELS=lots", bad_pixel_limit, 2,
+     "is not a positive number of pixels"),
+    # kind 5: only regular files are read
+    ("fifo-train", "a FIFO named pipe.png in a train folder", fifo_in_train_folder, 0,
+     '"not a regular file": 1'),
+    ("fifo-evaluate", "a FIFO named 000-pipe.png in an evaluate folder", fifo_in_evaluate_folder, 0,
+     "not regular files"),
+    # kind 6: data whose structure is not what the model needs
+    ("empty-class-folder", "labels: class folder brown/ holds no image", empty_class_folder, 1,
+     "class folder"),
+    ("empty-class-allowed", "the same with data.allow_empty_classes=true", empty_class_allowed, 0,
+     '"empty_classes": ["brown"]'),
+    ("empty-domain-folder", "stargan: domain folder brown/ holds no image", empty_domain_folder, 1,
+     "brown holds no usable image"),
+    ("empty-trainB", "cyclegan: trainB/ is empty", empty_train_b, 1,
+     "domain folder"),
+    ("attribute-never-set", "stargan: attribute Bald is set for no image", attribute_set_for_no_image,
+     1, "attribute Bald is set for none"),
 ]
 
 

@@ -28,6 +28,8 @@ def test_bad_input(case, cli, tmp_path, ckpt):
     assert r.code == code, (name, r.code, r.err[-800:])
     assert fragment in text, (name, text[-800:])
     assert no_traceback(r.err) and "internal error" not in r.err, r.err
+    # a message quotes bounded excerpts of what the user gave: no line grows with the input
+    assert max(map(len, r.err.splitlines() or [""])) < 1000, (name, len(r.err))
     if code:
         lines = [line for line in r.err.splitlines() if line.strip()]
         assert lines[0].startswith("error: ") and len(lines) <= 2, r.err  # error + hint

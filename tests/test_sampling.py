@@ -96,9 +96,9 @@ def test_sample_points(runs, tmp_path, cli):
 
 
 def test_sample_errors(runs, cli, tmp_path):
-    assert cli("sample", str(runs["images"]), "--n", "4", "--seeds", "1").code == 1
+    assert cli("sample", str(runs["images"]), "--n", "4", "--seeds", "1").code == 2  # usage
     r = cli("sample", str(runs["images"]), "--out", str(tmp_path / "x.bmp"))
-    assert r.code == 1 and "unsupported output" in r.err
+    assert r.code == 2 and "unsupported output" in r.err
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not a checkpoint at all")
     r = cli("sample", str(bad))
@@ -116,8 +116,8 @@ def test_interpolate_grid_gif_and_arithmetic(runs, tmp_path, cli):
     r = cli("interpolate", str(runs["images"]), "--arith", "1,2,3 - 4,5,6 + 7,8,9",
             "--out", str(tmp_path / "a.png"), "--json")
     assert r.code == 0 and json.loads(r.out)["frames"] == 4
-    assert cli("interpolate", str(runs["images"]), "--seeds", "1").code == 1
-    assert cli("interpolate", str(runs["images"]), "--seeds", "1,2", "--method", "cubic").code == 1
+    assert cli("interpolate", str(runs["images"]), "--seeds", "1").code == 2
+    assert cli("interpolate", str(runs["images"]), "--seeds", "1,2", "--method", "cubic").code == 2
 
 
 def test_conditional_sampling(runs, tmp_path, cli):
@@ -154,8 +154,8 @@ def test_class_walks_at_a_fixed_seed(runs, tmp_path, cli):
     z = latents_for_seeds([4, 4], model.cfg.model.z_dim)
     ends = generate_from_latents(model, z, labels=one_hot(torch.tensor([1, 7]), 10))
     assert torch.allclose(ends, generate(model, [4, 4], labels=torch.tensor([1, 7])))
-    assert cli("interpolate", run, "--classes", "1,7", "--seeds", "4,5").code == 1
-    assert cli("interpolate", run, "--classes", "1").code == 1
+    assert cli("interpolate", run, "--classes", "1,7", "--seeds", "4,5").code == 2
+    assert cli("interpolate", run, "--classes", "1").code == 2
     r = cli("interpolate", run, "--seeds", "1,2")  # a conditional walk needs a class
     assert r.code == 1 and "--class K" in r.err
     r = cli("interpolate", run, "--seeds", "1,2", "--class", "3", "--out", str(tmp_path / "w.gif"))

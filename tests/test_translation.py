@@ -196,6 +196,28 @@ def test_translate_a_folder_of_mixed_files(models, tmp_path, cli):
             assert img.mode == "RGBA" and img.getchannel("A").tobytes() == src.getchannel("A").tobytes()
 
 
+def test_translate_reads_only_regular_files(models, tmp_path, cli):
+    from contextlib import ExitStack
+
+    from pathlib import Path
+
+    from bad_inputs import make_fifo
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.new("RGB", (12, 12), "white").save(folder / "a.png")
+    with ExitStack() as stack:  # a reader that opened the FIFO would hang until the watchdog
+        make_fifo(folder / "pipe.png", stack)
+        r = cli("translate", "-m", str(models["cyclegan"]), "--in", str(folder), "--out",
+                str(tmp_path / "out"), "--json")
+        assert r.code == 0 and "pipe.png: not a regular file" in r.err, r.err
+        assert [Path(f["in"]).name for f in json.loads(r.out)["translated"]] == ["a.png"]
+        r = cli("translate", "-m", str(models["cyclegan"]), "--in", str(folder / "pipe.png"),
+                "--out", str(tmp_path / "o.png"))
+        assert r.code == 1 and "is not a regular file" in r.err and no_traceback(r.err), r.err
+        assert not (tmp_path / "o.png").exists()
+
+
 def test_translate_honours_exif_orientation(models, tmp_path, cli):
     img = Image.new("RGB", (40, 20), "white")
     exif = img.getexif()

@@ -80,11 +80,33 @@ def report_error(err: GancliError) -> None:
         print(f"{dim}hint:{reset} {err.hint}", file=sys.stderr)
 
 
-def environment_error(err: BaseException) -> GancliError:
-    """A one-line error for a failure of the machine rather than of gancli."""
+# What to lower when a command runs out of memory: each names the sizes that command controls.
+MEMORY_HINTS = {
+    "train": "lower the batch size (--batch-size), data.resolution or the model widths "
+             "(--set model.g_width=... --set model.d_width=...)",
+    "evaluate": "lower --batch-size, score fewer samples (--n, --n-real), or read image folders "
+                "at a smaller --resolution",
+    "sample": "ask for fewer samples (--n, --seeds)",
+    "interpolate": "walk through fewer seeds or use a smaller --steps",
+    "translate": "use a smaller working size (--size)",
+}
+
+
+def command_of(argv: list[str] | None) -> str | None:
+    """The sub-command named on a command line (``train``, ``evaluate``...), or None."""
+    for arg in (sys.argv[1:] if argv is None else argv):
+        if arg in MEMORY_HINTS or arg == "zoo":
+            return arg
+    return None
+
+
+def environment_error(err: BaseException, command: str | None = None) -> GancliError:
+    """A one-line error for a failure of the machine rather than of gancli; an out-of-memory
+    hint names what the command that ran (``command``) can make smaller."""
     if isinstance(err, MemoryError):
-        return GancliError("out of memory", hint="lower train.batch_size or the model widths "
-                           "(--set model.g_width=... --set model.d_width=...)")
+        return GancliError(f"out of memory{f' in {command}' if command else ''}",
+                           hint=MEMORY_HINTS.get(command or "", "use smaller sizes (batch size, "
+                                                 "resolution, number of samples)"))
     assert isinstance(err, OSError)
     where = f" ({err.filename})" if getattr(err, "filename", None) else ""
     return GancliError(f"{err.strerror or type(err).__name__}{where}",
@@ -103,14 +125,16 @@ def main(argv: list[str] | None = None) -> None:
     except (MemoryError, OSError) as err:  # the machine, not the code: out of memory, disk, I/O
         if debug:
             raise
-        report_error(environment_error(err))
+        report_error(environment_error(err, command_of(argv)))
         sys.exit(EXIT_ERROR)
     except Exception as err:  # a bug, not a user error: still no wall of text by default
         if debug:
             raise
         if "out of memory" in str(err) or "can't allocate memory" in str(err):  # torch's OOM errors
-            report_error(environment_error(MemoryError()))
+            report_error(environment_error(MemoryError(), command_of(argv)))
             sys.exit(EXIT_ERROR)
-        report_error(GancliError(f"internal error: {type(err).__name__}: {err}",
+        text = " ".join(str(err).split())
+        text = text if len(text) <= 200 else text[:197] + "..."
+        report_error(GancliError(f"internal error: {type(err).__name__}: {text}",
                                  hint="rerun with GANCLI_DEBUG=1 for the traceback and report it"))
         sys.exit(EXIT_ERROR)

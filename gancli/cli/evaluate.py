@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, TruncationOpt, emit_json, state
-from gancli.errors import GancliError
+from gancli.errors import GancliError, UsageError, excerpt
 
 LABELS = {
     "fid": "FID", "kid": "KID", "kid_std": "KID std (subsets)", "is": "IS", "is_std": "IS std (splits)",
@@ -43,6 +43,27 @@ def _fmt(v: float) -> str:
     return f"{v:.6g}" if abs(v) >= 1e-3 else f"{v:.4e}"
 
 
+# input side of each feature network (torch-fidelity's Inception resizes to 299; the digits CNN
+# to 16): the most a folder is read at when --resolution is not given
+NATIVE_SIZE = {"inception": 299, "digits": 16}
+
+
+def working_resolution(*sources) -> dict | None:
+    """Score every image side at one resolution: the smallest of the sides' (a folder's is
+    already at most its smallest image), so nothing is upsampled. Larger sides are downsampled
+    batch by batch. Returns {"working": px, "fake": px, "real": px or None}, or None without
+    images."""
+    sizes = [s.image_size()[0] if s is not None and s.image_size() else None for s in sources]
+    known = [v for v in sizes if v is not None]
+    if not known:
+        return None
+    res = min(known)
+    for src in sources:
+        if src is not None:
+            src.set_working_resolution(res)
+    return {"working": res, "fake": sizes[0], "real": sizes[1] if len(sizes) > 1 else None}
+
+
 def render(result: dict) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -62,6 +83,19 @@ def render(result: dict) -> None:
     console.print(table)
     lines = [f"samples: {result['samples']['fake']} generated/fake"
              + (f", {result['samples']['real']} real" if result["samples"]["real"] else "")]
+    if result.get("resolution"):
+        r = result["resolution"]
+        sides = ", ".join(f"{k} {r[k]} px" for k in ("fake", "real") if r.get(k))
+        lines.append(f"resolution: images scored at {r['working']}x{r['working']} px ({sides})")
+    for side in ("fake", "real"):
+        info = result[side] or {}
+        if info.get("chosen_by"):
+            lo, med, hi = info["short_sides"]
+            lines.append(f"{side} folder: read at {info['resolution']} px ({info['chosen_by']}; "
+                         f"short sides {lo}..{hi}, median {med}"
+                         + (f"; {info['upsampled']} image(s) upsampled" if info.get("upsampled") else "")
+                         + ")")
+        lines += [f"note: {n}" for n in info.get("notes", [])]
     if result["features"]:
         f = result["features"]
         lines.append(f"features: {f['name']} ({f['dim']}-d), weights {f['weights']} sha256 {f['sha256']}")
@@ -91,7 +125,7 @@ def evaluate(
         help="Generated samples per seed [default: 10000; 2500 for modes alone].",
         show_default=False)] = None,
     n_real: Annotated[Optional[int], typer.Option(
-        "--n-real", min=2, help="Real samples [default: all of the data; N for a model].",
+        "--n-real", min=2, max=1_000_000, help="Real samples [default: all of the data; N for a model].",
         show_default=False)] = None,
     seeds: Annotated[Optional[str], typer.Option(
         "--seeds", help="Generation seeds, e.g. 0,1,2: everything is repeated per seed and "
@@ -108,6 +142,11 @@ def evaluate(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=4096,
                                             help="Images per generator / feature batch.")] = 64,
     truncation: TruncationOpt = 1.0,
+    resolution: Annotated[Optional[int], typer.Option(
+        "--resolution", min=4, max=4096,
+        help="Working resolution (px) for image folders [default: the smallest image's short side, "
+             "at most the feature network's input; required when sizes differ a lot].",
+        show_default=False)] = None,
     tstr_epochs: Annotated[int, typer.Option("--tstr-epochs", min=1, max=1000,
                                              help="Training epochs of the TSTR/TRTR classifiers.")] = 30,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write cached "
@@ -141,7 +180,7 @@ def evaluate(
     quiet = quiet or app.quiet
     names = check_metrics(metrics)
     if features not in ("inception", "digits"):
-        raise GancliError(f"unknown --features '{features}'", hint="use inception or digits")
+        raise UsageError(f"unknown --features {excerpt(features)}", hint="use inception or digits")
     seed_list = parse_seeds(seeds, limit=1000) if seeds else [0]
     dev = resolve_device(device or app.device)
 
@@ -149,11 +188,17 @@ def evaluate(
         if not (quiet or json_out):
             typer.echo(msg, err=True)
 
-    fake_src = resolve_source(fake, dev)
+    from gancli.metrics.evaluate import FEATURE_METRICS
+
+    # the feature network's input side: reading a folder larger than this only costs memory
+    cap = NATIVE_SIZE[features] if any(m in FEATURE_METRICS for m in names) else None
+    fake_src = resolve_source(fake, dev, resolution=resolution, cap=cap)
     if real is None and fake_src.kind == "generator" and any(m != "is" and m != "digits" for m in names):
         real = fake_src.model.cfg.data.source
         progress(f"--real not given: using the model's training data, {real}")
-    real_src = resolve_source(real, dev, like=fake_src.image_size()) if real is not None else None
+    real_src = (resolve_source(real, dev, like=fake_src.image_size(), resolution=resolution, cap=cap)
+                if real is not None else None)
+    working = working_resolution(fake_src, real_src)
     settings = Settings(n=n, n_real=n_real, seeds=seed_list, batch_size=batch_size, features=features,
                         weights=weights, download=download_weights, truncation=truncation,
                         tstr_epochs=tstr_epochs, cache=not no_cache)
@@ -161,6 +206,8 @@ def evaluate(
         result = run_evaluation(names, real_src, fake_src, settings, dev, progress)
     except ValueError as e:  # too few samples for a metric and the like
         raise GancliError(str(e), hint="use more samples (--n, --n-real)") from None
+    if working is not None:
+        result["resolution"] = working
     if json_out:
         emit_json(_finite(result))
     else:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, RunArg, TruncationOpt, emit_json, state
-from gancli.errors import GancliError
+from gancli.errors import GancliError, UsageError, excerpt
 
 
 def interpolate(
@@ -59,19 +59,19 @@ def interpolate(
 
     app = state(ctx)
     if method not in ("slerp", "lerp"):
-        raise GancliError(f"unknown method '{method}'", hint="use slerp or lerp")
+        raise UsageError(f"unknown method {excerpt(method)}", hint="use slerp or lerp")
     if classes:
         if arith:
-            raise GancliError("--classes walks between classes at one seed; --arith is separate",
+            raise UsageError("--classes walks between classes at one seed; --arith is separate",
                               hint="--classes 1,7 --seeds 5")
     elif bool(seeds) == bool(arith):
-        raise GancliError("give --seeds (a walk), --arith (arithmetic) or --classes (a class walk)",
+        raise UsageError("give --seeds (a walk), --arith (arithmetic) or --classes (a class walk)",
                           hint="--seeds 3,7,11  or  --arith '1,2,3 - 4,5,6 + 7,8,9'")
     model = load_generator(run, device or app.device)
     zdim, dist = model.cfg.model.z_dim, model.cfg.model.z_dist
     path = Path(out).expanduser()
     if path.suffix.lower() not in (".png", ".gif", ".jpg", ".jpeg"):
-        raise GancliError(f"unsupported output '{out}'", hint="use a .png grid or a .gif animation")
+        raise UsageError(f"unsupported output {excerpt(out)}", hint="use a .png grid or a .gif animation")
     if (class_ or classes) and not model.conditional:
         raise GancliError("--class and --classes need a conditional model",
                           hint=f"this one is {model.cfg.name} ({model.cfg.task})")
@@ -85,17 +85,19 @@ def interpolate(
         mode = "classes"
         idx = [model.class_index(c.strip()) for c in classes.split(",") if c.strip()]
         if len(idx) < 2:
-            raise GancliError("a class walk needs at least two classes", hint="--classes 1,7")
+            raise UsageError("a class walk needs at least two classes", hint="--classes 1,7")
         seed_list = parse_seeds(seeds) if seeds else [0]
         if len(seed_list) != 1:
-            raise GancliError("a class walk holds one seed fixed", hint="--seeds 5")
+            raise UsageError("a class walk holds one seed fixed", hint="--seeds 5")
+        check_frames(len(idx), steps, grid)
         y = walk(one_hot(torch.tensor(idx), len(model.classes)), steps, "lerp", grid)
         z = truncate(latents_for_seeds(seed_list, zdim, dist), truncation).expand(len(y), -1)
         labels = y
     elif seeds:
         seed_list = parse_seeds(seeds)
         if len(seed_list) < 2:
-            raise GancliError("an interpolation needs at least two seeds", hint="--seeds 3,7")
+            raise UsageError("an interpolation needs at least two seeds", hint="--seeds 3,7")
+        check_frames(len(seed_list), steps, grid)
         z = walk(truncate(latents_for_seeds(seed_list, zdim, dist), truncation), steps, method,
                  grid)
         if model.has_codes:  # InfoGAN: the codes walk too, in a straight line
@@ -131,6 +133,17 @@ def interpolate(
                    "out": str(path), "mode": mode})
     elif not (quiet or app.quiet):
         typer.echo(f"{len(z)} images from {model.path} -> {path}", err=True)
+
+
+def check_frames(anchors: int, steps: int, grid: bool) -> None:
+    """Refuse a walk of more than ``MAX_SEEDS`` images (exit 2), counted before any latent is
+    drawn: a grid has ``steps`` images per leg, an animation ``steps - 1`` per leg plus one."""
+    from gancli.sampling import MAX_SEEDS, check_count
+
+    legs = anchors - 1
+    frames = legs * steps if grid else legs * (steps - 1) + 1
+    check_count("too many images in the walk", frames, MAX_SEEDS,
+                hint=f"{legs:,} legs x {steps} steps: fewer anchors or a smaller --steps")
 
 
 def walk(anchors, steps: int, method: str, grid: bool):

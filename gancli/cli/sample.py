@@ -10,14 +10,14 @@ import typer
 
 from gancli.cli._options import (DeviceOpt, JsonOpt, QuietOpt, RunArg, SeedsOpt, TruncationOpt,
                                  emit_json, state)
-from gancli.errors import GancliError
+from gancli.errors import GancliError, UsageError, excerpt
 
 
 def pick_seeds(n: Optional[int], seeds: Optional[str], default: int = 64) -> list[int]:
     from gancli.sampling import parse_seeds
 
     if n is not None and seeds:
-        raise GancliError("give --n or --seeds, not both", hint="--seeds 0-63 is the same as --n 64")
+        raise UsageError("give --n or --seeds, not both", hint="--seeds 0-63 is the same as --n 64")
     if seeds:
         return parse_seeds(seeds)
     return list(range(n if n is not None else default))
@@ -67,7 +67,7 @@ def write_outputs(model, out: str, seeds: list[int], samples, nrow: Optional[int
             img = imaging.grid(imaging.to_uint8(samples), nrow=nrow)
         imaging.save_image(img if suffix == ".png" else img.convert("RGB"), path)
     else:
-        raise GancliError(f"unsupported output '{out}'",
+        raise UsageError(f"unsupported output {excerpt(out)}",
                           hint="use a .png/.jpg grid, a folder ending in /, or an .npz file")
     return [str(path)]
 
@@ -111,6 +111,7 @@ def sample(
     import torch
 
     from gancli.inference import generate, load_generator
+    from gancli.sampling import MAX_SEEDS, check_count
 
     app = state(ctx)
     model = load_generator(run, device or app.device)
@@ -121,6 +122,8 @@ def sample(
         labels = torch.full((len(seed_list),), model.class_index(class_), dtype=torch.long)
     elif per_class_grid:  # every class for every seed: one grid row per class
         k = len(model.classes)
+        check_count("too many samples", len(seed_list) * k, MAX_SEEDS,
+                    hint=f"one row per class ({k} classes): ask for fewer seeds, or pick one --class")
         labels = torch.arange(k).repeat_interleave(len(seed_list))
         seed_list = seed_list * k
         nrow = nrow or len(seed_list) // k
@@ -129,6 +132,7 @@ def sample(
         seed_list, codes, nrow = sweep_codes(model, vary, seed_list, values)
     elif model.has_codes:
         codes = model.codes_for(seed_list)
+    check_output_memory(model, len(seed_list))
     samples = generate(model, seed_list, truncation, labels=labels if codes is None else codes)
     written = write_outputs(model, out, seed_list, samples, nrow, labels, codes)
     if json_out or app.json:
@@ -139,6 +143,21 @@ def sample(
         where = written[0] if len(written) == 1 else f"{len(written)} files in {Path(out)}"
         typer.echo(f"{len(seed_list)} samples from {model.path} (step {model.step}) -> {where}",
                    err=True)
+
+
+def check_output_memory(model, n: int) -> None:
+    """Refuse ``n`` outputs whose float32 pixels (plus the uint8 copy written out) would not fit
+    in 80 % of this machine's memory: a one-line error (exit 2) before anything is generated."""
+    import math
+
+    from gancli.preflight import memory_bytes
+
+    have = memory_bytes("cpu")
+    need = n * math.prod(model.spec.shape) * 5  # float32 samples + their uint8 copy
+    if have and need > 0.8 * have:
+        raise UsageError(f"{n:,} samples of shape {tuple(model.spec.shape)} need about "
+                         f"{need / 1e9:.3g} GB of memory; this machine has {have / 1e9:.3g} GB",
+                         hint="ask for fewer seeds (--n, --seeds)")
 
 
 def sweep_codes(model, name: str, seeds: list[int], values: int):
@@ -154,10 +173,14 @@ def sweep_codes(model, name: str, seeds: list[int], values: int):
     found = [i for i, (n, _, _) in enumerate(names) if n == name]
     if not found:
         listing = ", ".join(f"{n} ({kind}{f', {k} values' if k else ''})" for n, kind, k in names)
-        raise GancliError(f"unknown code '{name}'", hint=f"codes: {listing}")
+        raise GancliError(f"unknown code {excerpt(name)}", hint=f"codes: {listing}")
     index = found[0]
     _, kind, k = names[index]
     cat = model.cfg.model.info_cat
+    from gancli.sampling import MAX_SEEDS, check_count
+
+    check_count("too many samples", len(seeds) * (k if kind == "categorical" else values), MAX_SEEDS,
+                hint="one row per seed in a --vary sweep: ask for fewer seeds")
     base = model.codes_for(seeds)
     if kind == "categorical":
         columns = k

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, emit_json, state
-from gancli.errors import GancliError
+from gancli.errors import GancliError, excerpt
 
 
 def translate(
@@ -102,7 +102,7 @@ def resolve_model(spec: str) -> str:
                         and d.name[len(spec) + 1:].isdigit()), key=lambda d: int(d.name[len(spec) + 1:]))
         if found:
             return str(found[-1])
-    raise GancliError(f"no run folder or checkpoint '{spec}'",
+    raise GancliError(f"no run folder or checkpoint {excerpt(spec)}",
                       hint=f"train one first (gancli train {spec}) or pass runs/NAME-NNN")
 
 
@@ -114,7 +114,7 @@ def plan_targets(tr, direction: Optional[str], to: Optional[str]) -> list[tuple[
                               hint="use --direction a2b or --direction b2a")
         d = direction or "a2b"
         if d not in ("a2b", "b2a"):
-            raise GancliError(f"unknown direction '{d}'", hint="use a2b or b2a")
+            raise GancliError(f"unknown direction {excerpt(d)}", hint="use a2b or b2a")
         return [(d, {"direction": d})]
     if direction:
         raise GancliError("--direction is for CycleGAN; a StarGAN model takes --to DOMAIN",
@@ -134,6 +134,8 @@ def plan_files(src: Path, out: Optional[str], jobs: list[tuple[str, dict]]):
     With several targets (StarGAN ``--to a,b``) each output name gets ``-DOMAIN``; without
     ``--out`` outputs go to the current directory as ``NAME-TAG.EXT`` (or ``FOLDER-TAG/``).
     """
+    from gancli.data.images import is_regular, scan_folder
+
     tags = "-".join(tag for tag, _ in jobs)
 
     def named(base: Path, tag: str, always: bool = False) -> Path:
@@ -141,6 +143,9 @@ def plan_files(src: Path, out: Optional[str], jobs: list[tuple[str, dict]]):
             return base.with_name(f"{base.stem}-{tag}{base.suffix}")
         return base
 
+    if src.exists() and not src.is_dir() and not is_regular(src):
+        raise GancliError(f"{src} is not a regular file (a FIFO, socket or device)",
+                          hint="--in takes an image file or a folder of them")
     if src.is_file():
         if out is None:
             yield src, [(named(Path.cwd() / src.name, tag, True), args) for tag, args in jobs]
@@ -151,10 +156,11 @@ def plan_files(src: Path, out: Optional[str], jobs: list[tuple[str, dict]]):
         yield src, [(named(target, tag), args) for tag, args in jobs]
         return
     root_out = Path(out).expanduser() if out else Path.cwd() / f"{src.name}-{tags}"
-    for path in sorted(src.rglob("*")):
-        rel = path.relative_to(src)
-        if not path.is_file() or any(part.startswith(".") for part in rel.parts):
-            continue
+    found = scan_folder(src, extensions=None)  # the walk training uses: regular files only
+    for name in found.special:
+        print(f"skipped {src / name}: not a regular file (a FIFO, socket or device)", file=sys.stderr)
+    for name, _, _ in found.entries:
+        path, rel = src / name, Path(name)
         if root_out.resolve() in path.resolve().parents:
             continue  # never translate our own outputs (--out inside --in)
         yield path, [(named(root_out / rel, tag), args) for tag, args in jobs]

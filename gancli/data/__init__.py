@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gancli.config import DataConfig
 from gancli.data.base import Dataset
-from gancli.errors import DataError
+from gancli.errors import DataError, excerpt
 from gancli.registry import DATASETS
 
 ENV_CACHE = "GANCLI_CACHE"
@@ -73,7 +73,8 @@ def _folder(arg: str, cfg: DataConfig, seed: int) -> Dataset:
     from gancli.data.images import load_image_folder
 
     cache = cache_dir() / "datasets" if cfg.cache else None
-    return load_image_folder(arg, cfg.resolution, cfg.channels, cache, labels=cfg.labels)
+    return load_image_folder(arg, cfg.resolution, cfg.channels, cache, labels=cfg.labels,
+                             allow_empty_classes=cfg.allow_empty_classes)
 
 
 def load_dataset(cfg: DataConfig, seed: int = 0, task: str = "unconditional") -> Dataset:
@@ -107,5 +108,5 @@ def load_dataset(cfg: DataConfig, seed: int = 0, task: str = "unconditional") ->
         return DATASETS.get(name)(arg, cfg, seed)
     builtins = ("digits, shapes, toy:ring8, toy:grid25, toy:spiral, torchvision:mnist, "
                 "pair:digits-recoloured, domains:shapes-colours")
-    raise DataError(f"no such folder and no built-in dataset '{spec}'",
+    raise DataError(f"no such folder and no built-in dataset {excerpt(spec)}",
                     hint=f"give an existing image folder, or one of: {builtins}")

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from gancli.data.base import Dataset
-from gancli.errors import DataError
+from gancli.errors import DataError, excerpt
 
 DIGITS_FILE = Path(__file__).with_name("digits.csv.gz")
 NUM_SAMPLES = 1797
@@ -59,7 +59,7 @@ def load_digits(resolution: int = 8, channels: int = 1, split: str = "all") -> D
         0..255, y int64 digit labels and classes ``["0", ..., "9"]``.
     """
     if split not in SPLITS:
-        raise DataError(f"digits has no split '{split}'",
+        raise DataError(f"digits has no split {excerpt(split)}",
                         hint="use digits (all 1,797), digits:train (1,297) or digits:test (500 held out)")
     if channels not in (1, 3):
         raise DataError(f"digits has 1 or 3 channels, not {channels}", hint="use 1 (grey) or 3 (RGB)")

@@ -5,15 +5,26 @@ side is ``resolution`` and center-cropped to a square. Files that cannot be
 decoded are skipped and counted, never fatal: a real-world folder nearly always
 holds a stray ``.DS_Store``, a half-copied JPEG or a mislabelled text file.
 
+Only regular files are ever opened (a FIFO named ``x.png`` would block a reader
+forever; sockets and devices are no images either): they are skipped and counted.
+An image with more than ``GANCLI_MAX_IMAGE_PIXELS`` pixels (default 200 MP) is
+skipped by name with that reason instead of being decoded; Pillow's own
+decompression-bomb check is replaced by this one, so no raw Pillow warning
+reaches the terminal.
+
 The decoded tensor can be cached as a safetensors file (no pickle: a cache file
 must never be able to run code when loaded).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import stat
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,7 +35,7 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 
 from gancli.data.base import Dataset
-from gancli.errors import DataError
+from gancli.errors import DataError, UsageError, excerpt
 from gancli.fileio import atomic_write_bytes
 
 # Bump when decoding changes in a way that alters pixels: old cache files then miss.
@@ -39,6 +50,150 @@ _MAX_EXAMPLES = 5
 # Below this many files a thread pool costs more than it saves.
 _POOL_MIN_FILES = 32
 
+ENV_MAX_PIXELS = "GANCLI_MAX_IMAGE_PIXELS"
+# The largest camera sensors (200 MP phone sensors, 100-150 MP medium format) fit. Decoding and
+# resizing a 182.5 MP RGB PNG peaked at 1.4 GB above the interpreter's baseline (3 bytes per
+# pixel plus the decode's working copies), so 4 decoder threads stay under ~6 GB even if every
+# one holds such an image. Pillow's own limit (a warning above 89 MP, an error above 179 MP)
+# would refuse or warn about valid scans and phone photos.
+DEFAULT_MAX_IMAGE_PIXELS = 200_000_000
+# gancli checks every image's size itself (``open_image``) before decoding, with a limit the
+# user can change and a named skip; Pillow's check would warn on stderr or fail unnamed.
+Image.MAX_IMAGE_PIXELS = None
+
+SKIP_UNREADABLE = "unreadable"
+SKIP_NOT_REGULAR = "not a regular file"
+SKIP_TOO_LARGE = "too large"
+
+
+class NotARegularFile(OSError):
+    """A path that is a FIFO, socket, device or folder where an image file was expected."""
+
+
+class ImageTooLarge(ValueError):
+    """An image with more pixels than ``max_image_pixels()``; ``size`` is (width, height)."""
+
+    def __init__(self, size: tuple[int, int], limit: int):
+        self.size, self.limit = size, limit
+        super().__init__(f"{megapixels(size[0] * size[1])} > limit {megapixels(limit)}")
+
+
+def megapixels(n: int) -> str:
+    """``182 MP``, ``0.04 MP``: a pixel count for a message."""
+    return f"{n / 1e6:.3g} MP"
+
+
+def max_image_pixels() -> int:
+    """The most pixels gancli decodes from one image: ``$GANCLI_MAX_IMAGE_PIXELS`` or
+    ``DEFAULT_MAX_IMAGE_PIXELS`` (200,000,000). JPEGs count after libjpeg's reduced-size decode.
+
+    Raises:
+        UsageError (exit 2): the variable is set but is not a positive integer.
+    """
+    text = os.environ.get(ENV_MAX_PIXELS, "").strip()
+    if not text:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UsageError(f"{ENV_MAX_PIXELS}={excerpt(text)} is not a positive number of pixels",
+                         hint=f"e.g. {ENV_MAX_PIXELS}=400000000 (400 MP), or unset it for "
+                              f"{DEFAULT_MAX_IMAGE_PIXELS:,}")
+    return value
+
+
+def too_large_hint(pixels: int) -> str:
+    """How to allow an image of ``pixels`` pixels."""
+    need = max(pixels, 1)
+    return f"set {ENV_MAX_PIXELS}={need} (or more) to allow it"
+
+
+def is_regular(path: str | Path) -> bool:
+    """True when ``path`` (links followed) is a regular file; False for FIFOs, sockets,
+    devices, folders, dangling links and anything that cannot be stat'ed."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def open_regular(path: str | Path):
+    """Open ``path`` for reading only if it is a regular file, without ever blocking.
+
+    The file is opened with ``O_NONBLOCK`` (a FIFO then opens at once instead of waiting for
+    a writer) and checked with ``fstat`` on the open descriptor, so a file swapped for a FIFO
+    after a ``stat`` cannot slip through.
+
+    Returns:
+        A binary file object.
+
+    Raises:
+        NotARegularFile: a FIFO, socket, device or folder.
+        OSError: missing, unreadable.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except IsADirectoryError:
+        raise NotARegularFile(f"{path} is a folder") from None
+    except OSError as e:
+        if e.errno in (errno.ENXIO, errno.ENODEV):  # a socket, a device without a driver
+            raise NotARegularFile(f"{path} is not a regular file") from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotARegularFile(f"{path} is not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+@contextmanager
+def open_image(path: str | Path, draft: int | None = None, limit: int | None = None):
+    """Open an image lazily (header only), refusing non-regular files and oversized images.
+
+    Args:
+        path: the file.
+        draft: for JPEGs, let libjpeg decode at a reduced scale whose short side is still at
+            least ``draft`` pixels (the size check then counts the reduced size).
+        limit: most pixels allowed; None = ``max_image_pixels()``.
+
+    Yields:
+        The opened ``PIL.Image.Image`` (not yet decoded: ``.size`` needs no decode).
+
+    Raises:
+        NotARegularFile, OSError, ImageTooLarge, and whatever Pillow raises for a bad file.
+    """
+    limit = max_image_pixels() if limit is None else limit
+    with open_regular(path) as f, Image.open(f) as img:
+        if draft is not None and img.format == "JPEG":
+            img.draft(None, (draft, draft))
+        w, h = img.size
+        if w * h > limit:
+            raise ImageTooLarge((w, h), limit)
+        yield img
+
+
+@dataclass
+class FolderScan:
+    """What ``scan_folder`` found under a root (relative posix paths, sorted).
+
+    ``entries``: (path, size, mtime_ns) of regular files with a supported extension;
+    ``broken``: such names that cannot be stat'ed (dangling or looping links) or folders that
+    cannot be listed (ending in ``/``); ``special``: such names that are not regular files
+    (FIFOs, sockets, devices), never opened; ``n_other``: files with other extensions;
+    ``top_dirs``: the non-hidden sub-folders directly under the root (class folders).
+    """
+
+    entries: list[tuple[str, int, int]] = field(default_factory=list)
+    broken: list[str] = field(default_factory=list)
+    special: list[str] = field(default_factory=list)
+    n_other: int = 0
+    top_dirs: list[str] = field(default_factory=list)
+
 
 def load_image_folder(
     path: str | Path,
@@ -46,6 +201,7 @@ def load_image_folder(
     channels: int | None,
     cache_dir: Path | None,
     labels: bool = False,
+    allow_empty_classes: bool = False,
 ) -> Dataset:
     """Load every image under ``path`` (recursively) as a square uint8 tensor.
 
@@ -56,18 +212,24 @@ def load_image_folder(
         cache_dir: where to keep a decoded copy keyed by the files' names, sizes
             and mtimes; None disables the cache.
         labels: take the first sub-folder under ``path`` as each image's class.
+        allow_empty_classes: with labels, train without a class sub-folder that holds no
+            usable image (it is named in ``info["notes"]``) instead of refusing the folder.
 
     Returns:
         A ``Dataset`` of kind ``"images"``; ``info`` holds ``files``, ``skipped``,
         ``skipped_examples`` and ``cache`` (``"hit"``, ``"miss"`` or ``"off"``),
-        plus ``cache_error`` when the cache could not be written (not fatal).
+        plus ``cache_error`` when the cache could not be written (not fatal),
+        ``skipped_reasons`` ({reason: count}) and ``notes`` (one line per skip reason
+        that needs the user: too-large images, non-regular files, dropped classes).
 
     Raises:
-        DataError: missing folder, no usable image, or a bad layout for labels.
+        DataError: missing folder, no usable image, a bad layout for labels, or (with
+            labels) a class sub-folder without a usable image, like torchvision's ImageFolder.
     """
     root = Path(path).expanduser()
     _check_args(root, resolution, channels)
-    entries, broken, n_other = _scan(root)
+    found = scan_folder(root)
+    entries, broken, n_other = found.entries, sorted(found.broken + found.special), found.n_other
     if labels:
         _check_label_layout(root, entries)
 
@@ -77,9 +239,15 @@ def load_image_folder(
         cache_file = _cache_path(Path(cache_dir), root, key, resolution, channels, labels)
         cached = _read_cache(cache_file, key)
         if cached is not None:
-            return _make_dataset(root, *cached, cache="hit")
+            x, y, classes, info = cached
+            if labels:
+                info = _check_classes(root, found.top_dirs, classes, info, allow_empty_classes)
+            return _make_dataset(root, x, y, classes, info, cache="hit")
 
-    x, y, classes, info = _decode_all(root, entries, broken, n_other, resolution, channels, labels)
+    x, y, classes, info = _decode_all(root, entries, broken, n_other, resolution, channels, labels,
+                                      special=found.special)
+    if labels:
+        info = _check_classes(root, found.top_dirs, classes, info, allow_empty_classes)
     cache = "off"
     if cache_file is not None:
         cache = "miss"
@@ -87,6 +255,26 @@ def load_image_folder(
         if error:
             info["cache_error"] = error
     return _make_dataset(root, x, y, classes, info, cache=cache)
+
+
+def _check_classes(root: Path, top_dirs: list[str], classes: list[str] | None, info: dict,
+                   allow_empty: bool) -> dict:
+    """Every class sub-folder must hold a usable image, or the class indices of the others
+    would shift silently (``--class 1`` drawing the third folder). With ``allow_empty`` the
+    empty ones are dropped and named in ``info["notes"]``."""
+    empty = [d for d in top_dirs if d not in set(classes or [])]
+    if not empty:
+        return info
+    if not allow_empty:
+        more = f" (and {len(empty) - 1} more: {', '.join(empty[1:4])}{' ...' if len(empty) > 4 else ''})" \
+            if len(empty) > 1 else ""
+        raise DataError(f"class folder {root / empty[0]} holds no usable image{more}",
+                        hint="add images to it, remove it, or train without it with "
+                             "--set data.allow_empty_classes=true")
+    note = (f"class folder(s) without a usable image left out: {', '.join(empty[:5])}"
+            f"{' ...' if len(empty) > 5 else ''}; classes: {', '.join(classes or [])}")
+    notes = [n for n in info.get("notes", []) if n != note]  # a cache hit already holds it
+    return {**info, "notes": [*notes, note], "empty_classes": empty}
 
 
 def _check_args(root: Path, resolution: int, channels: int | None) -> None:
@@ -112,13 +300,31 @@ def _scan(root: Path) -> tuple[list[tuple[str, int, int]], list[str], int]:
 
     Returns:
         (entries, broken, n_other): ``entries`` are (relative posix path, size,
-        mtime_ns) for files with a supported extension, sorted by path;
-        ``broken`` are such files that cannot even be stat'ed (dangling links);
+        mtime_ns) for regular files with a supported extension, sorted by path;
+        ``broken`` are such names that cannot be used: dangling links, and files that
+        are not regular files (FIFOs, sockets, devices), which are never opened;
         ``n_other`` counts files with other extensions, which are ignored.
     """
-    entries: list[tuple[str, int, int]] = []
-    broken: list[str] = []
-    n_other = 0
+    found = scan_folder(root)
+    return found.entries, sorted(found.broken + found.special), found.n_other
+
+
+def scan_folder(root: Path, extensions: tuple[str, ...] | None = SUPPORTED_EXTENSIONS) -> FolderScan:
+    """Walk ``root`` (recursively, following folder links once each, skipping hidden names).
+
+    The one folder walk of gancli: training, ``evaluate`` and ``translate`` all read folders
+    through it. Every candidate is ``stat``-ed (links followed) and only regular files are
+    listed as entries; FIFOs, sockets and devices go to ``special`` and are never opened.
+
+    Args:
+        root: the folder.
+        extensions: lower-case name endings to keep (others are counted in ``n_other``);
+            None keeps every file.
+
+    Raises:
+        DataError: ``root`` itself cannot be listed.
+    """
+    out = FolderScan()
     visited: set[tuple[int, int]] = set()
 
     def unreadable(err: OSError) -> None:
@@ -126,7 +332,7 @@ def _scan(root: Path) -> tuple[list[tuple[str, int, int]], list[str], int]:
         if Path(err.filename or "") == root:
             raise DataError(f"cannot read image folder {root}: {err.strerror or err}",
                             hint="check the folder's permissions")
-        broken.append(Path(os.path.relpath(err.filename, root)).as_posix() + "/")
+        out.broken.append(Path(os.path.relpath(err.filename, root)).as_posix() + "/")
 
     # Follow symlinked folders (datasets are often linked in) but remember each
     # real folder, so a link back up the tree cannot make the walk loop forever.
@@ -142,23 +348,29 @@ def _scan(root: Path) -> tuple[list[tuple[str, int, int]], list[str], int]:
         visited.add((st.st_dev, st.st_ino))
         # Hidden entries are tool litter (.git, .ipynb_checkpoints, macOS ._x.jpg).
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        if dirpath == str(root):
+            out.top_dirs = list(dirnames)
         for name in filenames:
             if name.startswith("."):
                 continue
-            if not name.lower().endswith(SUPPORTED_EXTENSIONS):
-                n_other += 1
+            if extensions is not None and not name.lower().endswith(extensions):
+                out.n_other += 1
                 continue
             full = os.path.join(dirpath, name)
             rel = Path(os.path.relpath(full, root)).as_posix()
             try:
                 fst = os.stat(full)
             except OSError:
-                broken.append(rel)
+                out.broken.append(rel)
                 continue
-            entries.append((rel, fst.st_size, fst.st_mtime_ns))
-    entries.sort()
-    broken.sort()
-    return entries, broken, n_other
+            if not stat.S_ISREG(fst.st_mode):
+                out.special.append(rel)  # a FIFO would block the reader forever: never opened
+                continue
+            out.entries.append((rel, fst.st_size, fst.st_mtime_ns))
+    out.entries.sort()
+    out.broken.sort()
+    out.special.sort()
+    return out
 
 
 def _check_label_layout(root: Path, entries: list[tuple[str, int, int]]) -> None:
@@ -181,25 +393,50 @@ def _decode_all(
     resolution: int,
     channels: int | None,
     labels: bool,
+    special: list[str] = (),  # type: ignore[assignment]
 ) -> tuple[torch.Tensor, torch.Tensor | None, list[str] | None, dict]:
-    """Decode every candidate file; skip and count the ones that fail."""
+    """Decode every candidate file; skip and count the ones that fail (``special``: the
+    names in ``broken`` that are not regular files, for the skip reasons)."""
     rels = [rel for rel, _, _ in entries]
+    limit = max_image_pixels()  # read once: a bad value is one error, not a skip per file
 
-    def work(rel: str) -> np.ndarray | None:
+    def work(rel: str) -> tuple[np.ndarray | None, str]:
         # Looked up at call time so tests can swap the decoder out.
-        return _decode_image(root / rel, resolution, channels)
+        return decode_image_why(root / rel, resolution, channels, limit)
 
     if len(rels) >= _POOL_MIN_FILES:
         # PIL releases the GIL while decoding and resampling, so threads help.
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-            arrays = list(pool.map(work, rels))
+            results = list(pool.map(work, rels))
     else:
-        arrays = [work(rel) for rel in rels]
+        results = [work(rel) for rel in rels]
 
-    used = [(rel, a) for rel, a in zip(rels, arrays) if a is not None]
-    skipped = sorted(broken + [rel for rel, a in zip(rels, arrays) if a is None])
+    used = [(rel, a) for rel, (a, _) in zip(rels, results) if a is not None]
+    failed = [(rel, why) for rel, (a, why) in zip(rels, results) if a is None]
+    skipped = sorted(broken + [rel for rel, _ in failed])
+    special_set = set(special)
+    reasons: dict[str, int] = {}
+    for rel in broken:
+        why = SKIP_NOT_REGULAR if rel in special_set else SKIP_UNREADABLE
+        reasons[why] = reasons.get(why, 0) + 1
+    for _, why in failed:
+        key = why.split(":", 1)[0]
+        reasons[key] = reasons.get(key, 0) + 1
+    notes = _skip_notes(failed, sorted(special_set))
     if not used:
         looked = len(rels) + len(broken)
+        counts = ", ".join(f"{n} {why}" for why, n in sorted(reasons.items())) or "0 could not be read"
+        if reasons and set(reasons) != {SKIP_UNREADABLE}:
+            # name the reason: a lone big scan is "too large", not "could not be read"
+            first = next((f"{rel}: {why.split('; ', 1)[0]}" for rel, why in failed
+                          if not why.startswith(SKIP_UNREADABLE)),
+                         f"{sorted(special_set)[0]}: {SKIP_NOT_REGULAR}" if special_set else "")
+            big = [why for _, why in failed if why.startswith(SKIP_TOO_LARGE)]
+            raise DataError(
+                f"no usable image in {root}: looked at {looked} image file(s) ({counts}), e.g. {first}",
+                hint=big[0].split("; ", 1)[1] if big else "only regular files are read: FIFOs, "
+                "sockets and devices are skipped",
+            )
         raise DataError(
             f"no usable image in {root}: looked at {looked} image file(s), {len(skipped)} could not be read"
             + (f", {n_other} other file(s) ignored" if n_other else ""),
@@ -215,24 +452,61 @@ def _decode_all(
         index = {name: i for i, name in enumerate(classes)}
         y = torch.tensor([index[f] for f in folders], dtype=torch.int64)
     info = {"files": len(used), "skipped": len(skipped), "skipped_examples": skipped[:_MAX_EXAMPLES]}
+    if reasons:
+        info["skipped_reasons"] = reasons
+    if notes:
+        info["notes"] = notes
     return x, y, classes, info
+
+
+def _skip_notes(failed: list[tuple[str, str]], special: list[str]) -> list[str]:
+    """One line per skip reason the user can act on (the unreadable ones are only counted)."""
+    notes = []
+    big = [(rel, why) for rel, why in failed if why.startswith(SKIP_TOO_LARGE)]
+    if big:
+        rel, why = big[0]
+        more = f" (and {len(big) - 1} more)" if len(big) > 1 else ""
+        notes.append(f"skipped {len(big)} image(s) over the pixel limit: {rel}: {why}{more}")
+    if special:
+        more = f" (and {len(special) - 1} more)" if len(special) > 1 else ""
+        notes.append(f"skipped {len(special)} file(s) that are not regular files (FIFOs, "
+                     f"sockets, devices): {special[0]}{more}")
+    return notes
 
 
 def _decode_image(file: Path, resolution: int, channels: int | None) -> np.ndarray | None:
     """Decode one file to an (H, W) grey or (H, W, 3) RGB uint8 array; None if unreadable."""
+    return decode_image_why(file, resolution, channels)[0]
+
+
+def decode_image_why(file: Path, resolution: int, channels: int | None,
+                     limit: int | None = None) -> tuple[np.ndarray | None, str]:
+    """Like ``_decode_image``, with the reason for a skip.
+
+    Returns:
+        (array, "") on success, else (None, reason): ``"not a regular file"``,
+        ``"too large: 182 MP > limit 100 MP; set GANCLI_MAX_IMAGE_PIXELS=... to allow it"``,
+        or ``"unreadable"``.
+
+    Raises:
+        UsageError: a bad ``GANCLI_MAX_IMAGE_PIXELS`` (never turned into a skip).
+    """
+    limit = max_image_pixels() if limit is None else limit
     try:
-        with Image.open(file) as img:
-            if img.format == "JPEG":
-                # Let libjpeg decode at a reduced scale (still >= resolution): big
-                # photos then decode several times faster.
-                img.draft(None, (resolution, resolution))
+        # JPEG: let libjpeg decode at a reduced scale (still >= resolution): big photos
+        # then decode several times faster, and only the reduced size counts.
+        with open_image(file, draft=resolution, limit=limit) as img:
             img.load()
-            return fit_image(img, resolution, channels)
+            return fit_image(img, resolution, channels), ""
+    except NotARegularFile:
+        return None, SKIP_NOT_REGULAR
+    except ImageTooLarge as e:
+        return None, f"{SKIP_TOO_LARGE}: {e}; {too_large_hint(e.size[0] * e.size[1])}"
     except Exception:  # noqa: BLE001 - see below
         # PIL's format plugins raise a zoo of types for malformed files (OSError,
-        # SyntaxError, ValueError, EOFError, struct.error, DecompressionBombError,
-        # ...); the contract is "skip and count", so any failure here is a skip.
-        return None
+        # SyntaxError, ValueError, EOFError, struct.error, ...); the contract is
+        # "skip and count", so any failure here is a skip.
+        return None, SKIP_UNREADABLE
 
 
 def fit_image(img: Image.Image, resolution: int, channels: int | None) -> np.ndarray:

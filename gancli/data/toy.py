@@ -12,7 +12,7 @@ import math
 import torch
 
 from gancli.data.base import Dataset
-from gancli.errors import DataError
+from gancli.errors import DataError, excerpt
 
 DEFAULT_SIZE = 100_000
 
@@ -25,7 +25,7 @@ def mixture_modes(name: str) -> tuple[torch.Tensor, float]:
     if name == "grid25":
         axis = torch.tensor([-4.0, -2.0, 0.0, 2.0, 4.0])
         return torch.cartesian_prod(axis, axis), 0.05
-    raise DataError(f"unknown toy mixture '{name}'", hint="use toy:ring8, toy:grid25 or toy:spiral")
+    raise DataError(f"unknown toy mixture {excerpt(name)}", hint="use toy:ring8, toy:grid25 or toy:spiral")
 
 
 def load_toy(name: str, size: int = 0, seed: int = 0) -> Dataset:

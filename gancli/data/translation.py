@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from gancli.data.base import Dataset
-from gancli.errors import DataError
+from gancli.errors import DataError, excerpt
 
 PAIR_BUILTINS = ("digits-recoloured", "digits-inverted")
 # pair:digits-recoloured: domain B draws the strokes amber on navy (A: white on black)
@@ -72,7 +72,7 @@ def uncolour(x: torch.Tensor) -> torch.Tensor:
 
 def load_pair_builtin(name: str, resolution: int, channels: int | None) -> Dataset:
     if name not in PAIR_BUILTINS:
-        raise DataError(f"no built-in translation pair '{name}'",
+        raise DataError(f"no built-in translation pair {excerpt(name)}",
                         hint=f"built-in pairs: {', '.join('pair:' + p for p in PAIR_BUILTINS)}")
     from gancli.data.digits import load_digits
 
@@ -109,7 +109,7 @@ def pair_test_labels() -> tuple[torch.Tensor, torch.Tensor]:
 def load_pair_folder(root: Path, resolution: int, channels: int | None,
                      cache_dir: Path | None) -> Dataset:
     """``root/trainA`` and ``root/trainB`` (CycleGAN's layout); ``testA``/``testB`` if there."""
-    from gancli.data.images import load_image_folder
+    from gancli.data.images import load_image_folder, scan_folder
 
     missing = [d for d in ("trainA", "trainB") if not (root / d).is_dir()]
     if missing:
@@ -117,6 +117,11 @@ def load_pair_folder(root: Path, resolution: int, channels: int | None,
                         f"{' or '.join(missing)}/",
                         hint=f"arrange it as {root}/trainA/*.jpg and {root}/trainB/*.jpg "
                              "(the CycleGAN layout)")
+    for d in ("trainA", "trainB"):
+        if not scan_folder(root / d).entries:  # before decoding the other domain for nothing
+            raise DataError(f"domain folder {root / d} holds no image file",
+                            hint=f"CycleGAN learns from two domains: put images in both "
+                                 f"{root}/trainA/ and {root}/trainB/")
     sets = {d: load_image_folder(root / d, resolution, channels, cache_dir)
             for d in ("trainA", "trainB")}
     if channels is None and sets["trainA"].shape != sets["trainB"].shape:  # one grey, one colour
@@ -137,7 +142,7 @@ def load_pair_folder(root: Path, resolution: int, channels: int | None,
 
 def load_domain_builtin(name: str, resolution: int, n: int, seed: int = 0) -> Dataset:
     if name != "shapes-colours":
-        raise DataError(f"no built-in multi-domain set '{name}'",
+        raise DataError(f"no built-in multi-domain set {excerpt(name)}",
                         hint=f"built-ins: {', '.join('domains:' + d for d in DOMAIN_BUILTINS)}")
     x, shapes, domains = shapes_colours(resolution, n, seed)
     info = {"samples": n, "domains": len(COLOUR_DOMAINS), "source": "procedural"}
@@ -251,5 +256,21 @@ def load_attribute_folder(root: Path, cfg) -> Dataset:
     y = torch.tensor([table[Path(rel).name] for rel, _ in used], dtype=torch.float32)
     info = {"files": len(listed), "skipped": len(listed) - len(used), "cache": "off",
             "attributes": wanted}
+    # an attribute no image has is a domain with no example: --to it would mean nothing
+    empty = [a for a, n in zip(wanted, y.sum(0).tolist()) if n == 0]
+    if empty and not getattr(cfg, "allow_empty_classes", False):
+        raise DataError(f"attribute {empty[0]} is set for none of the {len(used)} images in {root}"
+                        + (f" (nor is {', '.join(empty[1:])})" if len(empty) > 1 else ""),
+                        hint="choose attributes the images have (data.attributes), or train "
+                             "without it with --set data.allow_empty_classes=true")
+    if empty:
+        keep = [i for i, a in enumerate(wanted) if a not in empty]
+        if len(keep) < 2:
+            raise DataError(f"only {len(keep)} of the attributes {', '.join(wanted)} is set for "
+                            f"any image in {root}", hint="StarGAN needs at least two attributes")
+        y, wanted = y[:, keep].contiguous(), [wanted[i] for i in keep]
+        info.update(attributes=wanted, empty_classes=empty,
+                    notes=[f"attribute(s) set for no image left out: {', '.join(empty)}; "
+                           f"domains: {', '.join(wanted)}"])
     return Dataset(name=str(root), kind="images", x=x, y=y, classes=wanted, info=info,
                    domains=wanted)

@@ -7,7 +7,10 @@ A SPEC is, checked in this order:
 - an ``.npz`` file: ``samples`` (as ``gancli sample --out x.npz`` writes: uint8 NHWC images or
   float (N, 2) points, optional ``labels``), or statistics ``mu`` and ``sigma`` (optional
   ``features`` and a JSON ``meta``; pytorch-fid's ``--save-stats`` files work for FID);
-- an image folder (read through ``gancli.data``);
+- an image folder (read through ``gancli.data``), at a working resolution chosen from every
+  image's size (read from the headers only): the smallest short side, capped at the feature
+  network's input size, never above any image (``--resolution`` overrides; it is required when
+  some images are much smaller than the rest);
 - a built-in dataset: ``digits``, ``shapes``, ``toy:grid25``, ``toy:ring8``, ...
 
 Every source has an ``identity``: a string that changes when its content can change, used in
@@ -25,12 +28,15 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from gancli.errors import DataError, GancliError
+from gancli.errors import DataError, GancliError, UsageError
 from gancli.fileio import sha256_file
 
 # generation seed s draws sample seeds s * SEED_STRIDE + i, i = 0..n-1: seed 0 gives the same
 # samples as ``gancli sample --n N``, and different generation seeds never share a sample
 SEED_STRIDE = 1_000_000
+# a folder whose smallest short side is below this fraction of the median one needs --resolution:
+# scoring it at its smallest image would throw away most images' detail
+SPREAD_LIMIT = 0.5
 
 
 @dataclass
@@ -45,6 +51,16 @@ class Source:
     modes: torch.Tensor | None = None
     sigma: float | None = None
     info: dict = field(default_factory=dict)
+    work_res: int | None = None  # images are downsampled to this side before scoring
+
+    def set_working_resolution(self, res: int) -> None:
+        """Score this source's images at ``res`` px (square), downsampling larger ones
+        (antialiased bilinear); never upsamples. Changes ``identity`` (the stats cache key)."""
+        size = self.image_size()
+        if size is None or size[0] <= res:
+            return
+        self.work_res = int(res)
+        self.identity += f":at{self.work_res}"
 
     @property
     def available(self) -> int | None:
@@ -106,7 +122,15 @@ class Source:
             idx = torch.randperm(len(self.x), generator=torch.Generator().manual_seed(gen_seed))[:n].sort()[0]
         for i in range(0, n, batch_size):
             j = idx[i:i + batch_size]
-            yield self.x[j], (self.y[j] if self.y is not None else None)
+            yield self._fit(self.x[j]), (self.y[j] if self.y is not None else None)
+
+    def _fit(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 NCHW images downsampled to ``work_res`` (unchanged when it is None or points)."""
+        if self.work_res is None or x.dim() != 4 or max(x.shape[-2:]) <= self.work_res:
+            return x
+        y = torch.nn.functional.interpolate(x.float(), size=(self.work_res, self.work_res),
+                                            mode="bilinear", antialias=True, align_corners=False)
+        return y.round().clamp(0, 255).to(torch.uint8)
 
     def _generate(self, n, batch_size, gen_seed, truncation):
         from gancli import imaging
@@ -119,12 +143,16 @@ class Source:
             chunk = seeds[i:i + batch_size]
             labels = torch.arange(i, i + len(chunk)) % k if k else None
             out = generate(m, chunk, truncation, batch_size=batch_size, labels=labels)
-            yield (out if m.spec.kind == "points" else imaging.to_uint8(out)), labels
+            yield (out if m.spec.kind == "points" else self._fit(imaging.to_uint8(out))), labels
 
 
-def resolve_source(spec: str, device: torch.device, like: tuple[int, int] | None = None) -> Source:
+def resolve_source(spec: str, device: torch.device, like: tuple[int, int] | None = None,
+                   resolution: int | None = None, cap: int | None = None) -> Source:
     """SPEC -> Source. ``like`` = (resolution, channels) used to load a built-in image dataset
-    (the other side's size, so a model trained at 32 px is compared with 32 px digits)."""
+    (the other side's size, so a model trained at 32 px is compared with 32 px digits) and, as
+    an upper bound, an image folder. ``resolution``: the working resolution a folder is read at
+    (``--resolution``); ``cap``: the feature network's input side, the most a folder is read at
+    without ``resolution``."""
     spec = spec.strip()
     if not spec:
         raise DataError("an empty SPEC", hint="give a run folder, checkpoint, .npz, image folder or "
@@ -138,7 +166,7 @@ def resolve_source(spec: str, device: torch.device, like: tuple[int, int] | None
         raise DataError(f"cannot evaluate {p}: not a .safetensors checkpoint or an .npz file",
                         hint="give a run folder, checkpoint, .npz, image folder or built-in dataset")
     if p.is_dir():
-        return _folder_source(spec, p, like)
+        return _folder_source(spec, p, like, resolution, cap)
     return _builtin_source(spec, like)
 
 
@@ -198,24 +226,86 @@ def _npz_source(spec: str, p: Path) -> Source:
                     f"not {s.dtype} {s.shape}", hint="as `gancli sample --out x.npz` writes them")
 
 
-def _folder_source(spec: str, p: Path, like: tuple[int, int] | None) -> Source:
-    from gancli.data import cache_dir
-    from gancli.data.images import _scan, load_image_folder
+def folder_short_sides(p: Path, entries: list[tuple[str, int, int]]) -> list[int]:
+    """The short side in pixels of every readable image of ``entries`` (relative to ``p``),
+    from the file headers only: nothing is decoded, so this costs well under a millisecond per
+    file. Unreadable and oversized files are left out (loading skips and names them)."""
+    from gancli.data.images import max_image_pixels, open_image
 
-    entries, _, _ = _scan(p)
+    limit = max_image_pixels()
+    sides = []
+    for rel, _, _ in entries:
+        try:
+            with open_image(p / rel, limit=limit) as im:
+                sides.append(min(im.size))
+        except Exception:  # noqa: BLE001 - any bad file is skipped (and counted) when loading
+            continue
+    return sides
+
+
+def choose_folder_resolution(sides: list[int], spec: str, like: int | None, cap: int | None,
+                             explicit: int | None) -> tuple[int, dict]:
+    """The side at which a folder of images with short sides ``sides`` is scored.
+
+    Without ``explicit``: the smallest short side (no image is ever upsampled), at most ``like``
+    (the other side's resolution) and ``cap`` (the feature network's input side). When the
+    smallest short side is below ``SPREAD_LIMIT`` times the median one, a few small images would
+    decide the resolution of all: then ``explicit`` (``--resolution``) is required.
+
+    Returns:
+        (resolution, info) with info = {"resolution", "short_sides": [min, median, max],
+        "chosen_by": "--resolution" | "smallest image" | "other side" | "feature network",
+        "upsampled": images smaller than the resolution (only with ``explicit``)}.
+
+    Raises:
+        UsageError (exit 2): sizes differ too much and no ``explicit`` resolution was given.
+    """
+    lo, hi = min(sides), max(sides)
+    median = sorted(sides)[len(sides) // 2]
+    info: dict = {"short_sides": [lo, median, hi]}
+    if explicit is not None:
+        res = int(explicit)
+        info.update(resolution=res, chosen_by="--resolution",
+                    upsampled=sum(1 for v in sides if v < res))
+        return res, info
+    if lo < SPREAD_LIMIT * median:
+        small = sum(1 for v in sides if v < SPREAD_LIMIT * median)
+        raise UsageError(f"the images in {spec} differ too much in size to pick a resolution: "
+                         f"short sides from {lo} to {hi} px (median {median}; {small} image(s) "
+                         f"under half of it)",
+                         hint=f"choose one with --resolution N, e.g. --resolution "
+                              f"{min(median, cap or median, like or median)} (smaller images "
+                              "are upsampled), or remove the small images")
+    res, by = lo, "smallest image"
+    if like is not None and like < res:
+        res, by = like, "other side"
+    if cap is not None and cap < res:
+        res, by = cap, "feature network"
+    info.update(resolution=res, chosen_by=by, upsampled=0)
+    return res, info
+
+
+def _folder_source(spec: str, p: Path, like: tuple[int, int] | None,
+                   resolution: int | None = None, cap: int | None = None) -> Source:
+    from gancli.data import cache_dir
+    from gancli.data.images import load_image_folder, scan_folder
+
+    entries = scan_folder(p).entries
     if not entries:
         raise DataError(f"no images in {p}", hint="png, jpg, webp, bmp, gif or tiff files")
-    if like is not None:
-        res, ch = like
-    else:
-        from PIL import Image
-
-        with Image.open(p / entries[0][0]) as im:
-            res, ch = min(im.size), None
+    sides = folder_short_sides(p, entries)
+    if not sides:  # nothing readable: the loader names the reason (too large, unreadable...)
+        load_image_folder(p, resolution or 32, None, None)
+        raise DataError(f"no image header in {p} could be read", hint="are the files complete?")
+    res, info = choose_folder_resolution(sides, spec, like[0] if like else None, cap, resolution)
+    ch = like[1] if like is not None else None
     ds = load_image_folder(p, res, ch, cache_dir() / "datasets")
     listing = hashlib.sha256(json.dumps(entries).encode()).hexdigest()
     ident = f"folder:{p.resolve()}:{listing}:{res}x{ch}"
-    return Source(spec, "images", ident, x=ds.x, info={"files": len(ds), "resolution": res})
+    return Source(spec, "images", ident, x=ds.x,
+                  info={"files": len(ds), **info, **({"skipped": ds.info["skipped"]}
+                                                     if ds.info.get("skipped") else {}),
+                        **({"notes": ds.info["notes"]} if ds.info.get("notes") else {})})
 
 
 def _builtin_source(spec: str, like: tuple[int, int] | None) -> Source:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from gancli.errors import ConfigError
+from gancli.errors import ConfigError, excerpt
 
 POLICIES = ("color", "translation", "cutout")
 TRANSLATION_RATIO = 0.125
@@ -25,7 +25,7 @@ def parse_policy(text: str) -> list[str]:
     names = [p.strip() for p in text.split(",") if p.strip()]
     for name in names:
         if name not in POLICIES:
-            raise ConfigError(f"unknown augmentation '{name}' in train.augment",
+            raise ConfigError(f"unknown augmentation {excerpt(name)} in train.augment",
                               hint=f"a comma list of: {', '.join(POLICIES)}")
     return names
 
