@@ -16,7 +16,7 @@ import typer
 from gancli import __version__
 from gancli.cli import evaluate, interpolate, sample, train, translate, zoo
 from gancli.cli._options import AppState
-from gancli.errors import EXIT_ERROR, GancliError
+from gancli.errors import EXIT_ERROR, EXIT_INTERRUPTED, GancliError
 
 app = typer.Typer(
     name="gancli",
@@ -72,12 +72,19 @@ app.command("zoo")(zoo.zoo)
 
 
 def report_error(err: GancliError) -> None:
-    """One line for the error, one for the hint; red on a terminal."""
-    tty = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
-    red, dim, reset = ("\x1b[31m", "\x1b[2m", "\x1b[0m") if tty else ("", "", "")
-    print(f"{red}error:{reset} {err.message}", file=sys.stderr)
-    if err.hint:
-        print(f"{dim}hint:{reset} {err.hint}", file=sys.stderr)
+    """One line for the error, one for the hint; red on a terminal. A dead stderr (the terminal
+    was closed: SIGHUP) is not a second error: the exit code still says what happened."""
+    from gancli.reporting import silence_dead_streams
+
+    try:
+        tty = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
+        red, dim, reset = ("\x1b[31m", "\x1b[2m", "\x1b[0m") if tty else ("", "", "")
+        print(f"{red}error:{reset} {err.message}", file=sys.stderr)
+        if err.hint:
+            print(f"{dim}hint:{reset} {err.hint}", file=sys.stderr)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        silence_dead_streams()
 
 
 def environment_error(err: BaseException) -> GancliError:
@@ -100,6 +107,11 @@ def main(argv: list[str] | None = None) -> None:
             raise
         report_error(err)
         sys.exit(err.exit_code)
+    except KeyboardInterrupt:  # Ctrl-C outside a training loop (start-up, evaluate, sample)
+        if debug:
+            raise
+        report_error(GancliError("interrupted"))
+        sys.exit(EXIT_INTERRUPTED)
     except (MemoryError, OSError) as err:  # the machine, not the code: out of memory, disk, I/O
         if debug:
             raise

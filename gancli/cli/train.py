@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 from pathlib import Path
 from typing import Annotated, Optional
@@ -14,6 +16,7 @@ from gancli.errors import CheckpointError, ConfigError, GancliError, PresetError
 # what may change when a run is resumed: its length and cadence, nothing that shapes it
 # (run.out only matters when resuming from a loose checkpoint file: a new run folder is made)
 RESUMABLE = {"train.steps", "train.sample_every", "train.ckpt_every", "train.log_every", "train.keep",
+             "train.ckpt_minutes",
              "train.on_nan", "train.nan_retries", "run.out",
              "train.compile", "train.channels_last"}  # speed only: same maths
 
@@ -105,8 +108,14 @@ def train(
     ckpt = None
     if resume:
         from gancli import checkpoints
+        from gancli.runs import check_checkpoint_belongs, run_lock
 
+        run = _run_folder_of(resume)
+        if run is not None and _launcher_rank() == 0:  # before reading it: one owner per run
+            ctx.with_resource(run_lock(run))  # released when the command ends, however it ends
         ckpt = checkpoints.load(checkpoints.resolve(resume))
+        if ckpt.path.parent.name == "checkpoints":  # resumed into its own run folder
+            check_checkpoint_belongs(ckpt.path.parent.parent, ckpt.path, ckpt.meta)
         changed = _flat(flags) | _flat(sets) | ({"--config"} if config else set())
         if preset or changed - RESUMABLE:
             bad = sorted((changed - RESUMABLE) | ({"PRESET"} if preset else set()))
@@ -134,6 +143,24 @@ def train(
     _run(cfg, ckpt, device or app.device, json_out, quiet)
 
 
+def _run_folder_of(resume: str) -> Path | None:
+    """The run folder a ``--resume`` argument trains into (None for a loose checkpoint file)."""
+    p = Path(resume).expanduser()
+    if p.is_dir():
+        return p.parent if p.name == "checkpoints" else p
+    if p.is_file() and p.parent.name == "checkpoints":
+        return p.parent.parent
+    return None
+
+
+def _launcher_rank() -> int:
+    """This process's rank as torchrun announces it (0 outside torchrun), before the job starts."""
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
 def _run(cfg, ckpt, device_name, json_out: bool, quiet: bool) -> None:
     from gancli.cli.zoo import availability
     from gancli.runtime import init_distributed, resolve_device, shutdown_distributed
@@ -156,8 +183,8 @@ def _run(cfg, ckpt, device_name, json_out: bool, quiet: bool) -> None:
 def _train(cfg, ckpt, device, dist, json_out: bool, quiet: bool) -> None:
     from gancli import preflight
     from gancli.data import load_dataset
-    from gancli.reporting import Reporter, make_reporter
-    from gancli.runs import create_run_dir, write_config
+    from gancli.reporting import Reporter, guard_output, make_reporter
+    from gancli.runs import create_run_dir, run_lock, write_config
     from gancli.training.guard import run_with_rollback
     from gancli.runlog import append_jsonl
     from gancli.training.loop import train as run_training
@@ -171,7 +198,7 @@ def _train(cfg, ckpt, device, dist, json_out: bool, quiet: bool) -> None:
         run_dir = (create_run_dir(cfg.run.out, cfg.run.name or cfg.name) if fresh
                    else ckpt.path.parent.parent)
     run_dir = dist.broadcast_object(run_dir)
-    reporter = make_reporter(json_out, quiet) if dist.main else Reporter()
+    reporter = guard_output(make_reporter(json_out, quiet) if dist.main else Reporter())
 
     def once(cfg, ckpt):
         if dist.main:
@@ -189,8 +216,11 @@ def _train(cfg, ckpt, device, dist, json_out: bool, quiet: bool) -> None:
                        f"{row['step']} with lr_g={row['lr_g']:g}, lr_d={row['lr_d']:g} "
                        f"(attempt {row['attempt']}/{cfg.train.nan_retries})", err=True)
 
+    # a fresh folder is owned from its creation (a resumed one already is: see `train`)
+    lock = run_lock(run_dir) if dist.main and fresh else contextlib.nullcontext()
     try:
-        run_with_rollback(once, cfg, ckpt, rolled_back)
+        with lock:
+            run_with_rollback(once, cfg, ckpt, rolled_back)
     except GancliError:
         if (dist.main and fresh and not (run_dir / "metrics.jsonl").exists()
                 and not checkpoints_in(run_dir)):
