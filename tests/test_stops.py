@@ -325,3 +325,24 @@ def test_a_renamed_checkpoint_is_refused(tmp_path, cli):
     (ck / "latest").write_text("step-0000007.safetensors\n")
     r = cli("train", "--resume", str(run), "--steps", "9", "--quiet")
     assert r.code == 1 and "is named step 7 but holds step 2" in r.err, r.err
+
+
+
+def test_an_error_after_the_terminal_closed_is_not_a_second_error(monkeypatch):
+    """SIGHUP: the run saved and raises Interrupted, but stderr (the closed terminal) gives EIO;
+    printing the error must not raise again (that was a traceback, or a wrong exit code)."""
+    from gancli.cli import report_error
+
+    class DeadTerminal:
+        def write(self, text):
+            raise OSError(errno.EIO, "Input/output error")
+
+        def flush(self):
+            raise OSError(errno.EIO, "Input/output error")
+
+        def isatty(self):
+            return False
+
+    monkeypatch.setattr(sys, "stderr", DeadTerminal())
+    report_error(Interrupted("interrupted at step 3 by SIGHUP; checkpoint saved: x", hint="h",
+                             exit_code=129))  # returns quietly

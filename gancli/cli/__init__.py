@@ -16,7 +16,7 @@ import typer
 from gancli import __version__
 from gancli.cli import evaluate, interpolate, sample, train, translate, zoo
 from gancli.cli._options import AppState
-from gancli.errors import EXIT_ERROR, EXIT_INTERRUPTED, GancliError
+from gancli.errors import EXIT_ERROR, GancliError
 
 app = typer.Typer(
     name="gancli",
@@ -107,11 +107,6 @@ def main(argv: list[str] | None = None) -> None:
             raise
         report_error(err)
         sys.exit(err.exit_code)
-    except KeyboardInterrupt:  # Ctrl-C outside a training loop (start-up, evaluate, sample)
-        if debug:
-            raise
-        report_error(GancliError("interrupted"))
-        sys.exit(EXIT_INTERRUPTED)
     except (MemoryError, OSError) as err:  # the machine, not the code: out of memory, disk, I/O
         if debug:
             raise
