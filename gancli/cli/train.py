@@ -69,8 +69,8 @@ def train(
     ckpt_every: Annotated[Optional[int], typer.Option(help="Steps between checkpoints.", min=0,
                                                       rich_help_panel="Output")] = None,
     ckpt_minutes: Annotated[Optional[float], typer.Option(
-        "--ckpt-minutes", help="Also a checkpoint at least every N minutes of training; 0 = off "
-        "[default: 15].", min=0, show_default=False, rich_help_panel="Output")] = None,
+        "--ckpt-minutes", help="Also a checkpoint at least every N minutes of training "
+        "(default 15); 0 = off.", min=0, show_default=False, rich_help_panel="Output")] = None,
     log_every: Annotated[Optional[int], typer.Option(help="Steps between logged statistics.",
                                                      min=1, rich_help_panel="Output")] = None,
     on_nan: Annotated[Optional[str], typer.Option(
@@ -91,7 +91,8 @@ def train(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and stop.")
                        ] = False,
 ) -> None:
-    """Train a GAN from a preset. Ctrl-C saves a checkpoint and exits 130.
+    """Train a GAN from a preset. Ctrl-C (or SIGTERM, SIGHUP, SIGUSR1) saves a checkpoint and
+    exits 130 (143, 129, 138).
 
     Examples:
 
@@ -102,6 +103,8 @@ def train(
       gancli train wgan-gp-toy --steps 3000 --json > log.jsonl
 
       gancli train --resume runs/dcgan-001 --steps 6000   # continue, then go further
+
+      gancli train dcgan --name job-42 --resume auto      # job script: start, or continue
     """
     from gancli.config import parse_set, resolve
 
