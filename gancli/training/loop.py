@@ -117,10 +117,6 @@ class StopRequest:
     def name(self) -> str:
         return self.name_of(self.signum) if self.signum is not None else ""
 
-    def __getitem__(self, key: str) -> bool:  # the old ``flag["stop"]`` interface
-        assert key == "stop"
-        return self.requested
-
 
 @contextmanager
 def stop_on_signals() -> Iterator[StopRequest]:
@@ -152,9 +148,6 @@ def stop_on_signals() -> Iterator[StopRequest]:
         for sig, old in previous.items():
             if old is not None:  # None: installed from C; cannot be put back from Python
                 signal.signal(sig, old)
-
-
-stop_on_sigint = stop_on_signals  # the name before SIGTERM/SIGHUP/SIGUSR1 were handled too
 
 
 def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
