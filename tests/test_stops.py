@@ -344,5 +344,4 @@ def test_an_error_after_the_terminal_closed_is_not_a_second_error(monkeypatch):
             return False
 
     monkeypatch.setattr(sys, "stderr", DeadTerminal())
-    report_error(Interrupted("interrupted at step 3 by SIGHUP; checkpoint saved: x", hint="h",
-                             exit_code=129))  # returns quietly
+    report_error(GancliError("interrupted at step 3; checkpoint saved: x", hint="h"))  # quietly
