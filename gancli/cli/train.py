@@ -143,8 +143,6 @@ def train(
         if run is not None:  # before reading it: one owner per run
             _own(ctx, run)
         ckpt = checkpoints.load(checkpoints.resolve(resume))
-        if ckpt.path.parent.name == "checkpoints":  # resumed into its own run folder
-            check_checkpoint_belongs(ckpt.path.parent.parent, ckpt.path, ckpt.meta)
         changed = _flat(flags) | _flat(sets) | ({"--config"} if config else set())
         if preset or changed - RESUMABLE:
             bad = sorted((changed - RESUMABLE) | ({"PRESET"} if preset else set()))
@@ -153,6 +151,8 @@ def train(
         if not isinstance(ckpt.meta.get("config"), dict):
             raise CheckpointError(f"{ckpt.path} holds no run config", hint="resume from a checkpoint "
                                   "written by `gancli train`")
+        if ckpt.path.parent.name == "checkpoints":  # resumed into its own run folder
+            check_checkpoint_belongs(ckpt.path.parent.parent, ckpt.path, ckpt.meta)
         cfg = resolve([("checkpoint", ckpt.meta["config"]), ("--set", sets), ("flags", flags)])
         if "run.out" not in changed:  # a path stored in a file is never a place to write to
             cfg.run.out = "runs"
@@ -220,11 +220,11 @@ def _auto(ctx: typer.Context, cfg, run: Path):
     if found is None:  # stopped before its first checkpoint: start it again
         return cfg, None
     ckpt = checkpoints.load(found)
-    check_checkpoint_belongs(run, found, ckpt.meta)
     stored = ckpt.meta.get("config")
     if not isinstance(stored, dict):
         raise CheckpointError(f"{found} holds no run config", hint="resume from a checkpoint "
                               "written by `gancli train`")
+    check_checkpoint_belongs(run, found, ckpt.meta)
     mine, theirs = _dotted(cfg.to_dict()), _dotted(stored)
     differ = sorted(k for k in mine.keys() | theirs.keys()
                     if k not in _AUTO_FREE and mine.get(k) != theirs.get(k))
