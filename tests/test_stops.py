@@ -103,6 +103,7 @@ def test_a_second_signal_during_the_save_exits_at_once_without_a_traceback(tmp_p
     assert checkpoints.load(checkpoints.resolve(run)).step == 2
 
 
+@pytest.mark.slow  # a real process (start-up dominates); the kill harness covers it too
 def test_sigterm_to_the_cli_saves_and_exits_143(tmp_path):
     args = [sys.executable, "-m", "gancli", "train", "gan", *TOY_FLAGS, "--steps", "100000",
             "--set", "train.log_every=5", "--ckpt-every", "5", "--out", str(tmp_path)]
@@ -148,6 +149,7 @@ def test_a_closed_stdout_stops_output_not_training(tmp_path, capsys):
     assert [r["step"] for r in rows if "g_loss" in r] == [1, 2, 3, 4, 5, 6]  # a complete log
 
 
+@pytest.mark.slow  # a real process (start-up dominates); the kill harness covers it too
 def test_json_piped_into_head_trains_to_the_end(tmp_path):
     """`gancli train --json | head -1`, for real: exit 0, the final checkpoint, one warning."""
     args = [sys.executable, "-m", "gancli", "train", "gan", *TOY_FLAGS, "--steps", "12",
