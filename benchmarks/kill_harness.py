@@ -1,4 +1,9 @@
-"""Kill harness: SIGKILL a CPU training run at random moments, resume it each time, lose nothing.
+"""Kill harness: stop a CPU training run at random moments, resume it each time, lose nothing.
+
+Stops, in turn (``--stops``): SIGKILL (no handler, no clean-up), SIGTERM and SIGHUP (the run must
+finish its step, save, say so and exit 128 + signum), and a closed stdout (``--json`` piped into a
+reader that goes away: the run must go on training, proven by a new checkpoint, and is then
+SIGKILLed).
 
 For each run: train once without interruption (the reference), then start the same run and
 SIGKILL it after a random delay, again and again; after every kill
@@ -18,6 +23,7 @@ start-up, and a run survives as many kills as asked for.
 
     python benchmarks/kill_harness.py --runs 4 --kills 10            # about 10 minutes on 2 cores
     python benchmarks/kill_harness.py --runs 1 --kills 3 --steps 30  # what tests/ runs
+    python benchmarks/kill_harness.py --stops kill                   # SIGKILLs only (as before)
 
 Prints one JSON summary; exit status 1 if any check failed.
 """
@@ -28,7 +34,9 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -52,6 +60,11 @@ TINY = ["--set", "data.size=512", "--set", "model.g_width=8", "--set", "model.d_
         "--set", "train.keep=2"]
 
 
+STOPS = ("kill", "term", "hup", "pipe")
+SIGNALS = {"kill": signal.SIGKILL, "term": signal.SIGTERM, "hup": signal.SIGHUP,
+           "pipe": signal.SIGKILL}  # pipe: stdout closed first, then SIGKILL once it trained on
+
+
 def command(preset: str, steps: int, out: Path) -> list[str]:
     return [sys.executable, "-m", "gancli", "train", preset, "--quiet", *TINY, "--steps",
             str(steps), "--out", str(out)]
@@ -59,6 +72,11 @@ def command(preset: str, steps: int, out: Path) -> list[str]:
 
 def resume_command(run: Path) -> list[str]:
     return [sys.executable, "-m", "gancli", "train", "--resume", str(run), "--quiet"]
+
+
+def output(cmd: list[str], stop: str) -> list[str]:
+    """``--json`` on stdout (instead of ``--quiet``) for a run whose reader will go away."""
+    return [("--json" if a == "--quiet" else a) for a in cmd] if stop == "pipe" else cmd
 
 
 def env() -> dict:
@@ -69,7 +87,14 @@ def env() -> dict:
 @dataclass
 class RunReport:
     preset: str
-    kills: int = 0
+    kills: int = 0  # stops of any kind
+    sigkills: int = 0
+    graceful_stops: int = 0  # SIGTERM / SIGHUP
+    graceful_saved: int = 0  # ... that exited 128 + signum and saved the step they named
+    graceful_failures: list[str] = field(default_factory=list)
+    pipes_closed: int = 0
+    pipes_trained_on: int = 0  # a new checkpoint was written after stdout was closed
+    pipe_failures: list[str] = field(default_factory=list)
     kills_during_checkpoint_write: int = 0  # a .tmp file was left behind
     kills_before_first_checkpoint: int = 0  # nothing saved yet: started again from scratch
     kills_without_progress: int = 0  # no new checkpoint since the previous (re)start
@@ -125,12 +150,17 @@ def wait_for_progress(proc: subprocess.Popen, run: Path, after: int, limit: floa
         time.sleep(0.002)
 
 
+def newest_step(run: Path) -> int:
+    steps = checkpoints.list_steps(run / "checkpoints")
+    return steps[0][0] if steps else -1
+
+
 def final_tensors(run: Path) -> dict[str, torch.Tensor]:
     return checkpoints.load(checkpoints.resolve(run)).tensors
 
 
 def one_run(preset: str, steps: int, kills: int, work: Path, rng: random.Random,
-            ref_run: Path, ref_seconds: float, startup: float) -> RunReport:
+            ref_run: Path, ref_seconds: float, startup: float, stops=STOPS) -> RunReport:
     report = RunReport(preset)
     # the reference's own training time (its last logged row), start-up excluded
     rows = [json.loads(x) for x in (ref_run / "metrics.jsonl").read_text().splitlines()]
@@ -141,7 +171,9 @@ def one_run(preset: str, steps: int, kills: int, work: Path, rng: random.Random,
     cmd = command(preset, steps, out)
     last_start_step = -1
     while True:
-        proc = subprocess.Popen(cmd, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        stop = stops[report.kills % len(stops)] if report.kills < kills else "kill"
+        proc = subprocess.Popen(output(cmd, stop), env=env(), stderr=subprocess.PIPE,
+                                stdout=subprocess.PIPE if stop == "pipe" else subprocess.DEVNULL)
         if report.kills < kills:
             left = (steps - max(last_start_step, 0)) / steps * train_seconds
             try:
@@ -151,7 +183,53 @@ def one_run(preset: str, steps: int, kills: int, work: Path, rng: random.Random,
                     wait_for_progress(proc, run, last_start_step)
                     proc.wait(timeout=rng.uniform(0, min(left, 10 * train_seconds / steps)))
             except subprocess.TimeoutExpired:
-                proc.kill()  # SIGKILL: no handler, no cleanup
+                if stop == "pipe":  # the reader goes away; training must go on
+                    report.pipes_closed += 1
+                    proc.stdout.close()
+                    before = newest_step(run) if run.is_dir() else -1
+                    wait_for_progress(proc, run, before)
+                    if proc.poll() is None or proc.returncode == 0:
+                        report.pipes_trained_on += newest_step(run) > before
+                    else:
+                        report.pipe_failures.append(
+                            f"exit {proc.returncode}: {proc.stderr.read().decode()[-300:]}")
+                    if proc.returncode == 0:  # it trained on to the end
+                        report.kills += 1
+                        report.finished = True
+                        break
+                if proc.poll() is None:
+                    proc.send_signal(SIGNALS[stop])  # SIGKILL: no handler, no cleanup
+                if stop in ("term", "hup"):
+                    report.graceful_stops += 1
+                    try:
+                        _, err = proc.communicate(timeout=120)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        _, err = proc.communicate()
+                    text = err.decode(errors="replace")
+                    said = re.search(r"interrupted at step (\d+) by SIG\w+; checkpoint saved", text)
+                    code = 128 + SIGNALS[stop]
+                    if proc.returncode == 0:  # it had finished before the signal came
+                        report.graceful_saved += 1
+                    elif proc.returncode == code and said and newest_step(run) == int(said[1]):
+                        report.graceful_saved += 1
+                    elif proc.returncode == code and "second" in text:  # not sent here
+                        report.graceful_failures.append(f"second signal? {text[-300:]}")
+                    elif proc.returncode < 0 or proc.returncode == code:
+                        # before the handler was installed (start-up): like a SIGKILL, nothing
+                        # had been trained since the last start; counted, not a failure
+                        # (or after the last step, the handler already removed)
+                        newest = newest_step(run) if run.is_dir() else -1
+                        report.graceful_saved += newest <= max(last_start_step, 0) or \
+                            newest == steps
+                    else:
+                        report.graceful_failures.append(f"exit {proc.returncode}: {text[-300:]}")
+                    if proc.returncode == 0:
+                        report.kills += 1
+                        report.finished = True
+                        break
+                else:
+                    report.sigkills += 1
                 proc.wait()
                 report.kills += 1
                 tmp = list((run / "checkpoints").glob(".*.tmp")) if run.is_dir() else []
@@ -200,23 +278,26 @@ def reference(preset: str, steps: int, work: Path) -> tuple[Path, float, float]:
 
 
 def harness(runs: int, kills: int, steps: int, seed: int, presets=PRESETS,
-            work: Path | None = None) -> dict:
+            work: Path | None = None, stops=STOPS) -> dict:
     rng = random.Random(seed)
     if work is None:
         with tempfile.TemporaryDirectory(prefix="gancli-kill-") as tmp:
-            return harness(runs, kills, steps, seed, presets, Path(tmp))
+            return harness(runs, kills, steps, seed, presets, Path(tmp), stops)
     refs = {p: reference(p, steps, work) for p in presets}
     reports = []
     for i in range(runs):
         preset = presets[i % len(presets)]
         run_work = work / f"run-{i}"
-        reports.append(one_run(preset, steps, kills, run_work, rng, *refs[preset]))
+        reports.append(one_run(preset, steps, kills, run_work, rng, *refs[preset], stops=stops))
         shutil.rmtree(run_work, ignore_errors=True)
     total = {k: sum(getattr(r, k) for r in reports) for k in
-             ("kills", "kills_during_checkpoint_write", "kills_before_first_checkpoint",
+             ("kills", "sigkills", "graceful_stops", "graceful_saved", "pipes_closed",
+              "pipes_trained_on", "kills_during_checkpoint_write", "kills_before_first_checkpoint",
               "kills_without_progress", "resumes", "resumed_from_newest",
               "resumed_from_newest_minus_one", "checkpoints_checked", "bad_latest")}
-    problems = sum(len(r.unreadable_checkpoints) + len(r.failed_resumes) for r in reports) \
+    problems = sum(len(r.unreadable_checkpoints) + len(r.failed_resumes) + len(r.graceful_failures)
+                   + len(r.pipe_failures) + (r.pipes_closed - r.pipes_trained_on)
+                   + (r.graceful_stops - r.graceful_saved) for r in reports) \
         + total["bad_latest"] + sum(not r.bit_identical for r in reports)
     return {"command": " ".join(command("PRESET", steps, Path("OUT"))[1:]),
             "runs": runs, "steps": steps, "seed": seed,
@@ -225,6 +306,7 @@ def harness(runs: int, kills: int, steps: int, seed: int, presets=PRESETS,
             **total,
             "kills_survived": sum(r.kills for r in reports if r.finished and not r.bad_latest
                                   and not r.unreadable_checkpoints),
+            "lost_runs": sum(not r.finished or not r.bit_identical for r in reports),
             "runs_finished": sum(r.finished for r in reports),
             "runs_bit_identical": sum(r.bit_identical for r in reports),
             "problems": problems, "runs_detail": [asdict(r) for r in reports]}
@@ -237,8 +319,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=150, help="generator steps per run")
     ap.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     ap.add_argument("--presets", default=",".join(PRESETS))
+    ap.add_argument("--stops", default=",".join(STOPS),
+                    help="kinds of stop, used in turn: kill (SIGKILL), term, hup, pipe")
     args = ap.parse_args()
-    summary = harness(args.runs, args.kills, args.steps, args.seed, tuple(args.presets.split(",")))
+    summary = harness(args.runs, args.kills, args.steps, args.seed, tuple(args.presets.split(",")),
+                      stops=tuple(args.stops.split(",")))
     print(json.dumps(summary, indent=1))
     sys.exit(1 if summary["problems"] else 0)
 

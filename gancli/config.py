@@ -157,6 +157,9 @@ class TrainConfig:
     log_every: int = _f(50, "steps between logged statistics", min=1)
     sample_every: int = _f(500, "steps between sample grids; 0 = only at the end", min=0)
     ckpt_every: int = _f(1000, "steps between checkpoints; 0 = only at the end", min=0)
+    ckpt_minutes: float = _f(15.0, "also a checkpoint at least every this many minutes of "
+                             "training (wall clock), so a killed job loses minutes, not hours; "
+                             "0 = off", min=0)
     keep: int = _f(3, "checkpoints kept on disk (older ones are deleted)", min=1)
     sample_n: int = _f(64, "samples in each training grid", min=1, max=1024)
     on_nan: Literal["stop", "rollback"] = _f(

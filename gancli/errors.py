@@ -15,7 +15,13 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2, the shell's convention
+
+
+def signal_exit_code(signum: int) -> int:
+    """The exit code of a run stopped by signal ``signum``: 128 + signum, as a shell reports a
+    process killed by it (130 SIGINT, 129 SIGHUP, 143 SIGTERM, 138 SIGUSR1 on Linux)."""
+    return 128 + int(signum)
 
 
 class GancliError(Exception):
@@ -78,9 +84,20 @@ class TrainingDiverged(GancliError):
 
 
 class Interrupted(GancliError):
-    """Ctrl-C: the run saved a checkpoint and stopped."""
+    """A stop request (Ctrl-C, SIGTERM, SIGHUP, SIGUSR1): the run saved a checkpoint and stopped.
+
+    ``exit_code`` is 130 for Ctrl-C and ``128 + signum`` for the other signals."""
 
     exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, message: str, hint: str | None = None, exit_code: int | None = None):
+        super().__init__(message, hint)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class RunInUse(GancliError):
+    """Another process holds the run folder's lock (exit 1)."""
 
 
 # Bounded at every level, so even a value whose full repr would be gigabytes (a YAML alias

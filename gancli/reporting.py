@@ -9,6 +9,7 @@ object per event on stdout and nothing else.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import IO, Any
 
@@ -77,6 +78,8 @@ class PlainReporter(Reporter):
         self._print("  ".join(parts))
 
     def event(self, kind, **fields):
+        if kind == "warning":  # something the user should know, even with --quiet
+            self._print(fields["text"])
         if self.quiet:
             return
         if kind == "sample" and "modes" in fields:
@@ -187,7 +190,7 @@ class RichReporter(Reporter):
                                f"{fields['reverse_kl']:.3f}", highlight=False)
         elif kind in ("sample", "checkpoint"):
             self.console.print(f"[dim]{kind} {fields['path']}[/]", highlight=False)
-        elif kind == "message":  # e.g. why --compile fell back to eager
+        elif kind in ("message", "warning"):  # e.g. why --compile fell back to eager
             self.console.print(fields["text"], style="yellow", markup=False, highlight=False)
 
     def done(self, summary):
@@ -199,6 +202,67 @@ class RichReporter(Reporter):
         if self.live is not None:
             self.live.stop()
             self.live = None
+
+
+class GuardedOutput(Reporter):
+    """Output is never a reason to stop training. The first ``OSError`` a reporter raises (a
+    closed pipe: ``gancli train --json | head -1``, whose ``BrokenPipeError`` Python raises as
+    it ignores SIGPIPE; a closed terminal: EIO) switches all further output off: the dead
+    stream is pointed at ``os.devnull`` (so the interpreter's final flush is quiet too) and one
+    line goes to stderr, if stderr is still alive. Checkpoints and ``metrics.jsonl`` go on."""
+
+    def __init__(self, inner: Reporter):
+        self.inner = inner
+        self.failed: OSError | None = None
+
+    def _call(self, method: str, *args, **kwargs) -> None:
+        if self.failed is not None:
+            return
+        try:
+            getattr(self.inner, method)(*args, **kwargs)
+        except OSError as e:
+            self.failed = e
+            silence_dead_streams()
+            try:
+                print(f"warning: output stopped ({e.strerror or type(e).__name__}); training goes "
+                      "on, checkpoints and metrics.jsonl are still written", file=sys.stderr,
+                      flush=True)
+            except (OSError, ValueError):
+                silence_dead_streams()
+
+    def start(self, info):
+        self._call("start", info)
+
+    def step(self, row):
+        self._call("step", row)
+
+    def event(self, kind, **fields):
+        self._call("event", kind, **fields)
+
+    def done(self, summary):
+        self._call("done", summary)
+
+    def close(self):
+        self._call("close")
+
+
+def guard_output(reporter: Reporter) -> Reporter:
+    """``reporter`` wrapped in ``GuardedOutput`` (once)."""
+    return reporter if isinstance(reporter, GuardedOutput) else GuardedOutput(reporter)
+
+
+def silence_dead_streams() -> None:
+    """Point stdout / stderr at ``os.devnull`` where a flush fails (closed pipe or terminal)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, stream.fileno())
+                os.close(devnull)
+            except (OSError, ValueError, AttributeError):  # no real file descriptor
+                pass
 
 
 class FanOut(Reporter):

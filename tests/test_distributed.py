@@ -73,3 +73,71 @@ def test_two_processes_identical_weights_and_exact_resume(tmp_path):
     assert resumed.tensors.keys() == final.tensors.keys()
     different = [k for k in final.tensors if not torch.equal(final.tensors[k], resumed.tensors[k])]
     assert not different, f"resumed 2-process run differs: {different[:5]}"
+
+
+def rank_pid(agent: subprocess.Popen, rank: int, limit: float = 120) -> int | None:
+    """The PID of torchrun's worker with RANK=rank (None if it never appeared)."""
+    import time
+
+    deadline = time.time() + limit
+    while time.time() < deadline and agent.poll() is None:
+        for child in Path(f"/proc/{agent.pid}/task/{agent.pid}/children").read_text().split():
+            try:
+                environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if f"RANK={rank}".encode() in environ:
+                return int(child)
+        time.sleep(0.05)
+    return None
+
+
+@pytest.mark.slow  # three 2-process jobs, a few minutes on 2 cores
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds torchrun's workers in /proc")
+def test_sigterm_to_one_rank_stops_both_at_one_step_and_resume_auto_is_exact(tmp_path):
+    """SIGTERM reaches rank 1 only (as a scheduler's signal may reach one task first): both ranks
+    agree on the stop step at the next log step, save one checkpoint and exit 143; the identical
+    command with --resume auto then ends bit-identical to an uninterrupted job."""
+    import re
+    import signal
+    import time
+
+    if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
+        pytest.skip("no gloo backend in this PyTorch build")
+    flags = [x for s in SETS for x in ("--set", s)]
+
+    def job(out: Path) -> list[str]:
+        return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                f"--master_port={free_port()}", "-m", "gancli", "train", "dcgan", "--steps", "40",
+                "--device", "cpu", "--quiet", "--out", str(out), "--name", "job", "--resume",
+                "auto", *flags]
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent)}
+    ref = subprocess.run(job(tmp_path / "ref"), capture_output=True, text=True, env=env, timeout=600)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    out = tmp_path / "jobs"
+    run = out / "job"
+    agent = subprocess.Popen(job(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env)
+    worker = rank_pid(agent, 1)
+    assert worker is not None
+    deadline = time.time() + 300
+    while not (run / "checkpoints" / "latest").exists() and time.time() < deadline \
+            and agent.poll() is None:
+        time.sleep(0.01)
+    os.kill(worker, signal.SIGTERM)
+    _, err = agent.communicate(timeout=300)
+    assert "interrupted at step" in err and "by SIGTERM; checkpoint saved" in err, err[-3000:]
+    stopped = checkpoints.load(checkpoints.resolve(run))
+    assert 3 <= stopped.step < 40 and stopped.meta["world_size"] == 2
+    # both ranks named the same step
+    said = set(re.findall(r"interrupted at step (\d+) by SIGTERM", err))
+    assert said == {str(stopped.step)}, err[-3000:]
+    again = subprocess.run(job(out), capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert [p.name for p in out.iterdir()] == ["job"]
+    a, b = checkpoints.load(checkpoints.resolve(tmp_path / "ref" / "job")), \
+        checkpoints.load(checkpoints.resolve(run))
+    assert b.step == 40 and a.tensors.keys() == b.tensors.keys()
+    different = [k for k in a.tensors if not torch.equal(a.tensors[k], b.tensors[k])]
+    assert not different, f"resumed 2-process job differs: {different[:5]}"

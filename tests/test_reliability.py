@@ -130,14 +130,18 @@ def test_rollback_gives_up_after_its_retries(cli, tmp_path):
 
 
 def test_kill_harness_small(tmp_path):
-    """The harness of benchmarks/kill_harness.py, 3 SIGKILLs: every resume exact, nothing lost."""
+    """The harness of benchmarks/kill_harness.py, a SIGKILL, a SIGTERM, a SIGHUP and a closed
+    stdout: each signal saves first, the run trains on without its reader, every resume is
+    exact, nothing lost."""
     spec = importlib.util.spec_from_file_location("kill_harness", ROOT / "benchmarks" / "kill_harness.py")
     harness = importlib.util.module_from_spec(spec)
     sys.modules["kill_harness"] = harness  # its dataclasses look their module up
     spec.loader.exec_module(harness)
-    s = harness.harness(runs=1, kills=3, steps=40, seed=0, presets=("gan",), work=tmp_path)
-    assert s["kills"] == 3 and s["problems"] == 0, s
-    assert s["kills_survived"] == 3 and s["runs_bit_identical"] == 1, s
+    s = harness.harness(runs=1, kills=4, steps=40, seed=0, presets=("gan",), work=tmp_path)
+    assert s["kills"] == 4 and s["problems"] == 0 and s["lost_runs"] == 0, s
+    assert s["kills_survived"] == 4 and s["runs_bit_identical"] == 1, s
+    assert s["graceful_stops"] == s["graceful_saved"] == 2, s
+    assert s["pipes_closed"] == s["pipes_trained_on"] == 1, s
     assert s["checkpoints_checked"] >= 3
 
 

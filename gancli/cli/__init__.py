@@ -72,12 +72,19 @@ app.command("zoo")(zoo.zoo)
 
 
 def report_error(err: GancliError) -> None:
-    """One line for the error, one for the hint; red on a terminal."""
-    tty = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
-    red, dim, reset = ("\x1b[31m", "\x1b[2m", "\x1b[0m") if tty else ("", "", "")
-    print(f"{red}error:{reset} {err.message}", file=sys.stderr)
-    if err.hint:
-        print(f"{dim}hint:{reset} {err.hint}", file=sys.stderr)
+    """One line for the error, one for the hint; red on a terminal. A dead stderr (the terminal
+    was closed: SIGHUP) is not a second error: the exit code still says what happened."""
+    from gancli.reporting import silence_dead_streams
+
+    try:
+        tty = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
+        red, dim, reset = ("\x1b[31m", "\x1b[2m", "\x1b[0m") if tty else ("", "", "")
+        print(f"{red}error:{reset} {err.message}", file=sys.stderr)
+        if err.hint:
+            print(f"{dim}hint:{reset} {err.hint}", file=sys.stderr)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        silence_dead_streams()
 
 
 # What to lower when a command runs out of memory: each names the sizes that command controls.

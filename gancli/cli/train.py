@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 from pathlib import Path
 from typing import Annotated, Optional
@@ -14,6 +16,7 @@ from gancli.errors import CheckpointError, ConfigError, GancliError, PresetError
 # what may change when a run is resumed: its length and cadence, nothing that shapes it
 # (run.out only matters when resuming from a loose checkpoint file: a new run folder is made)
 RESUMABLE = {"train.steps", "train.sample_every", "train.ckpt_every", "train.log_every", "train.keep",
+             "train.ckpt_minutes",
              "train.on_nan", "train.nan_retries", "run.out",
              "train.compile", "train.channels_last"}  # speed only: same maths
 
@@ -55,11 +58,19 @@ def train(
     config: Annotated[Optional[Path], typer.Option(
         "--config", help="YAML file of overrides, applied before --set.", show_default=False)] = None,
     resume: Annotated[Optional[str], typer.Option(
-        help="Continue a run: its folder or a checkpoint file.", show_default=False)] = None,
+        help="Continue a run: its folder or a checkpoint file; or `auto` with a preset and --name: "
+             "continue OUT/NAME if it has a checkpoint, else start it (for job scripts).",
+        show_default=False)] = None,
+    name: Annotated[Optional[str], typer.Option(
+        "--name", help="A fixed run folder OUT/NAME (no -NNN number), for job scripts.",
+        show_default=False, rich_help_panel="Output")] = None,
     sample_every: Annotated[Optional[int], typer.Option(help="Steps between sample grids.", min=0,
                                                         rich_help_panel="Output")] = None,
     ckpt_every: Annotated[Optional[int], typer.Option(help="Steps between checkpoints.", min=0,
                                                       rich_help_panel="Output")] = None,
+    ckpt_minutes: Annotated[Optional[float], typer.Option(
+        "--ckpt-minutes", help="Also a checkpoint at least every N minutes of training "
+        "(default 15); 0 = off.", min=0, show_default=False, rich_help_panel="Output")] = None,
     log_every: Annotated[Optional[int], typer.Option(help="Steps between logged statistics.",
                                                      min=1, rich_help_panel="Output")] = None,
     on_nan: Annotated[Optional[str], typer.Option(
@@ -80,7 +91,8 @@ def train(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and stop.")
                        ] = False,
 ) -> None:
-    """Train a GAN from a preset. Ctrl-C saves a checkpoint and exits 130.
+    """Train a GAN from a preset. Ctrl-C (or SIGTERM, SIGHUP, SIGUSR1) saves a checkpoint and
+    exits 130 (143, 129, 138).
 
     Examples:
 
@@ -91,21 +103,45 @@ def train(
       gancli train wgan-gp-toy --steps 3000 --json > log.jsonl
 
       gancli train --resume runs/dcgan-001 --steps 6000   # continue, then go further
+
+      gancli train dcgan --name job-42 --resume auto      # job script: start, or continue
     """
-    from gancli.config import load_config_file, parse_set, resolve
+    from gancli.config import parse_set, resolve
 
     app = state(ctx)
     json_out, quiet = json_out or app.json, quiet or app.quiet
     flags = _flags(data__source=data, train__steps=steps, train__batch_size=batch_size,
                    train__seed=seed, run__out=out, train__sample_every=sample_every,
-                   train__ckpt_every=ckpt_every, train__log_every=log_every, train__on_nan=on_nan,
+                   train__ckpt_every=ckpt_every, train__ckpt_minutes=ckpt_minutes,
+                   train__log_every=log_every, train__on_nan=on_nan,
                    train__precision=precision, train__channels_last=channels_last,
                    train__compile=compile_)
     sets = parse_set(set_)
-    ckpt = None
-    if resume:
-        from gancli import checkpoints
+    ckpt, fixed = None, None
+    if name is not None and resume not in (None, "auto"):
+        raise ConfigError("--name names a new run, or the run that --resume auto continues",
+                          hint=f"with --resume {resume} the run folder is already chosen; drop --name")
+    if resume == "auto":
+        from gancli.runs import check_run_name
 
+        if not preset or name is None:
+            raise ConfigError("--resume auto needs the preset and --name NAME",
+                              hint="e.g. gancli train dcgan --name job-42 --resume auto: the same "
+                                   "command starts the run, or continues it after a stop")
+        cfg = _preset_config(preset, config, sets, flags)
+        fixed = Path(cfg.run.out).expanduser() / check_run_name(name)
+        cfg, ckpt = _auto(ctx, cfg, fixed)
+        if ckpt is not None and ckpt.step >= cfg.train.steps and not dry_run:
+            typer.echo(f"run {fixed} already finished: step {ckpt.step} of {cfg.train.steps}; "
+                       "nothing to do", err=True)
+            return
+    elif resume:
+        from gancli import checkpoints
+        from gancli.runs import check_checkpoint_belongs
+
+        run = _run_folder_of(resume)
+        if run is not None:  # before reading it: one owner per run
+            _own(ctx, run)
         ckpt = checkpoints.load(checkpoints.resolve(resume))
         changed = _flat(flags) | _flat(sets) | ({"--config"} if config else set())
         if preset or changed - RESUMABLE:
@@ -115,26 +151,136 @@ def train(
         if not isinstance(ckpt.meta.get("config"), dict):
             raise CheckpointError(f"{ckpt.path} holds no run config", hint="resume from a checkpoint "
                                   "written by `gancli train`")
+        if ckpt.path.parent.name == "checkpoints":  # resumed into its own run folder
+            check_checkpoint_belongs(ckpt.path.parent.parent, ckpt.path, ckpt.meta)
         cfg = resolve([("checkpoint", ckpt.meta["config"]), ("--set", sets), ("flags", flags)])
         if "run.out" not in changed:  # a path stored in a file is never a place to write to
             cfg.run.out = "runs"
     else:
-        if not preset:
-            raise PresetError("no preset given", hint="gancli train dcgan (see `gancli zoo`), "
-                              "or --resume RUN")
-        from gancli.presets import load_preset
+        cfg = _preset_config(preset, config, sets, flags)
+        if name is not None:
+            from gancli.runs import check_run_name
 
-        layers = [(f"preset {preset}", load_preset(preset))]
-        if config:
-            layers.append((str(config), load_config_file(config)))
-        cfg = resolve(layers + [("--set", sets), ("flags", flags)])
+            fixed = Path(cfg.run.out).expanduser() / check_run_name(name)
     if dry_run:
         typer.echo(cfg.to_json() if json_out else cfg.to_yaml().rstrip())
         return
-    _run(cfg, ckpt, device or app.device, json_out, quiet)
+    if fixed is not None and ckpt is None:
+        _claim(ctx, fixed, resume == "auto")
+    _run(cfg, ckpt, device or app.device, json_out, quiet, fixed)
 
 
-def _run(cfg, ckpt, device_name, json_out: bool, quiet: bool) -> None:
+def _preset_config(preset, config, sets, flags):
+    from gancli.config import load_config_file, resolve
+    from gancli.presets import load_preset
+
+    if not preset:
+        raise PresetError("no preset given", hint="gancli train dcgan (see `gancli zoo`), "
+                          "or --resume RUN")
+    layers = [(f"preset {preset}", load_preset(preset))]
+    if config:
+        layers.append((str(config), load_config_file(config)))
+    return resolve(layers + [("--set", sets), ("flags", flags)])
+
+
+# not compared by --resume auto: what --resume may change, where the run folder is, and the
+# learning rates (a `train.on_nan=rollback` halves them in the stored config)
+_AUTO_FREE = RESUMABLE | {"run.name", "optim.lr_g", "optim.lr_d"}
+
+
+def _dotted(d: dict, prefix: str = "") -> dict:
+    out: dict = {}
+    for k, v in d.items():
+        out.update(_dotted(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+    return out
+
+
+def _own(ctx: typer.Context, run: Path) -> None:
+    """Take run folder ``run``'s lock (once per command; on rank 0 only under torchrun)."""
+    from gancli.runs import run_lock
+
+    held = ctx.meta.setdefault("gancli.locked", set())
+    if _launcher_rank() == 0 and str(run) not in held:
+        ctx.with_resource(run_lock(run))  # released when the command ends, however it ends
+        held.add(str(run))
+
+
+def _auto(ctx: typer.Context, cfg, run: Path):
+    """``--resume auto``: (config, checkpoint) to continue run folder ``run`` from its newest
+    readable checkpoint, or (``cfg``, None) to start it. The command must describe the same
+    run (every key but those in ``_AUTO_FREE`` equal to the stored config), else ConfigError."""
+    from gancli import checkpoints
+    from gancli.config import resolve
+    from gancli.runs import check_checkpoint_belongs
+
+    if not run.is_dir():
+        return cfg, None
+    _own(ctx, run)
+    found = checkpoints.latest(run / "checkpoints")
+    if found is None:  # stopped before its first checkpoint: start it again
+        return cfg, None
+    ckpt = checkpoints.load(found)
+    stored = ckpt.meta.get("config")
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"{found} holds no run config", hint="resume from a checkpoint "
+                              "written by `gancli train`")
+    check_checkpoint_belongs(run, found, ckpt.meta)
+    mine, theirs = _dotted(cfg.to_dict()), _dotted(stored)
+    differ = sorted(k for k in mine.keys() | theirs.keys()
+                    if k not in _AUTO_FREE and mine.get(k) != theirs.get(k))
+    if differ:
+        k = differ[0]
+        raise ConfigError(f"run folder {run} holds another run: {k} is {theirs.get(k)!r} there, "
+                          f"{mine.get(k)!r} in this command", hint="use another --name, or the "
+                          "exact command that started the run")
+    now = {}
+    for k in RESUMABLE - {"run.out"}:
+        section, key = k.split(".")
+        now.setdefault(section, {})[key] = mine[k]
+    resumed = resolve([("checkpoint", stored), ("this command", now)])
+    resumed.run.out = cfg.run.out
+    return resumed, ckpt
+
+
+def _claim(ctx: typer.Context, run: Path, auto: bool) -> None:
+    """Make and own the fixed run folder ``run`` of a run that starts now; refuse one that
+    already holds a checkpoint unless ``--resume auto`` looked and found none."""
+    from gancli import checkpoints
+
+    if _launcher_rank() != 0:
+        return
+    try:
+        for sub in ("samples", "checkpoints"):
+            (run / sub).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GancliError(f"cannot create run folder {run}: {e.strerror}",
+                          hint="choose another --out") from None
+    _own(ctx, run)
+    if not auto and checkpoints.latest(run / "checkpoints") is not None:
+        raise ConfigError(f"run folder {run} already holds a run",
+                          hint="continue it with the same command plus --resume auto, or "
+                               "choose another --name")
+
+
+def _run_folder_of(resume: str) -> Path | None:
+    """The run folder a ``--resume`` argument trains into (None for a loose checkpoint file)."""
+    p = Path(resume).expanduser()
+    if p.is_dir():
+        return p.parent if p.name == "checkpoints" else p
+    if p.is_file() and p.parent.name == "checkpoints":
+        return p.parent.parent
+    return None
+
+
+def _launcher_rank() -> int:
+    """This process's rank as torchrun announces it (0 outside torchrun), before the job starts."""
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
+def _run(cfg, ckpt, device_name, json_out: bool, quiet: bool, fixed: Path | None = None) -> None:
     from gancli.cli.zoo import availability
     from gancli.runtime import init_distributed, resolve_device, shutdown_distributed
     from gancli.training.parallel import current
@@ -147,17 +293,17 @@ def _run(cfg, ckpt, device_name, json_out: bool, quiet: bool) -> None:
     dist = current(device)
     finished = False
     try:
-        _train(cfg, ckpt, device, dist, json_out, quiet)
+        _train(cfg, ckpt, device, dist, json_out, quiet, fixed)
         finished = True
     finally:
         shutdown_distributed(finished)
 
 
-def _train(cfg, ckpt, device, dist, json_out: bool, quiet: bool) -> None:
+def _train(cfg, ckpt, device, dist, json_out: bool, quiet: bool, fixed: Path | None = None) -> None:
     from gancli import preflight
     from gancli.data import load_dataset
-    from gancli.reporting import Reporter, make_reporter
-    from gancli.runs import create_run_dir, write_config
+    from gancli.reporting import Reporter, guard_output, make_reporter
+    from gancli.runs import create_run_dir, run_lock, write_config
     from gancli.training.guard import run_with_rollback
     from gancli.runlog import append_jsonl
     from gancli.training.loop import train as run_training
@@ -168,10 +314,13 @@ def _train(cfg, ckpt, device, dist, json_out: bool, quiet: bool) -> None:
     preflight.check_run(cfg, dataset, device, Path(cfg.run.out) if fresh else ckpt.path.parent)
     run_dir = None
     if dist.main:  # rank 0 makes the run folder and tells the others where it is
-        run_dir = (create_run_dir(cfg.run.out, cfg.run.name or cfg.name) if fresh
-                   else ckpt.path.parent.parent)
+        if fresh and fixed is not None:  # --name: made and owned by the command already
+            run_dir = fixed
+        else:
+            run_dir = (create_run_dir(cfg.run.out, cfg.run.name or cfg.name) if fresh
+                       else ckpt.path.parent.parent)
     run_dir = dist.broadcast_object(run_dir)
-    reporter = make_reporter(json_out, quiet) if dist.main else Reporter()
+    reporter = guard_output(make_reporter(json_out, quiet) if dist.main else Reporter())
 
     def once(cfg, ckpt):
         if dist.main:
@@ -189,8 +338,11 @@ def _train(cfg, ckpt, device, dist, json_out: bool, quiet: bool) -> None:
                        f"{row['step']} with lr_g={row['lr_g']:g}, lr_d={row['lr_d']:g} "
                        f"(attempt {row['attempt']}/{cfg.train.nan_retries})", err=True)
 
+    # a fresh folder is owned from its creation (a resumed one already is: see `train`)
+    lock = run_lock(run_dir) if dist.main and fresh and fixed is None else contextlib.nullcontext()
     try:
-        run_with_rollback(once, cfg, ckpt, rolled_back)
+        with lock:
+            run_with_rollback(once, cfg, ckpt, rolled_back)
     except GancliError:
         if (dist.main and fresh and not (run_dir / "metrics.jsonl").exists()
                 and not checkpoints_in(run_dir)):

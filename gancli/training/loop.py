@@ -23,12 +23,13 @@ from gancli.config import Config
 from gancli.data import load_dataset
 from gancli.data.base import Dataset
 from gancli.data.batches import Batches
-from gancli.errors import ConfigError, Interrupted, TrainingDiverged
+from gancli.errors import (CheckpointError, ConfigError, GancliError, Interrupted, TrainingDiverged,
+                           signal_exit_code)
 from gancli.fileio import clean_temporary
 from gancli.models import DataSpec, build_nets
 from gancli.registry import OBJECTIVES
 from gancli.regularizers import clip_weights
-from gancli.reporting import Reporter
+from gancli.reporting import Reporter, guard_output
 from gancli.runlog import append_jsonl, trim_metrics
 from gancli.runtime import Precision, compile_children, compile_problem, configure_backends, generator
 from gancli.training import state as st
@@ -88,32 +89,72 @@ class Meter:
         return out
 
 
+# What stops a run cleanly: Ctrl-C, kill / docker stop / systemd / SLURM (SIGTERM), a closed
+# terminal (SIGHUP), and SIGUSR1 (what `sbatch --signal=USR1@...` sends before a time limit).
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1")
+                     if hasattr(signal, n))
+
+
+class StopRequest:
+    """The first stop signal this process received (``signum``, None if none yet)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.run_dir: Path | None = None  # named in the message of a second signal
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    @staticmethod
+    def name_of(signum: int) -> str:
+        try:
+            return signal.Signals(signum).name
+        except ValueError:
+            return f"signal {signum}"
+
+    @property
+    def name(self) -> str:
+        return self.name_of(self.signum) if self.signum is not None else ""
+
+
 @contextmanager
-def stop_on_sigint() -> Iterator[dict]:
-    """The first Ctrl-C asks the loop to stop after the current step; a second one kills."""
-    flag = {"stop": False}
-    previous = signal.getsignal(signal.SIGINT)
+def stop_on_signals() -> Iterator[StopRequest]:
+    """The first SIGINT/SIGTERM/SIGHUP/SIGUSR1 asks the loop to stop after the current step and
+    save a checkpoint (the loop then raises ``Interrupted`` with exit code 130 for SIGINT,
+    128 + signum for the others); a second one, while that is under way, stops at once with
+    ``Interrupted`` (one line, no traceback; the checkpoints already on disk are complete, as
+    every write is atomic). Outside the main thread the handlers are left alone."""
+    request = StopRequest()
 
     def handler(signum, frame):  # noqa: ARG001
-        if flag["stop"]:
-            raise KeyboardInterrupt
-        flag["stop"] = True
+        if request.signum is not None:
+            where = f"gancli train --resume {request.run_dir}" if request.run_dir else "--resume RUN"
+            raise Interrupted(f"stopped at once by a second {request.name_of(signum)} (after "
+                              f"{request.name}); the checkpoints on disk are complete",
+                              hint=f"continue from the newest one with: {where}",
+                              exit_code=signal_exit_code(signum))
+        request.signum = signum
 
+    previous = {}
+    for sig in STOP_SIGNALS:
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):  # not the main thread, or not on this platform
+            pass
     try:
-        signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread: leave Ctrl-C alone
-        previous = None
-    try:
-        yield flag
+        yield request
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            if old is not None:  # None: installed from C; cannot be put back from Python
+                signal.signal(sig, old)
 
 
 def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
           resume: checkpoints.Checkpoint | None = None, data: Dataset | None = None
           ) -> TrainResult:
     t = cfg.train
+    reporter = guard_output(reporter)  # a closed stdout or terminal stops output, not training
     if data is None:
         data = load_dataset(cfg.data, t.seed, cfg.task)
     spec = DataSpec(data.kind, data.shape, data.num_classes)
@@ -192,6 +233,57 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
         reporter.event("checkpoint", step=step, path=str(path))
         return path
 
+    warned: set[str] = set()
+
+    def optional_write(what: str, write, *args):
+        """Previews and metrics rows are not worth a run: on OSError (disk full, a read-only
+        folder) warn once per kind, skip the write, go on training; None when it failed."""
+        try:
+            return write(*args)
+        except OSError as e:
+            if what not in warned:
+                warned.add(what)
+                where = f" {e.filename}" if e.filename else ""
+                reporter.event("warning", text=f"warning: cannot write {what}{where}: "
+                               f"{e.strerror or e}; training goes on without them (said once)")
+            return None
+
+    def decide(step: int) -> tuple[int, bool]:
+        """(the signal to stop on, or 0; whether a time-based checkpoint is due), the same on
+        every rank: a single process decides at every step; under torchrun the ranks agree at
+        log steps (one all-reduce of the maximum), so all of them stop or save after the same
+        step, whichever rank saw the signal or the clock first."""
+        due = bool(t.ckpt_minutes) and time.monotonic() - saved_at >= 60 * t.ckpt_minutes
+        if not dist:
+            return stop.signum or 0, due
+        if step % t.log_every and step != t.steps:
+            return 0, False
+        signum, due = dist.max_ints([stop.signum or 0, int(due)])
+        return signum, bool(due)
+
+    @contextmanager
+    def save_on_write_error():
+        """Any other OSError in the loop (a file that cannot be written or read): save a
+        checkpoint if the state is a whole step and this is a single process (under torchrun the
+        other ranks could not join the save), then stop with one line naming the file."""
+        try:
+            yield
+        except OSError as e:
+            what = f"{e.strerror or type(e).__name__}" + (f" ({e.filename})" if e.filename else "")
+            if in_step or dist:
+                kept = (f"the last checkpoint is {last_ckpt}" if last_ckpt
+                        else "no checkpoint was written yet")
+            else:
+                try:
+                    kept = f"checkpoint saved: {save()}"
+                except (CheckpointError, OSError) as e2:
+                    kept = (f"the checkpoint failed too ({getattr(e2, 'message', e2)}); "
+                            f"the last one is {last_ckpt}")
+            again = (f"gancli train --resume {run_dir}" if last_ckpt or not kept.startswith("no")
+                     else "the same command")
+            raise GancliError(f"{what} at step {step}; {kept}",
+                              hint=f"free disk space or fix the permissions, then: {again}") from None
+
     reporter.start({"run_dir": str(run_dir), "preset": cfg.name, "device": str(device),
                     "steps": t.steps, "start_step": step, "data": data.name,
                     "samples": len(data), "data_info": data.info,
@@ -202,8 +294,11 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
     last_ckpt: Path | None = resume.path if resume is not None else None
     guard = FiniteGuard(device)  # NaN/inf in losses and gradients, read at log and save time
     d_params, g_params = list(D.parameters()), list(G.parameters())
-    with stop_on_sigint() as sigint:
+    saved_at, in_step = time.monotonic(), False
+    with stop_on_signals() as stop, save_on_write_error():
+        stop.run_dir = run_dir
         while step < t.steps:
+            in_step = True  # an OSError from here to `step += 1` leaves a partial step: no save
             progress = step / t.steps
             factor = lr_factor(cfg, step)
             for opt, lr in ((opt_G, cfg.optim.lr_g), (opt_D, cfg.optim.lr_d)):
@@ -236,12 +331,12 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
             if G_ema is not None:
                 update_ema(G_ema, G, t.ema)
             step += 1
+            in_step = False
             meter.add({**d_stats, **g_stats})
 
             last = step == t.steps
-            if dist:  # ranks agree on a Ctrl-C at log steps, so all stop after the same step
-                sigint["stop"] = step % t.log_every == 0 and dist.any(sigint["stop"])
-            if step % t.log_every == 0 or last or sigint["stop"]:
+            stop_signal, time_due = decide(step)
+            if step % t.log_every == 0 or last or stop_signal:
                 stats = meter.read(dist.average_stats)
                 guard.check(cfg, last_ckpt)
                 check_finite(stats, step, last_ckpt)
@@ -254,18 +349,27 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
                        "eta_s": (t.steps - step) / max(rate, 1e-9),
                        "elapsed_s": elapsed + now - t0}
                 if dist.main:
-                    append_jsonl(metrics_log, row)
+                    optional_write("metrics rows to", append_jsonl, metrics_log, row)
                 reporter.step(row)
             if ((t.sample_every and step % t.sample_every == 0) or last) and dist.main:
-                path, extra = preview.write(run_dir / "samples", step)
-                if extra:
-                    append_jsonl(metrics_log, {"step": step, **extra})
-                reporter.event("sample", step=step, path=str(path), **extra)
-            if (t.ckpt_every and step % t.ckpt_every == 0) or last or sigint["stop"]:
+                written = optional_write("sample grids to", preview.write, run_dir / "samples", step)
+                if written is not None:
+                    path, extra = written
+                    if extra:
+                        optional_write("metrics rows to", append_jsonl, metrics_log,
+                                       {"step": step, **extra})
+                    reporter.event("sample", step=step, path=str(path), **extra)
+            if not dist and stop.requested:  # also a signal that came while logging
+                stop_signal = stop.signum
+            if ((t.ckpt_every and step % t.ckpt_every == 0) or last or stop_signal
+                    or time_due):
                 last_ckpt = save()
-            if sigint["stop"] and not last:
-                raise Interrupted(f"interrupted at step {step}; checkpoint saved: {last_ckpt}",
-                                  hint=f"continue with: gancli train --resume {run_dir}")
+                saved_at = time.monotonic()
+            if stop_signal and not last:
+                raise Interrupted(f"interrupted at step {step} by {StopRequest.name_of(stop_signal)}"
+                                  f"; checkpoint saved: {last_ckpt}",
+                                  hint=f"continue with: gancli train --resume {run_dir}",
+                                  exit_code=signal_exit_code(stop_signal))
     seconds = elapsed + time.perf_counter() - t0
     assert last_ckpt is not None
     reporter.done({"run_dir": str(run_dir), "checkpoint": str(last_ckpt), "step": step,

@@ -109,6 +109,16 @@ class Dist:
         tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
         return bool(t.item())
 
+    def max_ints(self, values: list[int]) -> list[int]:
+        """The element-wise maximum over ranks of a few integers (one all-reduce): e.g. the
+        number of a stop signal seen by any rank, and whether any rank's clock says a
+        checkpoint is due, so that every rank acts on the same step."""
+        if not self:
+            return list(values)
+        t = torch.tensor(values, dtype=torch.int64, device=self.device)
+        tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
+        return [int(v) for v in t.tolist()]
+
     def broadcast_object(self, obj: Any) -> Any:
         if not self:
             return obj
