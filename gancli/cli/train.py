@@ -107,6 +107,9 @@ def train(
         from gancli import checkpoints
 
         ckpt = checkpoints.load(checkpoints.resolve(resume))
+        from gancli.validate import check_training_meta
+
+        check_training_meta(ckpt.meta, ckpt.path)  # every stored type, before any is used
         changed = _flat(flags) | _flat(sets) | ({"--config"} if config else set())
         if preset or changed - RESUMABLE:
             bad = sorted((changed - RESUMABLE) | ({"PRESET"} if preset else set()))
@@ -118,6 +121,10 @@ def train(
         cfg = resolve([("checkpoint", ckpt.meta["config"]), ("--set", sets), ("flags", flags)])
         if "run.out" not in changed:  # a path stored in a file is never a place to write to
             cfg.run.out = "runs"
+        if cfg.data.channels is None:  # "what the data has" was decided when the run began
+            from gancli.validate import data_channels
+
+            cfg.data.channels = data_channels(ckpt.meta["data"])
     else:
         if not preset:
             raise PresetError("no preset given", hint="gancli train dcgan (see `gancli zoo`), "
@@ -164,6 +171,10 @@ def _train(cfg, ckpt, device, dist, json_out: bool, quiet: bool) -> None:
 
     preflight.check_data_size(cfg)
     dataset = load_dataset(cfg.data, cfg.train.seed, cfg.task)  # fail on bad data before making folders
+    if ckpt is not None:
+        from gancli.validate import check_resume_data
+
+        check_resume_data(ckpt.meta["data"], dataset, ckpt.path)
     fresh = ckpt is None or ckpt.path.parent.name != "checkpoints"
     preflight.check_run(cfg, dataset, device, Path(cfg.run.out) if fresh else ckpt.path.parent)
     run_dir = None
@@ -191,7 +202,7 @@ def _train(cfg, ckpt, device, dist, json_out: bool, quiet: bool) -> None:
 
     try:
         run_with_rollback(once, cfg, ckpt, rolled_back)
-    except GancliError:
+    except BaseException:  # a user error, Ctrl-C or a bug alike
         if (dist.main and fresh and not (run_dir / "metrics.jsonl").exists()
                 and not checkpoints_in(run_dir)):
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing happened: leave no empty run
