@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from gancli import checkpoints
@@ -29,7 +29,17 @@ def good_ckpt(tmp_path_factory) -> checkpoints.Checkpoint:
     run = create_run_dir(tmp_path_factory.mktemp("good"), "good")
     write_config(run, cfg)
     train(cfg, run, torch.device("cpu"), Reporter())
-    return checkpoints.load(checkpoints.resolve(run))
+    return Good(checkpoints.load(checkpoints.resolve(run)))
+
+
+class Good(checkpoints.Checkpoint):
+    """The fixture's checkpoint, with a short repr for hypothesis' failure reports."""
+
+    def __init__(self, ckpt: checkpoints.Checkpoint):
+        super().__init__(ckpt.path, ckpt.meta, ckpt.tensors)
+
+    def __repr__(self) -> str:
+        return f"<checkpoint {self.path.name}: {len(self.tensors)} tensors>"
 
 
 ODD_VALUES = [None, "x", "", -1, 0, 1.5, 10**12, -(10**12), [], [1], {}, {"a": 1}, True,
@@ -129,6 +139,7 @@ def test_a_damaged_checkpoint_resumes_correctly_or_is_refused_in_one_line(
     checkpoints.save(path, tensors, meta)  # a mutated meta["gancli_format"] replaces save()'s
     out = folder / "runs"
     r = cli("train", "--resume", str(path), "--steps", "3", "--out", str(out), "--quiet")
+    event(f"exit {r.code}")  # pytest --hypothesis-show-statistics: how the cases ended
     assert "internal error" not in r.err, (changes, r.err[-800:])
     assert no_traceback(r.err), (changes, r.err[-800:])
     if r.code == 0:
