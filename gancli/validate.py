@@ -51,8 +51,9 @@ def check_data_meta(data: Any, path: Path) -> None:
     """``meta["data"]``: the data spec the networks were sized for (kind, shape, classes...)."""
     if not isinstance(data, dict):
         raise _bad(path, f"metadata 'data' must be a mapping, found {_type(data)}")
-    if data.get("kind") not in ("images", "points"):
-        raise _bad(path, f"metadata data.kind must be 'images' or 'points', found {data.get('kind')!r}")
+    if data.get("kind") not in ("images", "pairs", "points"):
+        raise _bad(path, f"metadata data.kind must be 'images', 'pairs' or 'points', found "
+                         f"{data.get('kind')!r}")
     shape = data.get("shape")
     if (not isinstance(shape, list) or not 1 <= len(shape) <= 4
             or not all(_is_int(s) and 1 <= s <= 65536 for s in shape)):
@@ -65,6 +66,9 @@ def check_data_meta(data: Any, path: Path) -> None:
         if names is not None and (not isinstance(names, list)
                                   or not all(isinstance(s, str) for s in names)):
             raise _bad(path, f"metadata data.{key} must be a list of names, found {_type(names)}")
+    if len(data.get("classes") or []) != n:  # a label indexes the names: one name per class
+        raise _bad(path, f"metadata data.classes names {len(data.get('classes') or [])} classes, "
+                         f"data.num_classes says {n}")
     modes = data.get("modes")
     if modes is not None and (not isinstance(modes, list) or not all(
             isinstance(m, list) and len(m) == 2 and all(_is_real(c) for c in m) for m in modes)):
@@ -344,7 +348,7 @@ def check_training_state(path: Path, meta: dict, tensors: dict[str, torch.Tensor
 def data_channels(data_meta: dict) -> int | None:
     """The channel count of a run's images from its stored data spec (None for points)."""
     shape = data_meta.get("shape") or []
-    if data_meta.get("kind") != "images" or len(shape) not in (3, 4):
+    if data_meta.get("kind") not in ("images", "pairs") or len(shape) not in (3, 4):
         return None
     return int(shape[-3])
 

@@ -182,3 +182,41 @@ def test_a_damaged_statistics_cache_is_a_miss(tmp_path):
             arrays = {k: z[k] for k in z.files}
         np.savez(tmp_path / "bad.npz", **{**arrays, **bad})
         assert read_stats(tmp_path / "bad.npz") is None, bad
+
+
+def _yaml_values():
+    from hypothesis import strategies as st
+
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12),
+                        st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8))
+    keys = st.one_of(st.sampled_from(["train", "model", "data", "optim", "steps", "g_width",
+                                      "source", "channels", "extends", "name", "run", "loss"]),
+                     st.text(max_size=6), st.integers(), st.none(), st.booleans())
+    return st.recursive(scalars, lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(keys, inner, max_size=4)), max_leaves=12)
+
+
+def test_any_yaml_config_or_preset_file_is_a_config_error_or_valid(tmp_path_factory):
+    """--config files and user presets: any YAML structure (or raw bytes) is a ConfigError
+    with one line (exit 2) or a valid layer; never another exception."""
+    import yaml
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from gancli.config import load_config_file
+    from gancli.errors import ConfigError
+    from gancli.presets import load_preset
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.one_of(_yaml_values().map(lambda v: yaml.safe_dump(v).encode()),
+                     st.binary(max_size=40)))
+    def check(content):
+        f = tmp_path_factory.mktemp("yaml") / "c.yaml"
+        f.write_bytes(content)
+        for load in (load_config_file, load_preset):
+            try:
+                load(str(f))
+            except ConfigError as e:
+                assert e.message and "\n" not in e.message and e.exit_code == 2
+
+    check()
