@@ -89,6 +89,9 @@ def check_inference_meta(meta: dict, path: Path) -> None:
     if not isinstance(meta.get("config"), dict):
         raise _bad(path, f"metadata 'config' must be a mapping, found {_type(meta.get('config'))}")
     check_data_meta(meta.get("data"), path)
+    step = meta.get("step", 0)
+    if not _is_int(step) or step < 0:
+        raise _bad(path, f"metadata 'step' must be an integer >= 0, found {step!r}")
 
 
 def check_training_meta(meta: dict, path: Path) -> None:
@@ -246,7 +249,9 @@ def check_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]
         for key, v in extra.items():
             if not (v is None or isinstance(v, bool) or _is_real(v)):
                 raise _bad(path, f"{prefix}.scalars.{pid}.{key} is {v!r}, not a number")
-            state.setdefault(int(pid), {}).setdefault(key, v)
+            if key in state.get(int(pid), {}):  # load_optimizer would let it replace the tensor
+                raise _bad(path, f"{prefix}.scalars.{pid}.{key} is stored twice (also as a tensor)")
+            state.setdefault(int(pid), {})[key] = v
     for pid, entries in sorted(state.items()):
         param = params[pid]
         shaped, scalar, nonneg = _state_keys(opt, owner[pid])
@@ -284,6 +289,11 @@ def check_rng(tensors: dict[str, torch.Tensor], gen: torch.Generator, path: Path
         raise _bad(path, f"tensor rng.noise is missing (the generator state, {_describe(ref)})")
     if t.dtype != torch.uint8 or t.shape != ref.shape:
         raise _bad(path, f"tensor rng.noise is {_describe(t)}, a generator state is {_describe(ref)}")
+    try:  # PyTorch's own check of the content (an mt19937 state must be valid)
+        torch.Generator(device=gen.device).set_state(t)
+    except RuntimeError as e:
+        raise _bad(path, f"tensor rng.noise is not a valid generator state "
+                         f"({str(e).splitlines()[0][:120]})") from None
 
 
 def check_pools(tensors: dict[str, torch.Tensor], objective, sample_shape: tuple[int, ...] | None,

@@ -52,23 +52,35 @@ META_PATHS = ["step", "data_pos", "elapsed", "config", "data", "optimizers", "wo
               "optimizers.opt_G.param_groups.0.lr", "optimizers.opt_G.param_groups.0.eps",
               "optimizers.opt_D.param_groups.0.params", "optimizers.opt_G.param_groups.0.fused",
               "optimizers.opt_D.param_groups.0.amsgrad", "optimizers.opt_G.scalars",
-              "optimizers.opt_D.scalars.0"]
+              "optimizers.opt_D.scalars.0", "optimizers.opt_G.scalars.0.exp_avg",
+              "optimizers.opt_D.param_groups.0.betas.1"]
 
 
 def _set(meta: dict, dotted: str, value) -> None:
     *parents, leaf = dotted.split(".")
     node = meta
     for p in parents:
-        key = int(p) if isinstance(node, list) else p
         try:
-            node = node[key]
-        except (KeyError, IndexError, TypeError):
+            node = node.setdefault(p, {}) if isinstance(node, dict) else node[int(p)]
+        except (IndexError, TypeError, ValueError):
             return
     if isinstance(node, list):
         if int(leaf) < len(node):
             node[int(leaf)] = value
     elif isinstance(node, dict):
         node[leaf] = value
+
+
+def _delete(meta: dict, dotted: str) -> None:
+    *parents, leaf = dotted.split(".")
+    node = meta
+    for p in parents:
+        try:
+            node = node[int(p) if isinstance(node, list) else p]
+        except (KeyError, IndexError, TypeError, ValueError):
+            return
+    if isinstance(node, dict):
+        node.pop(leaf, None)
 
 
 def _resized(t: torch.Tensor, how: int) -> torch.Tensor:
@@ -86,7 +98,9 @@ def _resized(t: torch.Tensor, how: int) -> torch.Tensor:
 
 mutation = st.one_of(
     st.tuples(st.just("meta"), st.sampled_from(META_PATHS), st.sampled_from(ODD_VALUES)),
+    st.tuples(st.just("meta_del"), st.sampled_from(META_PATHS), st.none()),
     st.tuples(st.just("drop"), st.integers(0, 10**6), st.none()),
+    st.tuples(st.just("scramble"), st.integers(0, 10**6), st.integers(0, 2**31 - 1)),
     st.tuples(st.just("resize"), st.integers(0, 10**6), st.integers(0, 4)),
     st.tuples(st.just("resize_moment"), st.integers(0, 10**6), st.integers(0, 4)),
     st.tuples(st.just("dtype"), st.integers(0, 10**6),
@@ -105,6 +119,9 @@ def mutate(ckpt: checkpoints.Checkpoint, changes) -> tuple[dict, dict]:
         if kind == "meta":
             _set(meta, a, b)
             continue
+        if kind == "meta_del":
+            _delete(meta, a)
+            continue
         if kind in ("resize_moment", "negate_moment"):
             names = [k for k in names if k.startswith("opt_")] or names
         if not names:
@@ -115,6 +132,12 @@ def mutate(ckpt: checkpoints.Checkpoint, changes) -> tuple[dict, dict]:
             del tensors[name]
         elif kind in ("resize", "resize_moment"):
             tensors[name] = _resized(t, b)
+        elif kind == "scramble":  # random content of the same shape and dtype (rng.noise too)
+            g = torch.Generator().manual_seed(b)
+            if t.dtype == torch.uint8:
+                tensors[name] = torch.randint(0, 256, t.shape, generator=g, dtype=torch.uint8)
+            elif t.is_floating_point():
+                tensors[name] = torch.randn(t.shape, generator=g).to(t.dtype)
         elif kind == "dtype":
             tensors[name] = t.to(b)
         elif kind == "nonfinite" and t.is_floating_point() and t.numel():

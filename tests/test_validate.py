@@ -220,3 +220,12 @@ def test_any_yaml_config_or_preset_file_is_a_config_error_or_valid(tmp_path_fact
                 assert e.message and "\n" not in e.message and e.exit_code == 2
 
     check()
+
+
+@pytest.mark.parametrize("step", ['"ten"', "[3]", "-1", "2.5"])
+def test_sample_refuses_a_step_that_is_not_a_count(step, tmp_path, cli):
+    run = _tiny_run(tmp_path, "gan", [])
+    ckpt = checkpoints.load(checkpoints.resolve(run))
+    f = _copy_with(ckpt, tmp_path / "s.safetensors", meta={**ckpt.meta, "step": json.loads(step)})
+    r = cli("sample", str(f), "--n", "4", "--out", str(tmp_path / "x.png"))
+    assert r.code == 1 and "metadata 'step' must be an integer >= 0" in r.err, r.err

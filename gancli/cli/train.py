@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, state
-from gancli.errors import CheckpointError, ConfigError, GancliError, PresetError
+from gancli.errors import CheckpointError, ConfigError, PresetError
 
 # what may change when a run is resumed: its length and cadence, nothing that shapes it
 # (run.out only matters when resuming from a loose checkpoint file: a new run folder is made)
