@@ -232,7 +232,8 @@ def check_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]
             raise _bad(path, f"{where} lists {got}, the config builds "
                              f"{len(live['params'])} parameters")
         _check_group(opt, live, saved, where, path)
-        owner.update({pid: saved for pid in live["params"]})
+        merged = {**live, **saved}  # as load_optimizer fills it in
+        owner.update({pid: merged for pid in live["params"]})
     state: dict[int, dict[str, Any]] = {}
     p = prefix + "."
     for name, t in tensors.items():
