@@ -71,7 +71,10 @@ def _decode_meta(raw: dict[str, str] | None, path: Path) -> dict[str, Any]:
             meta[k] = json.loads(v)
         except json.JSONDecodeError:
             meta[k] = v
-    fmt = int(meta["gancli_format"])
+    fmt = meta["gancli_format"]
+    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt < 1:
+        raise CheckpointError(f"{path}: checkpoint format {fmt!r} is not a version number",
+                              hint="the file is damaged or was edited; use an earlier checkpoint")
     if fmt > FORMAT:
         raise CheckpointError(f"{path} was written by a newer gancli (checkpoint format {fmt}; "
                               f"this one reads up to {FORMAT})", hint="upgrade: pip install -U gancli")

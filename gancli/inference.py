@@ -16,6 +16,7 @@ from gancli.registry import OBJECTIVES
 from gancli.runtime import resolve_device
 from gancli.sampling import codes_for_seeds, latents_for_seeds, truncate
 from gancli.training.state import load_module
+from gancli.validate import check_inference_meta, check_module
 
 
 @dataclass
@@ -82,6 +83,7 @@ def load_generator(spec: str | Path, device: str | torch.device | None = None,
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     path = checkpoints.resolve(spec)
     ckpt = checkpoints.load(path)
+    check_inference_meta(ckpt.meta, path)
     try:
         cfg = from_dict(ckpt.meta["config"], f"checkpoint {path.name}")
         data = ckpt.meta["data"]
@@ -101,12 +103,15 @@ def load_generator(spec: str | Path, device: str | torch.device | None = None,
                                f"gancli sample {spec}")
     prefix = "G_ema" if any(k.startswith("G_ema.") for k in ckpt.tensors) else "G"
     check_checkpoint_shapes(cfg.model, data_spec, conditioning, ckpt.tensors, prefix, path)
-    G = build_nets(cfg.model, data_spec, conditioning).G
     try:
-        load_module(G, ckpt.tensors, prefix)
-    except RuntimeError as e:
-        raise CheckpointError(f"checkpoint {path} does not match its own config: "
-                              f"{str(e).splitlines()[0]}", hint="the file may be tampered with") from None
+        G = build_nets(cfg.model, data_spec, conditioning).G
+    except (GancliError, ValueError, TypeError, RuntimeError, KeyError, IndexError,
+            ZeroDivisionError) as e:  # a stored config/data pair no family can build
+        raise CheckpointError(f"checkpoint {path} has no usable config "
+                              f"({str(e).splitlines()[0][:160] if str(e) else type(e).__name__})",
+                              hint="it may come from an incompatible gancli version") from None
+    check_module(ckpt.tensors, prefix, G, path)  # names, shapes, dtypes, finite values
+    load_module(G, ckpt.tensors, prefix)
     G.to(dev).eval()
     return LoadedModel(G, cfg, data_spec, data, path, ckpt.step, dev, conditioning)
 

@@ -414,6 +414,151 @@ def attribute_set_for_no_image(tmp, ckpt, stack):
 
 
 # (id, case, setup, exit code, fragment of stdout+stderr)
+# -- kind 3: every file gancli reads is checked before it is used ------------------------------
+
+def _loose(tmp: Path, ckpt: Path, name: str, edit: Callable[[dict, dict], None]) -> Path:
+    """A damaged copy of the checkpoint, named like a step file, outside any run folder."""
+    (tmp / "loose").mkdir(exist_ok=True)
+    return _rewrite(ckpt, tmp / "loose" / name, edit)
+
+
+def _resume(tmp: Path, f: Path) -> list[str]:
+    return ["train", "--resume", str(f), "--steps", "3", "--out", str(tmp / "runs"), "--quiet"]
+
+
+def moment_longer(tmp, ckpt, stack):
+    import torch
+
+    def edit(meta, tensors):  # Adam's first moment of G's first weight, one element too long
+        t = tensors["opt_G.0.exp_avg"].reshape(-1)
+        tensors["opt_G.0.exp_avg"] = torch.cat([t, t[:1]])
+    return _resume(tmp, _loose(tmp, ckpt, "step-0000002.safetensors", edit))
+
+
+def moment_shorter(tmp, ckpt, stack):
+    def edit(meta, tensors):  # the second moment of D's last weight cut to its first row
+        key = max((k for k in tensors if k.startswith("opt_D.") and k.endswith(".exp_avg_sq")
+                   and len(tensors[k]) > 1), key=lambda k: int(k.split(".")[1]))
+        tensors[key] = tensors[key][:1].contiguous()
+    return _resume(tmp, _loose(tmp, ckpt, "step-0000002.safetensors", edit))
+
+
+def moment_missing(tmp, ckpt, stack):
+    return _resume(tmp, _loose(tmp, ckpt, "step-0000002.safetensors",
+                               lambda m, t: t.pop("opt_D.1.exp_avg")))
+
+
+def rng_missing(tmp, ckpt, stack):
+    return _resume(tmp, _loose(tmp, ckpt, "step-0000002.safetensors",
+                               lambda m, t: t.pop("rng.noise")))
+
+
+def step_text(tmp, ckpt, stack):
+    return _resume(tmp, _loose(tmp, ckpt, "step-0000002.safetensors",
+                               lambda m, t: m.update(step='"two"')))
+
+
+def optimizers_list(tmp, ckpt, stack):
+    return _resume(tmp, _loose(tmp, ckpt, "step-0000002.safetensors",
+                               lambda m, t: m.update(optimizers="[]")))
+
+
+def betas_text(tmp, ckpt, stack):
+    def edit(meta, tensors):
+        opts = json.loads(meta["optimizers"])
+        opts["opt_G"]["param_groups"][0]["betas"] = ["a", 0.999]
+        meta["optimizers"] = json.dumps(opts)
+    return _resume(tmp, _loose(tmp, ckpt, "step-0000002.safetensors", edit))
+
+
+def nan_weight_sample(tmp, ckpt, stack):
+    def edit(meta, tensors):
+        key = next(k for k in tensors if k.startswith("G.") and tensors[k].is_floating_point())
+        tensors[key] = tensors[key].clone()
+        tensors[key].view(-1)[0] = float("nan")
+    f = _loose(tmp, ckpt, "nan.safetensors", edit)
+    return ["sample", str(f), "--n", "4", "--out", str(tmp / "x.png")]
+
+
+def data_shape_text(tmp, ckpt, stack):
+    def edit(meta, tensors):
+        data = json.loads(meta["data"])
+        data["shape"] = "22"
+        meta["data"] = json.dumps(data)
+    f = _loose(tmp, ckpt, "data.safetensors", edit)
+    return ["sample", str(f), "--n", "4", "--out", str(tmp / "x.png")]
+
+
+def _train_in_process(argv: list[str]) -> None:
+    from gancli.cli import main
+
+    try:
+        main(argv)
+    except SystemExit as e:
+        assert not e.code, f"setup run failed: {argv}"
+
+
+def _grey(folder: Path, n: int, sub: str = "") -> Path:
+    (folder / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.new("L", (12, 12), 30 * i).save(folder / sub / f"grey{i}.png")
+    return folder
+
+
+def colour_image_added(tmp, ckpt, stack):
+    d = _grey(tmp / "imgs", 4)
+    _train_in_process(["train", "dcgan", "--data", str(d), *IMG, "--out", str(tmp / "runs"),
+                       "--quiet"])
+    Image.new("RGB", (12, 12), (200, 10, 10)).save(d / "colour.png")
+    return ["train", "--resume", str(tmp / "runs" / "dcgan-001"), "--steps", "2", "--json"]
+
+
+def class_added(tmp, ckpt, stack):
+    d = _grey(_grey(tmp / "imgs", 2, "a"), 2, "b")
+    _train_in_process(["train", "cgan", "--data", str(d), "--set", "data.labels=true", *IMG,
+                       "--out", str(tmp / "runs"), "--quiet"])
+    _grey(d, 2, "c")
+    return ["train", "--resume", str(tmp / "runs" / "cgan-001"), "--steps", "2"]
+
+
+def npz_labels_text(tmp, ckpt, stack):
+    rng = np.random.default_rng(0)
+    np.savez(tmp / "p.npz", samples=rng.normal(size=(50, 2)).astype(np.float32),
+             labels=np.array(["a"] * 50))
+    return ["evaluate", "modes", "--fake", str(tmp / "p.npz"), "--real", "toy:grid25"]
+
+
+def npz_points_nan(tmp, ckpt, stack):
+    pts = np.zeros((50, 2), np.float32)
+    pts[3] = np.nan
+    np.savez(tmp / "p.npz", samples=pts)
+    return ["evaluate", "modes", "--fake", str(tmp / "p.npz"), "--real", "toy:grid25"]
+
+
+def _stats(tmp: Path, mu, sigma, meta: str) -> Path:
+    f = tmp / "stats.npz"
+    np.savez(f, mu=mu, sigma=sigma, meta=np.array(meta))
+    return f
+
+
+def stats_meta_list(tmp, ckpt, stack):
+    from gancli.metrics.digits import FEATURE_DIM
+
+    f = _stats(tmp, np.zeros(FEATURE_DIM), np.eye(FEATURE_DIM), "[1, 2]")
+    return ["evaluate", "fid", "--features", "digits", "--fake", "digits", "--real", str(f),
+            "--n", "64"]
+
+
+def stats_nan(tmp, ckpt, stack):
+    from gancli.metrics.digits import FEATURE_DIM
+
+    mu = np.zeros(FEATURE_DIM)
+    mu[5] = np.nan
+    f = _stats(tmp, mu, np.eye(FEATURE_DIM), '{"count": 100}')
+    return ["evaluate", "fid", "--features", "digits", "--fake", "digits", "--real", str(f),
+            "--n", "64"]
+
+
 CASES: list[tuple[str, str, Setup, int, str]] = [
     ("bad-image-files", "zero-byte, truncated and mislabelled (text) images beside good ones",
      bad_files, 0, '"skipped": 3'),
@@ -509,6 +654,36 @@ CASES: list[tuple[str, str, Setup, int, str]] = [
      "domain folder"),
     ("attribute-never-set", "stargan: attribute Bald is set for no image", attribute_set_for_no_image,
      1, "attribute Bald is set for none"),
+    ("moment-longer", "resume a checkpoint whose Adam moment is one element too long",
+     moment_longer, 1, "tensor opt_G.0.exp_avg is (17,) float32, its parameter is (8, 2) float32"),
+    ("moment-shorter", "resume a checkpoint whose Adam second moment lost all rows but one",
+     moment_shorter, 1, "its parameter is"),
+    ("moment-missing", "resume a checkpoint with one Adam moment dropped", moment_missing, 1,
+     "tensor opt_D.1.exp_avg is missing"),
+    ("rng-missing", "resume a checkpoint without its noise generator state", rng_missing, 1,
+     "tensor rng.noise is missing"),
+    ("meta-step-text", "resume a checkpoint whose step is the text \"two\"", step_text, 1,
+     "metadata 'step' must be an integer >= 0, found 'two'"),
+    ("meta-optimizers-list", "resume a checkpoint whose optimizer state is a list",
+     optimizers_list, 1, "metadata 'optimizers' must be a mapping, found list"),
+    ("meta-betas-text", "resume a checkpoint whose stored Adam betas are [\"a\", 0.999]",
+     betas_text, 1, "opt_G.param_groups[0].betas is ['a', 0.999]"),
+    ("nan-weight", "sample from a checkpoint with a NaN in a G weight", nan_weight_sample, 1,
+     "holds NaN or inf"),
+    ("meta-data-shape-text", "sample from a checkpoint whose data shape is the text \"22\"",
+     data_shape_text, 1, "metadata data.shape must be a list"),
+    ("colour-image-added", "resume a grey folder run after a colour image was added",
+     colour_image_added, 0, '"event": "done"'),
+    ("class-added", "resume a labelled folder run after a class folder was added", class_added,
+     1, "its class count was 2, it is now 3"),
+    ("npz-labels-text", "evaluate --fake an .npz whose labels are text", npz_labels_text, 1,
+     "`labels` must be 50 class indices"),
+    ("npz-points-nan", "evaluate --fake an .npz of points holding a NaN", npz_points_nan, 1,
+     "holds NaN or inf points"),
+    ("stats-meta-list", "evaluate --real a statistics .npz whose meta is a JSON list",
+     stats_meta_list, 1, "`meta` must be a JSON object"),
+    ("stats-nan", "evaluate --real a statistics .npz whose mu holds a NaN", stats_nan, 1,
+     "mu or sigma holds NaN or inf"),
 ]
 
 

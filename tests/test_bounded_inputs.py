@@ -12,7 +12,6 @@ import socket
 import threading
 import time
 import tracemalloc
-from pathlib import Path
 
 import pytest
 import torch

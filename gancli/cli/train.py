@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, state
-from gancli.errors import CheckpointError, ConfigError, GancliError, PresetError
+from gancli.errors import GancliError, CheckpointError, ConfigError, PresetError
 
 # what may change when a run is resumed: its length and cadence, nothing that shapes it
 # (run.out only matters when resuming from a loose checkpoint file: a new run folder is made)
@@ -143,6 +143,9 @@ def train(
         if run is not None:  # before reading it: one owner per run
             _own(ctx, run)
         ckpt = checkpoints.load(checkpoints.resolve(resume))
+        from gancli.validate import check_training_meta
+
+        check_training_meta(ckpt.meta, ckpt.path)  # every stored type, before any is used
         changed = _flat(flags) | _flat(sets) | ({"--config"} if config else set())
         if preset or changed - RESUMABLE:
             bad = sorted((changed - RESUMABLE) | ({"PRESET"} if preset else set()))
@@ -156,6 +159,10 @@ def train(
         cfg = resolve([("checkpoint", ckpt.meta["config"]), ("--set", sets), ("flags", flags)])
         if "run.out" not in changed:  # a path stored in a file is never a place to write to
             cfg.run.out = "runs"
+        if cfg.data.channels is None:  # "what the data has" was decided when the run began
+            from gancli.validate import data_channels
+
+            cfg.data.channels = data_channels(ckpt.meta["data"])
     else:
         cfg = _preset_config(preset, config, sets, flags)
         if name is not None:
@@ -310,6 +317,10 @@ def _train(cfg, ckpt, device, dist, json_out: bool, quiet: bool, fixed: Path | N
 
     preflight.check_data_size(cfg)
     dataset = load_dataset(cfg.data, cfg.train.seed, cfg.task)  # fail on bad data before making folders
+    if ckpt is not None:
+        from gancli.validate import check_resume_data
+
+        check_resume_data(ckpt.meta["data"], dataset, ckpt.path)
     fresh = ckpt is None or ckpt.path.parent.name != "checkpoints"
     preflight.check_run(cfg, dataset, device, Path(cfg.run.out) if fresh else ckpt.path.parent)
     run_dir = None
@@ -343,7 +354,7 @@ def _train(cfg, ckpt, device, dist, json_out: bool, quiet: bool, fixed: Path | N
     try:
         with lock:
             run_with_rollback(once, cfg, ckpt, rolled_back)
-    except GancliError:
+    except BaseException:  # a user error, Ctrl-C or a bug alike
         if (dist.main and fresh and not (run_dir / "metrics.jsonl").exists()
                 and not checkpoints_in(run_dir)):
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing happened: leave no empty run

@@ -237,7 +237,7 @@ def load_image_folder(
     if cache_dir is not None:
         key = _cache_key(entries, broken, resolution, channels, labels)
         cache_file = _cache_path(Path(cache_dir), root, key, resolution, channels, labels)
-        cached = _read_cache(cache_file, key)
+        cached = _read_cache(cache_file, key, resolution, channels)
         if cached is not None:
             x, y, classes, info = cached
             if labels:
@@ -665,9 +665,13 @@ def _cache_path(
 
 
 def _read_cache(
-    file: Path, key: str
+    file: Path, key: str, resolution: int | None = None, channels: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor | None, list[str] | None, dict] | None:
-    """Load a cache file; None when it is absent, stale or corrupt (then it is rebuilt)."""
+    """Load a cache file; None when it is absent, stale or corrupt (then it is rebuilt).
+
+    Corrupt includes well-formed files whose contents disagree with themselves or with the
+    settings: images not uint8 (N, C, resolution, resolution), labels out of range, JSON
+    metadata of the wrong types."""
     if not file.is_file():
         return None
     try:
@@ -681,9 +685,15 @@ def _read_cache(
         info = json.loads(meta["info"])
     except Exception:  # noqa: BLE001 - any damage just means "decode again"
         return None
-    ok = x.dtype == torch.uint8 and x.ndim == 4 and x.shape[0] == info.get("files")
+    ok = isinstance(info, dict) and x.dtype == torch.uint8 and x.ndim == 4
+    ok = ok and x.shape[0] == info.get("files") and x.shape[1] in (1, 3, 4)
+    ok = ok and (resolution is None or tuple(x.shape[2:]) == (resolution, resolution))
+    ok = ok and (channels is None or x.shape[1] == channels)
+    ok = ok and (classes is None or (isinstance(classes, list)
+                                     and all(isinstance(c, str) for c in classes)))
     ok = ok and (y is None) == (classes is None)
-    ok = ok and (y is None or (y.dtype == torch.int64 and y.shape == (x.shape[0],)))
+    ok = ok and (y is None or (y.dtype == torch.int64 and y.shape == (x.shape[0],)
+                               and bool(((y >= 0) & (y < len(classes))).all())))
     return (x, y, classes, info) if ok else None
 
 

@@ -113,14 +113,19 @@ def write_stats(path, features: np.ndarray, meta: dict) -> None:
 
 
 def read_stats(path) -> dict | None:
+    """A cached statistics file, checked like a user's (``stats_from_arrays``); None when it is
+    absent, damaged or of another format: a miss, and it gets rewritten."""
+    from gancli.metrics.sources import stats_from_arrays
+
     try:
         with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            if meta.get("format") != CACHE_FORMAT:
-                return None
-            return {"features": z["features"], "mu": z["mu"], "sigma": z["sigma"], "meta": meta}
-    except Exception:  # a damaged cache file is a miss, and gets rewritten
+            arrays = {k: z[k] for k in z.files}
+        stats = stats_from_arrays(arrays, path)
+    except Exception:  # noqa: BLE001 - not a zip, truncated, wrong arrays: decode again
         return None
+    if stats["meta"].get("format") != CACHE_FORMAT or "features" not in stats:
+        return None
+    return {k: stats[k] for k in ("features", "mu", "sigma", "meta")}
 
 
 def extract(source: Source, n: int, extractor, settings: Settings, gen_seed: int = 0,

@@ -196,34 +196,71 @@ def _npz_source(spec: str, p: Path) -> Source:
                         hint="an .npz from `gancli sample --out x.npz` or a statistics file") from None
     ident = f"npz:{sha256_file(p)}"
     if "mu" in arrays and "sigma" in arrays:
-        meta = {}
-        if "meta" in arrays:
-            try:
-                meta = json.loads(str(arrays["meta"]))
-            except ValueError:
-                meta = {}
-        mu, sigma = np.asarray(arrays["mu"], np.float64), np.asarray(arrays["sigma"], np.float64)
-        if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
-            raise DataError(f"{p}: mu must be (D,) and sigma (D, D), not {mu.shape} and {sigma.shape}",
-                            hint="a statistics file as gancli or pytorch-fid write it")
-        stats = {"mu": mu, "sigma": sigma, "meta": meta, "count": int(meta.get("count", 0))}
-        if "features" in arrays:
-            stats["features"] = np.asarray(arrays["features"], np.float32)
-            stats["count"] = len(stats["features"])
+        stats = stats_from_arrays(arrays, p)
         return Source(spec, "stats", ident, stats=stats, info={"statistics": True})
     if "samples" not in arrays:
         raise DataError(f"{p} has neither `samples` nor `mu`/`sigma` arrays (it has: "
                         f"{', '.join(arrays) or 'nothing'})",
                         hint="write samples with `gancli sample RUN --n N --out x.npz`")
     s = arrays["samples"]
-    labels = torch.from_numpy(arrays["labels"].astype(np.int64)) if "labels" in arrays else None
-    if s.ndim == 2 and s.shape[1] == 2:
+    labels = None
+    if "labels" in arrays:
+        y = arrays["labels"]
+        if y.dtype.kind not in "iu" or y.shape != (len(s),) or (y.size and y.min() < 0):
+            raise DataError(f"{p}: `labels` must be {len(s)} class indices >= 0, not "
+                            f"{y.dtype} {y.shape}", hint="as `gancli sample --out x.npz` writes them")
+        labels = torch.from_numpy(y.astype(np.int64))
+    if s.ndim == 2 and s.shape[1] == 2 and s.dtype.kind in "iuf":
+        if not np.isfinite(s).all():
+            raise DataError(f"{p}: `samples` holds NaN or inf points",
+                            hint="as `gancli sample --out x.npz` writes them")
         return Source(spec, "points", ident, x=torch.from_numpy(s.astype(np.float32)), y=labels)
     if s.ndim == 4 and s.shape[-1] in (1, 3) and s.dtype == np.uint8:
         x = torch.from_numpy(np.ascontiguousarray(s.transpose(0, 3, 1, 2)))
         return Source(spec, "images", ident, x=x, y=labels)
     raise DataError(f"{p}: `samples` must be uint8 (N, H, W, 1|3) images or (N, 2) points, "
                     f"not {s.dtype} {s.shape}", hint="as `gancli sample --out x.npz` writes them")
+
+
+def stats_from_arrays(arrays: dict, p) -> dict:
+    """Feature statistics from an ``.npz``'s arrays, checked: ``mu`` (D,) and ``sigma`` (D, D)
+    real and finite, optional ``features`` (N, D) finite, optional ``meta`` a JSON object
+    (``count`` an integer >= 0, ``extractor`` a mapping of text). A ``DataError`` otherwise."""
+    hint = "a statistics file as gancli or pytorch-fid write it"
+    meta: dict = {}
+    if "meta" in arrays:
+        try:
+            meta = json.loads(str(arrays["meta"]))
+        except ValueError:
+            meta = {}  # pytorch-fid and others write no JSON here: no meta, not an error
+        if not isinstance(meta, dict):
+            raise DataError(f"{p}: `meta` must be a JSON object, not {type(meta).__name__}", hint=hint)
+    for key in ("mu", "sigma", "features"):
+        if key in arrays and arrays[key].dtype.kind not in "iuf":
+            raise DataError(f"{p}: `{key}` must hold real numbers, not {arrays[key].dtype}",
+                            hint=hint)
+    mu, sigma = np.asarray(arrays["mu"], np.float64), np.asarray(arrays["sigma"], np.float64)
+    if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
+        raise DataError(f"{p}: mu must be (D,) and sigma (D, D), not {mu.shape} and {sigma.shape}",
+                        hint=hint)
+    if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+        raise DataError(f"{p}: mu or sigma holds NaN or inf", hint=hint)
+    count = meta.get("count", 0)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise DataError(f"{p}: meta count must be an integer >= 0, not {count!r}", hint=hint)
+    ex = meta.get("extractor")
+    if ex is not None and (not isinstance(ex, dict)
+                           or not all(isinstance(ex.get(k, ""), str) for k in ("name", "sha256"))):
+        raise DataError(f"{p}: meta extractor must name the feature extractor and its weights",
+                        hint=hint)
+    stats = {"mu": mu, "sigma": sigma, "meta": meta, "count": count}
+    if "features" in arrays:
+        f = np.asarray(arrays["features"], np.float32)
+        if f.ndim != 2 or f.shape[1] != len(mu) or not np.isfinite(f).all():
+            raise DataError(f"{p}: features must be finite (N, {len(mu)}), not {f.shape}", hint=hint)
+        stats["features"] = f
+        stats["count"] = len(f)
+    return stats
 
 
 def folder_short_sides(p: Path, entries: list[tuple[str, int, int]]) -> list[int]:

@@ -18,7 +18,7 @@ from typing import Iterator
 import torch
 
 import gancli
-from gancli import checkpoints
+from gancli import checkpoints, validate
 from gancli.config import Config
 from gancli.data import load_dataset
 from gancli.data.base import Dataset
@@ -197,7 +197,7 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
     step, elapsed = 0, 0.0
     if resume is not None:
         step, elapsed = restore(resume, G, D, G_ema, opt_G, opt_D, gen, batches, objective,
-                                amp, dist)
+                                amp, dist, spec)
     preview = Preview(cfg, data, G_ema if G_ema is not None else G, device,
                       conditioning=objective_cls.conditioning)
     metrics_log = run_dir / "metrics.jsonl"
@@ -401,16 +401,26 @@ def compile_nets(G, D, cfg: Config, device: torch.device, reporter: Reporter,
 
 
 def restore(ckpt: checkpoints.Checkpoint, G, D, G_ema, opt_G, opt_D, gen, batches,
-            objective, amp: Precision | None = None, dist=None) -> tuple[int, float]:
+            objective, amp: Precision | None = None, dist=None, spec: DataSpec | None = None
+            ) -> tuple[int, float]:
+    """Load a checkpoint into the live run; every tensor and metadata value is checked first
+    (``gancli.validate``), so a damaged file is a one-line ``CheckpointError`` and nothing is
+    half-loaded."""
     tensors, meta = ckpt.tensors, ckpt.meta
-    if amp is not None:
-        amp.load(meta.get("scalers"))
+    validate.check_training_meta(meta, ckpt.path)
     if dist is not None and dist.rank > 0:  # this rank's own noise and pool, when saved
         mine = dist.rank_state(tensors)
         if mine is None:  # a checkpoint from fewer processes: fresh noise, an empty pool
             mine = {"rng.noise": gen.get_state()}
         tensors = {**{k: v for k, v in tensors.items() if not k.startswith(("rng.", "pool."))},
                    **mine}
+    sample_shape = None
+    if spec is not None:  # one sample as G makes it (a CycleGAN pair's data is (2, C, H, W))
+        sample_shape = tuple(spec.shape[-3:]) if len(spec.shape) == 4 else tuple(spec.shape)
+    validate.check_training_state(ckpt.path, meta, tensors, G, D, G_ema, opt_G, opt_D, gen,
+                                  objective, amp, sample_shape)
+    if amp is not None:
+        amp.load(meta.get("scalers"))
     st.load_module(G, tensors, "G")
     st.load_module(D, tensors, "D")
     if G_ema is not None:

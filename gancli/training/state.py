@@ -42,8 +42,11 @@ def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, Tensor], meta:
             state.setdefault(int(pid), {})[key] = value
     for pid, extra in meta.get("scalars", {}).items():
         state.setdefault(int(pid), {}).update(extra)
-    groups = meta["param_groups"]
-    for g in groups:  # JSON turned tuples into lists
-        if isinstance(g.get("betas"), list):
+    groups = [dict(g) for g in meta["param_groups"]]
+    for g, live in zip(groups, opt.param_groups):
+        if isinstance(g.get("betas"), list):  # JSON turned tuples into lists
             g["betas"] = tuple(g["betas"])
+        for key, value in live.items():  # a setting the file lacks keeps the config's value
+            if key != "params":
+                g.setdefault(key, value)
     opt.load_state_dict({"state": state, "param_groups": groups})
