@@ -15,7 +15,8 @@ from gancli.errors import CheckpointError, ConfigError, GancliError, PresetError
 # (run.out only matters when resuming from a loose checkpoint file: a new run folder is made)
 RESUMABLE = {"train.steps", "train.sample_every", "train.ckpt_every", "train.log_every", "train.keep",
              "train.on_nan", "train.nan_retries", "run.out",
-             "train.compile", "train.channels_last"}  # speed only: same maths
+             "train.compile", "train.channels_last",  # speed only: same maths
+             "train.tensorboard"}  # a view of metrics.jsonl
 
 
 def _flags(**values) -> dict:
@@ -74,6 +75,9 @@ def train(
     compile_: Annotated[Optional[bool], typer.Option(
         "--compile", help="torch.compile G and D (eager, with a message, where unsupported).",
         show_default=False, rich_help_panel="Speed")] = None,
+    tensorboard: Annotated[Optional[bool], typer.Option(
+        "--tensorboard", help="Also write TensorBoard events (scalars, sample grids) to the run "
+        "folder; needs gancli[tensorboard].", show_default=False, rich_help_panel="Output")] = None,
     device: DeviceOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -100,7 +104,7 @@ def train(
                    train__seed=seed, run__out=out, train__sample_every=sample_every,
                    train__ckpt_every=ckpt_every, train__log_every=log_every, train__on_nan=on_nan,
                    train__precision=precision, train__channels_last=channels_last,
-                   train__compile=compile_)
+                   train__compile=compile_, train__tensorboard=tensorboard)
     sets = parse_set(set_)
     ckpt = None
     if resume:
@@ -163,6 +167,10 @@ def _train(cfg, ckpt, device, dist, json_out: bool, quiet: bool) -> None:
     from gancli.training.loop import train as run_training
 
     preflight.check_data_size(cfg)
+    if cfg.train.tensorboard:
+        from gancli.tblog import check_available
+
+        check_available()  # before any work: a missing package is a one-line error
     dataset = load_dataset(cfg.data, cfg.train.seed, cfg.task)  # fail on bad data before making folders
     fresh = ckpt is None or ckpt.path.parent.name != "checkpoints"
     preflight.check_run(cfg, dataset, device, Path(cfg.run.out) if fresh else ckpt.path.parent)
@@ -172,6 +180,11 @@ def _train(cfg, ckpt, device, dist, json_out: bool, quiet: bool) -> None:
                    else ckpt.path.parent.parent)
     run_dir = dist.broadcast_object(run_dir)
     reporter = make_reporter(json_out, quiet) if dist.main else Reporter()
+    if dist.main and cfg.train.tensorboard:
+        from gancli.reporting import FanOut
+        from gancli.tblog import TensorBoardReporter
+
+        reporter = FanOut(reporter, TensorBoardReporter(run_dir))
 
     def once(cfg, ckpt):
         if dist.main:
