@@ -25,7 +25,7 @@ from gancli.extras import require
 from gancli.reporting import Reporter
 
 # row keys that are bookkeeping, not measurements
-SKIP = {"step", "steps", "eta_s"}
+SKIP = {"step", "steps", "eta_s", "modes_total", "samples"}
 GROUPS = {"lr_g": "lr", "lr_d": "lr", "img_s": "speed", "elapsed_s": "speed"}
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, state
-from gancli.errors import CheckpointError, ConfigError, GancliError, PresetError
+from gancli.errors import CheckpointError, ConfigError, GancliError, PresetError, TrainingDiverged
 
 # what may change when a run is resumed: its length and cadence, nothing that shapes it
 # (run.out only matters when resuming from a loose checkpoint file: a new run folder is made)
@@ -204,10 +204,17 @@ def _train(cfg, ckpt, device, dist, json_out: bool, quiet: bool) -> None:
 
     try:
         run_with_rollback(once, cfg, ckpt, rolled_back)
-    except GancliError:
+    except GancliError as e:
         if (dist.main and fresh and not (run_dir / "metrics.jsonl").exists()
                 and not checkpoints_in(run_dir)):
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing happened: leave no empty run
+        elif dist.main and isinstance(e, TrainingDiverged):  # `gancli runs` shows it diverged
+            from gancli.runinfo import diverged_row
+
+            try:
+                append_jsonl(run_dir / "metrics.jsonl", diverged_row(e.step, e.message))
+            except OSError:  # a full disk must not hide the divergence itself
+                pass
         raise
     finally:
         reporter.close()
