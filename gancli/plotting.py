@@ -153,7 +153,7 @@ def render(curves: list[RunCurves], metrics: list[str], out_format: str = "png",
     require("matplotlib", "plot", "gancli plot")
     from matplotlib.figure import Figure
 
-    cols = min(3, len(metrics))
+    cols = 2 if len(metrics) == 4 else min(3, len(metrics))  # 4 as 2x2, not 3 + 1
     rows = math.ceil(len(metrics) / cols)
     fig = Figure(figsize=(4.6 * cols, 3.2 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
