@@ -11,7 +11,7 @@ second) and ``speed/elapsed_s`` (seconds), ``eval/KEY`` for the numbers a previe
 (mode coverage of 2-D data), and the image ``samples`` (the preview PNG, HWC uint8 RGB).
 The step axis is the generator step.
 
-On a resume (or a roll-back) from step S, events after S are purged (``purge_step = S + 1``):
+On a resume (or a roll-back) from step S, events after S are purged (``purge_step = S + 1``, S = 0 included):
 the events then agree with ``metrics.jsonl``, whose rows after S are dropped too.
 """
 
@@ -59,8 +59,8 @@ class TensorBoardReporter(Reporter):
 
         self.close()
         start = int(info.get("start_step") or 0)
-        self.writer = SummaryWriter(log_dir=str(self.run_dir),
-                                    purge_step=start + 1 if start else None)
+        # events after the start step are hidden: a resume, or a roll-back (to step 0 too)
+        self.writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=start + 1)
 
     def step(self, row: dict[str, Any]) -> None:
         if self.writer is None:

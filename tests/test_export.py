@@ -18,6 +18,8 @@ from gancli.training.loop import train
 
 from conftest import no_traceback, tiny_overrides
 
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")  # our run_file loads TorchScript
+
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
