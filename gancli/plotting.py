@@ -35,6 +35,7 @@ class RunCurves:
     label: str
     series: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
     skipped: int = 0  # damaged lines of metrics.jsonl
+    log: Path | None = None  # the metrics.jsonl read
 
 
 def metrics_file(run: str | Path) -> Path:
@@ -58,7 +59,7 @@ def load_curves(run: str | Path) -> RunCurves:
         raise GancliError(f"cannot read {path}: {e.strerror or e}",
                           hint="check the file's permissions") from None
     folder = path.parent
-    curves = RunCurves(folder, folder.name, skipped=skipped)
+    curves = RunCurves(folder, folder.name, skipped=skipped, log=path)
     points: dict[str, list[tuple[int, float]]] = {}
     for row in rows:
         if "event" in row or "step" not in row:
@@ -121,7 +122,7 @@ def choose_metrics(curves: list[RunCurves], requested: list[str] | None) -> list
     for c in curves:
         available += [k for k in c.series if k not in available]
     if not available:
-        raise GancliError("no numeric metrics in " + ", ".join(str(c.path) for c in curves),
+        raise GancliError("no numeric metrics in " + ", ".join(str(c.log or c.path) for c in curves),
                           hint="a run logs a row every train.log_every steps; train it longer")
     if requested:
         missing = [k for k in requested if k not in available]

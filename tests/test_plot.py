@@ -112,3 +112,6 @@ def test_missing_run_and_empty_log(cli, tmp_path):
     (tmp_path / "empty").mkdir()
     r = cli("plot", str(tmp_path / "empty"))
     assert r.code == 1 and "no metrics.jsonl" in r.err and no_traceback(r.err)
+    (tmp_path / "junk.jsonl").write_bytes(b"\x00\xff garbage\n[1, 2]\n")
+    r = cli("plot", str(tmp_path / "junk.jsonl"))
+    assert r.code == 1 and f"no numeric metrics in {tmp_path / 'junk.jsonl'}" in r.err
