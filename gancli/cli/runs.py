@@ -23,7 +23,7 @@ def cells(info: dict) -> list[str]:
     steps = f"{info['step']}/{info['steps'] if info['steps'] is not None else '?'}"
     ckpt = (f"step {info['checkpoint_step']}" if info["checkpoint_step"] is not None
             else ("yes" if info["checkpoint"] else "-"))
-    updated = (info["updated"] or "-").replace("T", " ").replace("+00:00", "")
+    updated = (info["updated"] or "-").replace("T", " ")[:16]  # UTC, to the minute
     return [info["name"], info["preset"] or "?", steps, _loss(info["losses"], "d_loss", "d_a", "d_b"),
             _loss(info["losses"], "g_loss", "g_a", "g_b"), ckpt, info["state"], updated]
 
@@ -67,8 +67,12 @@ def runs(
     from rich.table import Table
 
     table = Table(title=f"runs in {folder}", title_justify="left")
-    for col in COLUMNS:
-        table.add_column(col, no_wrap=True, justify="right" if "loss" in col else "left")
+    for i, col in enumerate(COLUMNS):
+        if col in ("run", "preset", "updated"):  # these fold; numbers and states keep their width
+            table.add_column(col, overflow="fold", min_width={"run": 10, "preset": 6}.get(col))
+        else:
+            table.add_column(col, no_wrap=True, justify="right" if "loss" in col else "left",
+                             min_width=max(len(r[i]) for r in rows + [list(COLUMNS)]))
     for info, r in zip(infos, rows):
         r[6] = f"[{STYLE[info['state']]}]{r[6]}[/]"
         table.add_row(*r)
