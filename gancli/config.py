@@ -162,6 +162,9 @@ class TrainConfig:
                              "0 = off", min=0)
     keep: int = _f(3, "checkpoints kept on disk (older ones are deleted)", min=1)
     sample_n: int = _f(64, "samples in each training grid", min=1, max=1024)
+    tensorboard: bool = _f(False, "also write the logged statistics and the sample grids as "
+                           "TensorBoard events in the run folder (needs gancli[tensorboard]); "
+                           "metrics.jsonl stays the record")
     on_nan: Literal["stop", "rollback"] = _f(
         "stop", "on NaN/inf in a loss or gradient: stop (exit 3), or roll back to the last good "
         "checkpoint and retry with both learning rates halved")

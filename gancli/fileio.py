@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes,
+                       check: Callable[[Path], None] | None = None) -> None:
     """Write to a temporary file in the same folder, fsync it, rename it over ``path``.
 
     A kill at any moment leaves the previous file intact; a kill between the write and
     the rename leaves a ``.NAME.PID.tmp`` file that ``clean_temporary`` removes later.
+    ``check``, when given, is called with the complete temporary file before the rename
+    (e.g. to run an exported model); if it raises, the temporary file is removed and
+    ``path`` is left as it was.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -19,6 +24,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        if check is not None:
+            check(tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():

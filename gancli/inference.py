@@ -29,6 +29,7 @@ class LoadedModel:
     step: int
     device: torch.device
     conditioning: str = "none"
+    weights: str = "G"  # the checkpoint's tensors G was loaded from: "G_ema" or "G"
 
     @property
     def conditional(self) -> bool:
@@ -73,8 +74,9 @@ TRANSLATION_CONDITIONINGS = ("translation", "domain")
 
 
 def load_generator(spec: str | Path, device: str | torch.device | None = None,
-                   translation: bool = False) -> LoadedModel:
-    """G (EMA weights when the run kept them) in eval mode, from a checkpoint or run folder.
+                   translation: bool = False, ema: bool = True) -> LoadedModel:
+    """G (EMA weights when the run kept them and ``ema`` is set) in eval mode, from a
+    checkpoint or run folder.
 
     A translation model (CycleGAN, StarGAN) maps images to images and has nothing to
     sample: it is refused unless ``translation`` is set (``gancli translate`` sets it), and
@@ -101,7 +103,7 @@ def load_generator(spec: str | Path, device: str | torch.device | None = None,
         raise GancliError(f"{path} is a {cfg.name} model ({cfg.task}), not a translation model",
                           hint="translate with a cyclegan or stargan run; sample this one with "
                                f"gancli sample {spec}")
-    prefix = "G_ema" if any(k.startswith("G_ema.") for k in ckpt.tensors) else "G"
+    prefix = "G_ema" if ema and any(k.startswith("G_ema.") for k in ckpt.tensors) else "G"
     check_checkpoint_shapes(cfg.model, data_spec, conditioning, ckpt.tensors, prefix, path)
     try:
         G = build_nets(cfg.model, data_spec, conditioning).G
@@ -113,7 +115,7 @@ def load_generator(spec: str | Path, device: str | torch.device | None = None,
     check_module(ckpt.tensors, prefix, G, path)  # names, shapes, dtypes, finite values
     load_module(G, ckpt.tensors, prefix)
     G.to(dev).eval()
-    return LoadedModel(G, cfg, data_spec, data, path, ckpt.step, dev, conditioning)
+    return LoadedModel(G, cfg, data_spec, data, path, ckpt.step, dev, conditioning, prefix)
 
 
 @torch.no_grad()

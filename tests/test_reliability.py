@@ -125,8 +125,10 @@ def test_rollback_gives_up_after_its_retries(cli, tmp_path):
             "--steps", "10", "--on-nan", "rollback", "--set", "train.nan_retries=2",
             "--out", str(tmp_path), "--quiet")
     assert r.code == 3 and "gave up after 2 roll-back(s)" in r.err, r.err
-    rows = (tmp_path / "gan-001" / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(x)["lr_g"] for x in rows] == [5e29, 2.5e29]
+    rows = [json.loads(x) for x in (tmp_path / "gan-001" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["lr_g"] for x in rows if x.get("event") == "rollback"] == [5e29, 2.5e29]
+    # the last row records the divergence: `gancli runs` shows the run as diverged
+    assert rows[-1]["event"] == "diverged" and "gave up after 2" in rows[-1]["message"]
 
 
 def test_kill_harness_small(tmp_path):

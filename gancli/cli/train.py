@@ -11,14 +11,15 @@ from typing import Annotated, Optional
 import typer
 
 from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, state
-from gancli.errors import GancliError, CheckpointError, ConfigError, PresetError
+from gancli.errors import CheckpointError, ConfigError, GancliError, PresetError, TrainingDiverged
 
 # what may change when a run is resumed: its length and cadence, nothing that shapes it
 # (run.out only matters when resuming from a loose checkpoint file: a new run folder is made)
 RESUMABLE = {"train.steps", "train.sample_every", "train.ckpt_every", "train.log_every", "train.keep",
              "train.ckpt_minutes",
              "train.on_nan", "train.nan_retries", "run.out",
-             "train.compile", "train.channels_last"}  # speed only: same maths
+             "train.compile", "train.channels_last",  # speed only: same maths
+             "train.tensorboard"}  # a view of metrics.jsonl
 
 
 def _flags(**values) -> dict:
@@ -85,6 +86,9 @@ def train(
     compile_: Annotated[Optional[bool], typer.Option(
         "--compile", help="torch.compile G and D (eager, with a message, where unsupported).",
         show_default=False, rich_help_panel="Speed")] = None,
+    tensorboard: Annotated[Optional[bool], typer.Option(
+        "--tensorboard", help="Also write TensorBoard events (scalars, sample grids) to the run "
+        "folder; needs gancli[tensorboard].", show_default=False, rich_help_panel="Output")] = None,
     device: DeviceOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -115,7 +119,7 @@ def train(
                    train__ckpt_every=ckpt_every, train__ckpt_minutes=ckpt_minutes,
                    train__log_every=log_every, train__on_nan=on_nan,
                    train__precision=precision, train__channels_last=channels_last,
-                   train__compile=compile_)
+                   train__compile=compile_, train__tensorboard=tensorboard)
     sets = parse_set(set_)
     ckpt, fixed = None, None
     if name is not None and resume not in (None, "auto"):
@@ -316,6 +320,10 @@ def _train(cfg, ckpt, device, dist, json_out: bool, quiet: bool, fixed: Path | N
     from gancli.training.loop import train as run_training
 
     preflight.check_data_size(cfg)
+    if cfg.train.tensorboard:
+        from gancli.tblog import check_available
+
+        check_available()  # before any work: a missing package is a one-line error
     dataset = load_dataset(cfg.data, cfg.train.seed, cfg.task)  # fail on bad data before making folders
     if ckpt is not None:
         from gancli.validate import check_resume_data
@@ -332,6 +340,11 @@ def _train(cfg, ckpt, device, dist, json_out: bool, quiet: bool, fixed: Path | N
                        else ckpt.path.parent.parent)
     run_dir = dist.broadcast_object(run_dir)
     reporter = guard_output(make_reporter(json_out, quiet) if dist.main else Reporter())
+    if dist.main and cfg.train.tensorboard:
+        from gancli.reporting import FanOut
+        from gancli.tblog import TensorBoardReporter
+
+        reporter = FanOut(reporter, TensorBoardReporter(run_dir))
 
     def once(cfg, ckpt):
         if dist.main:
@@ -354,10 +367,17 @@ def _train(cfg, ckpt, device, dist, json_out: bool, quiet: bool, fixed: Path | N
     try:
         with lock:
             run_with_rollback(once, cfg, ckpt, rolled_back)
-    except BaseException:  # a user error, Ctrl-C or a bug alike
+    except BaseException as e:  # a user error, Ctrl-C or a bug alike
         if (dist.main and fresh and not (run_dir / "metrics.jsonl").exists()
                 and not checkpoints_in(run_dir)):
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing happened: leave no empty run
+        elif dist.main and isinstance(e, TrainingDiverged):  # `gancli runs` shows it diverged
+            from gancli.runinfo import diverged_row
+
+            try:
+                append_jsonl(run_dir / "metrics.jsonl", diverged_row(e.step, e.message))
+            except OSError:  # a full disk must not hide the divergence itself
+                pass
         raise
     finally:
         reporter.close()
