@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from gancli import __version__
-from gancli.cli import evaluate, interpolate, sample, train, translate, zoo
+from gancli.cli import data, evaluate, interpolate, sample, train, translate, zoo
 from gancli.cli._options import AppState
 from gancli.errors import EXIT_ERROR, GancliError
 
@@ -69,6 +69,7 @@ app.command("interpolate")(interpolate.interpolate)
 app.command("translate")(translate.translate)
 app.command("evaluate")(evaluate.evaluate)
 app.command("zoo")(zoo.zoo)
+app.add_typer(data.app, name="data")
 
 
 def report_error(err: GancliError) -> None:

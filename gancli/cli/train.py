@@ -163,7 +163,20 @@ def _train(cfg, ckpt, device, dist, json_out: bool, quiet: bool) -> None:
     from gancli.training.loop import train as run_training
 
     preflight.check_data_size(cfg)
-    dataset = load_dataset(cfg.data, cfg.train.seed, cfg.task)  # fail on bad data before making folders
+    preflight.check_data_memory(cfg, cfg.task)  # before decoding anything
+    progress = None  # preparing an image folder into a store: never a blank screen
+    if dist.main and not quiet:
+        import sys
+
+        from gancli.data.progress import PrepareProgress
+
+        progress = PrepareProgress("json" if json_out else "auto",
+                                   stream=sys.stdout if json_out else None, label="preparing data")
+    try:  # fail on bad data before making folders
+        dataset = load_dataset(cfg.data, cfg.train.seed, cfg.task, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
     fresh = ckpt is None or ckpt.path.parent.name != "checkpoints"
     preflight.check_run(cfg, dataset, device, Path(cfg.run.out) if fresh else ckpt.path.parent)
     run_dir = None
