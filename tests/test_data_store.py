@@ -187,8 +187,19 @@ def slow(*a, **k):
 images._decode_image = slow
 p.JOURNAL_EVERY_S = 0.0
 p.CHUNK_BYTES = 8 * 8 * 3 * 4  # 4 files per chunk
-p.prepare(sys.argv[1], sys.argv[2], 8, labels=True, workers=1)
+p.prepare(sys.argv[1], sys.argv[2], 8, labels=True, workers=2)
 """
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for d in os.listdir("/proc"):
+        try:
+            if d.isdigit() and text in Path(f"/proc/{d}/cmdline").read_bytes().decode(errors="replace"):
+                found.append(int(d))
+        except OSError:
+            pass
+    return found
 
 
 def test_sigkill_during_prepare_then_the_same_command_gives_the_same_store(tmp_path, cli):
@@ -205,6 +216,10 @@ def test_sigkill_during_prepare_then_the_same_command_gives_the_same_store(tmp_p
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    deadline = time.time() + 10  # its decoding workers end with it (no orphan keeps running)
+    while _processes_mentioning(str(out)) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not _processes_mentioning(str(out))
     assert not out.exists() and (tmp_path / "killed.partial").is_dir()
     r = cli("data", "info", str(tmp_path / "killed.partial"))  # never read as a store
     assert r.code == 1 and "interrupted" in r.err

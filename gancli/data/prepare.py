@@ -95,6 +95,23 @@ def _grey_chunk(root: str, rels: list[str]) -> bool:
     return True
 
 
+def _die_with_parent(parent: int) -> None:
+    """In a worker: end when the preparing process dies (a SIGKILL gives it no chance to stop
+    its pool; an idle orphan would wait for work forever)."""
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 class _Pool:
     """Ordered map over chunks with a bounded number in flight; in-process for 1 worker."""
 
@@ -105,7 +122,9 @@ class _Pool:
             import multiprocessing as mp
 
             method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-            self.ex = ProcessPoolExecutor(workers, mp_context=mp.get_context(method))
+            self.ex = ProcessPoolExecutor(workers, mp_context=mp.get_context(method),
+                                          initializer=_die_with_parent,
+                                          initargs=(os.getpid(),))
 
     def imap(self, fn, jobs):
         jobs = iter(jobs)
@@ -187,7 +206,10 @@ def prepare(src: str | Path, out: str | Path, resolution: int, channels: int | N
     out.parent.mkdir(parents=True, exist_ok=True)
     lock_file = out.parent / f".{out.name}.lock"
     with open(lock_file, "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a second prepare of the same store waits, then reuses it
+        # a second prepare of the same store (torchrun ranks, two terminals) waits, then reuses
+        # it; a POSIX record lock, not flock: decoding workers forked below do not inherit it,
+        # so a killed prepare never leaves its lock held
+        fcntl.lockf(lock, fcntl.LOCK_EX)
         if (out / META).is_file():
             return _existing(out, key)
         if out.exists() and any(out.iterdir()):

@@ -1,0 +1,290 @@
+"""Data at real scale: prepare a CelebA-layout folder into a dataset store and train from it.
+
+1. Generates ``--n`` JPEGs of 178x218 (CelebA's aligned size) in ``ROOT/celeba/img_align_celeba``:
+   deterministic smooth random pixels (a bicubic upscale of a 9x8 random image plus a fixed
+   grain from a bank of noise tiles), JPEG quality 90, ~10 kB each like CelebA's. Made in
+   parallel; reused when already there.
+2. ``gancli data prepare`` at ``--resolution`` (default 128) with every core; measures its
+   decode rate (files/s over the whole folder) and peak memory. Then the same on the first
+   ``--pil-n`` files with a plain single-process PIL loop (open, RGB, resize the shorter side
+   with LANCZOS, center crop, to a numpy array): the reference rate, same run, same files.
+3. SIGKILL during a second ``gancli data prepare`` of the same folder (once ``--kill-at`` of the
+   files are done), then the same command again: its store must equal the first one
+   (sha256 of every file).
+4. ``gancli train dcgan --data STORE`` for ``--steps`` steps, and the same training on the
+   first ``--ram-n`` samples of the store held as one in-memory uint8 tensor (the old way):
+   training img/s of both (median of the logged rates after the first) and peak memory.
+
+Peak memory is measured two ways for each command: ``ru_maxrss`` (the largest single process,
+from ``/usr/bin/time``-style ``wait4`` accounting) and the peak of the summed PSS (proportional
+set size, so forked workers' shared pages count once) of the whole process tree, sampled
+every 0.2 s from ``/proc``.
+
+    nice -n 10 python benchmarks/data_scale.py --n 20000 --root /tmp/datascale
+    nice -n 10 python benchmarks/data_scale.py --n 200000 --root /tmp/datascale
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+
+W, H = 178, 218
+_BANK = None
+
+
+def _noise_bank() -> np.ndarray:
+    global _BANK
+    if _BANK is None:
+        rng = np.random.default_rng(12345)
+        _BANK = rng.integers(-6, 7, (16, H, W, 3), dtype=np.int16)
+    return _BANK
+
+
+def _make(args: tuple[str, int]) -> None:
+    from PIL import Image
+
+    folder, i = args
+    path = Path(folder) / f"{i + 1:06d}.jpg"
+    if path.exists():
+        return
+    rng = np.random.default_rng(i)
+    small = rng.integers(0, 256, (9, 8, 3), dtype=np.uint8)
+    img = np.asarray(Image.fromarray(small).resize((W, H), Image.Resampling.BICUBIC), np.int16)
+    img = np.clip(img + _noise_bank()[i % 16], 0, 255).astype(np.uint8)
+    tmp = path.with_suffix(".tmp")
+    Image.fromarray(img).save(tmp, "JPEG", quality=90)
+    os.replace(tmp, path)
+
+
+def generate(root: Path, n: int) -> Path:
+    folder = root / "celeba" / "img_align_celeba"
+    folder.mkdir(parents=True, exist_ok=True)
+    have = sum(1 for _ in folder.glob("*.jpg"))
+    if have < n:
+        t0 = time.perf_counter()
+        with Pool(os.cpu_count()) as pool:
+            pool.map(_make, [(str(folder), i) for i in range(n)], chunksize=256)
+        print(f"generated {n - have} JPEGs in {time.perf_counter() - t0:.0f} s", flush=True)
+    extra = sorted(folder.glob("*.jpg"))[n:]  # a larger folder from an earlier run: trim
+    for p in extra:
+        p.unlink()
+    return folder
+
+
+def _pss_tree(pid: int) -> int:
+    """Summed PSS (bytes) of ``pid`` and its descendants."""
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        todo.extend(children.get(p, []))
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except OSError:
+            pass
+    return total
+
+
+def measured(cmd: list[str], env: dict | None = None, kill_when=None) -> dict:
+    """Run ``cmd``; wall seconds, exit code, ru_maxrss (bytes, largest process) and the peak
+    summed PSS of its process tree. ``kill_when()`` true -> SIGKILL it."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = [0]
+    out_lines: list[str] = []
+    reader = threading.Thread(target=lambda: out_lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    err_box: list[str] = []
+    err_reader = threading.Thread(target=lambda: err_box.extend(proc.stderr), daemon=True)
+    err_reader.start()
+    killed = False
+    while True:
+        try:
+            _, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if _:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            break
+        peak[0] = max(peak[0], _pss_tree(proc.pid))
+        if kill_when is not None and not killed and kill_when():
+            os.kill(proc.pid, signal.SIGKILL)
+            killed = True
+        time.sleep(0.2)
+    reader.join(5)
+    err_reader.join(5)
+    return {"seconds": time.perf_counter() - t0, "code": proc.returncode, "killed": killed,
+            "maxrss": usage.ru_maxrss * 1024, "pss_peak": peak[0], "out": "".join(out_lines),
+            "err": "".join(err_box)}
+
+
+def pil_loop(folder: Path, n: int, resolution: int) -> float:
+    """Images/s of a plain single-process PIL decode of the first ``n`` files."""
+    from PIL import Image
+
+    files = sorted(folder.glob("*.jpg"))[:n]
+    t0 = time.perf_counter()
+    for f in files:
+        with Image.open(f) as im:
+            im = im.convert("RGB")
+            w, h = im.size
+            s = resolution / min(w, h)
+            im = im.resize((max(resolution, round(w * s)), max(resolution, round(h * s))),
+                           Image.Resampling.LANCZOS)
+            w, h = im.size
+            left, top = (w - resolution) // 2, (h - resolution) // 2
+            np.asarray(im.crop((left, top, left + resolution, top + resolution)))
+    return len(files) / (time.perf_counter() - t0)
+
+
+def sha_files(store: Path) -> dict:
+    return json.loads((store / "meta.json").read_text())["files"]
+
+
+TRAIN_RAM = """
+import sys, torch
+from gancli import load_config
+from gancli.data.base import Dataset
+from gancli.data.store import open_store
+from gancli.reporting import Reporter
+from gancli.runs import create_run_dir, write_config
+from gancli.training.loop import train
+store, k, out, *sets = sys.argv[1:]
+x = open_store(store).x[:int(k)]  # one uint8 tensor in RAM, as before stores
+cfg = load_config("dcgan", sets)
+run = create_run_dir(out, "ram")
+write_config(run, cfg)
+train(cfg, run, torch.device("cpu"), Reporter(), data=Dataset("ram", "images", x))
+"""
+
+
+def img_rate(run: Path) -> float:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rates = [r["img_s"] for r in rows if "img_s" in r][1:]  # the first includes start-up
+    return statistics.median(rates)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=200_000)
+    ap.add_argument("--root", default="/tmp/gancli-datascale")
+    ap.add_argument("--resolution", type=int, default=128)
+    ap.add_argument("--pil-n", type=int, default=3000)
+    ap.add_argument("--kill-at", type=float, default=0.4, help="share of files done at the SIGKILL; "
+                    "0 skips the kill check")
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--width", type=int, default=16, help="dcgan model.g_width = model.d_width")
+    ap.add_argument("--ram-n", type=int, default=40_000)
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: train")
+    args = ap.parse_args()
+    root = Path(args.root)
+    folder = generate(root, args.n)
+    env = {**os.environ, "GANCLI_CACHE": str(root / "cache")}
+    gancli = [sys.executable, "-m", "gancli"]
+    pixels_gb = args.n * 3 * args.resolution ** 2 / 1e9
+    table: list[tuple[str, str]] = [("images", f"{args.n} JPEGs {W}x{H}, {pixels_gb:.2f} GB of "
+                                               f"pixels at {args.resolution} px"),
+                                    ("cores", str(len(os.sched_getaffinity(0))))]
+
+    store = root / f"store-{args.n}-{args.resolution}"
+    shutil.rmtree(store, ignore_errors=True)
+    shutil.rmtree(store.with_name(store.name + ".partial"), ignore_errors=True)
+    prep = measured(gancli + ["data", "prepare", str(folder), "--out", str(store), "--resolution",
+                              str(args.resolution), "--json"], env)
+    assert prep["code"] == 0, prep["err"][-2000:]
+    done = json.loads(prep["out"].strip().splitlines()[-1])
+    rate = done["files_s"]
+    pil = pil_loop(folder, args.pil_n, args.resolution)
+    table += [("prepare: wall time", f"{prep['seconds']:.0f} s ({done['n']} images, "
+                                     f"{done['skipped']} skipped)"),
+              ("prepare: peak RSS (largest process)", f"{prep['maxrss'] / 1e9:.2f} GB"),
+              ("prepare: peak PSS (all processes)", f"{prep['pss_peak'] / 1e9:.2f} GB"),
+              ("prepare: decode rate", f"{rate:.0f} files/s"),
+              (f"plain PIL loop, 1 process, first {args.pil_n} files", f"{pil:.0f} files/s"),
+              ("prepare / plain PIL", f"{rate / pil:.2f}x")]
+    print("\n".join(f"{k}: {v}" for k, v in table), flush=True)
+
+    if args.kill_at > 0:
+        again = root / "store-killed"
+        for p in (again, again.with_name(again.name + ".partial")):
+            shutil.rmtree(p, ignore_errors=True)
+        journal = again.with_name(again.name + ".partial") / "journal.json"
+
+        def far_enough() -> bool:
+            try:
+                return json.loads(journal.read_text())["done"] >= args.kill_at * args.n
+            except (OSError, ValueError, KeyError):
+                return False
+
+        cmd = gancli + ["data", "prepare", str(folder), "--out", str(again), "--resolution",
+                        str(args.resolution), "--json"]
+        k = measured(cmd, env, kill_when=far_enough)
+        at = json.loads(journal.read_text())["done"] if journal.exists() else None
+        r = measured(cmd, env)
+        same = r["code"] == 0 and sha_files(again) == sha_files(store)
+        status = json.loads(r["out"].strip().splitlines()[-1])["status"] if r["code"] == 0 else "-"
+        table += [("SIGKILL during prepare", f"killed={k['killed']} after {at} files journalled; "
+                                             f"rerun: {status}, {r['seconds']:.0f} s"),
+                  ("killed + resumed store == uninterrupted (sha256 of every file)", str(same))]
+        print("\n".join(f"{k_}: {v}" for k_, v in table[-2:]), flush=True)
+        shutil.rmtree(again, ignore_errors=True)
+
+    if "train" not in args.skip:
+        sets = [f"data.resolution={args.resolution}", f"model.g_width={args.width}",
+                f"model.d_width={args.width}", "train.sample_every=0", "train.log_every=20",
+                f"train.steps={args.steps}", f"train.batch_size={args.batch_size}",
+                "train.ckpt_every=0"]
+        runs = root / "runs"
+        shutil.rmtree(runs, ignore_errors=True)
+        flags = [x for s in sets for x in ("--set", s)]
+        t = measured(gancli + ["train", "dcgan", "--data", str(store), "--out", str(runs),
+                               "--device", "cpu", "--quiet", *flags], env)
+        assert t["code"] == 0, t["err"][-2000:]
+        ram_n = min(args.ram_n, args.n)
+        m = measured([sys.executable, "-c", TRAIN_RAM, str(store), str(ram_n), str(runs), *sets],
+                     env)
+        assert m["code"] == 0, m["err"][-2000:]
+        s_rate, r_rate = img_rate(runs / "dcgan-001"), img_rate(runs / "ram-001")
+        table += [("train: run", f"dcgan {args.steps} steps, batch {args.batch_size}, widths "
+                                 f"{args.width}, {args.resolution} px, CPU"),
+                  ("train from the store: peak RSS (largest process)", f"{t['maxrss'] / 1e9:.2f} GB"),
+                  ("train from the store: peak PSS", f"{t['pss_peak'] / 1e9:.2f} GB"),
+                  ("train from the store", f"{s_rate:.1f} img/s ({args.n} samples)"),
+                  ("train in RAM: peak RSS", f"{m['maxrss'] / 1e9:.2f} GB ({ram_n} samples as one "
+                                             "tensor)"),
+                  ("train in RAM", f"{r_rate:.1f} img/s"),
+                  ("store / in RAM", f"{s_rate / r_rate:.2f}x")]
+    print("\n| measure | value |\n|---|---|")
+    for k_, v in table:
+        print(f"| {k_} | {v} |")
+
+
+if __name__ == "__main__":
+    main()
