@@ -211,7 +211,8 @@ def main() -> None:
     pixels_gb = args.n * 3 * args.resolution ** 2 / 1e9
     table: list[tuple[str, str]] = [("images", f"{args.n} JPEGs {W}x{H}, {pixels_gb:.2f} GB of "
                                                f"pixels at {args.resolution} px"),
-                                    ("cores", str(len(os.sched_getaffinity(0))))]
+                                    ("cores", str(len(os.sched_getaffinity(0)))),
+                                    ("load average at the start (1 min)", f"{os.getloadavg()[0]:.1f}")]
 
     store = root / f"store-{args.n}-{args.resolution}"
     shutil.rmtree(store, ignore_errors=True)
@@ -281,6 +282,7 @@ def main() -> None:
                                              "tensor)"),
                   ("train in RAM", f"{r_rate:.1f} img/s"),
                   ("store / in RAM", f"{s_rate / r_rate:.2f}x")]
+    table.append(("load average at the end (1 min)", f"{os.getloadavg()[0]:.1f}"))
     print("\n| measure | value |\n|---|---|")
     for k_, v in table:
         print(f"| {k_} | {v} |")
