@@ -327,3 +327,18 @@ def test_rank_sharding_under_two_gloo_processes(tmp_path):
         assert got[0]["read"][step] == plan.idx[:3].tolist()
         assert got[1]["read"][step] == plan.idx[3:].tolist()
     assert got[0]["identical"] and got[1]["identical"]
+
+
+def test_crop_applies_to_builtins_and_translation_pairs_alike():
+    cfg = DataConfig(source="pair:digits-recoloured", resolution=8, crop_scale=1.5, crop="random")
+    ds = load_dataset(cfg, task="translation")
+    assert ds.x.shape[-1] == 12 and ds.shape == (2, 3, 8, 8)
+    b = Batches(ds, 4, seed=0, device=torch.device("cpu"))
+    x, _ = b.next()
+    plan = b._plan(0)
+    i, t, l = int(plan.idx[1]), int(plan.top[1]), int(plan.left[1])
+    assert x.shape == (4, 2, 3, 8, 8)
+    assert torch.equal(x[1], ds.x[i, :, :, t:t + 8, l:l + 8].float() / 127.5 - 1)  # A and B alike
+    assert ds.fit(ds.x[:2]).shape == (2, 2, 3, 8, 8)  # previews see the centre window
+    digits = load_dataset(DataConfig(source="digits", resolution=8, crop_scale=1.5))
+    assert digits.x.shape[-1] == 12 and digits.shape == (1, 8, 8)
