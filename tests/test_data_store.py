@@ -55,6 +55,8 @@ def test_round_trip_pixels_labels_classes_and_skips(tmp_path, cli):
     assert opened.x.shape == ref.x.shape == (25, 3, 8, 8)
     assert torch.equal(opened.x[torch.arange(25)], ref.x)
     assert torch.equal(opened.x[3], ref.x[3]) and torch.equal(opened.x[5:9], ref.x[5:9])
+    assert torch.equal(opened.x[2, 1], ref.x[2, 1])
+    assert torch.equal(opened.x[torch.tensor([7, 1]), :, 2:4], ref.x[torch.tensor([7, 1]), :, 2:4])
     assert torch.equal(opened.y, ref.y) and opened.store.classes == ref.classes == ["cat", "dog"]
     meta = opened.store.meta
     assert meta["counts"] == [13, 12] and meta["skipped"] == 2
@@ -342,3 +344,22 @@ def test_crop_applies_to_builtins_and_translation_pairs_alike():
     assert ds.fit(ds.x[:2]).shape == (2, 2, 3, 8, 8)  # previews see the centre window
     digits = load_dataset(DataConfig(source="digits", resolution=8, crop_scale=1.5))
     assert digits.x.shape[-1] == 12 and digits.shape == (1, 8, 8)
+
+
+def test_progress_modes_report_files_per_second_and_eta():
+    import io
+
+    from gancli.data.progress import PrepareProgress
+
+    tick = {"phase": "decode", "done": 50, "total": 100, "used": 49, "skipped": 1,
+            "files_s": 25.0, "eta_s": 2.0}
+    for mode, want in (("plain", "50/100 files (50%), 25 files/s, ETA 00:02, 1 skipped"),
+                       ("rich", "25 files/s"), ("json", '"files_s": 25.0')):
+        out = io.StringIO()
+        p = PrepareProgress(mode, stream=out)
+        p(tick)
+        p({**tick, "done": 100, "eta_s": 0.0})
+        p.close()
+        assert want in out.getvalue(), (mode, out.getvalue())
+    lines = [json.loads(s) for s in out.getvalue().splitlines()]
+    assert lines[-1]["event"] == "prepare" and lines[-1]["done"] == 100  # the last one always

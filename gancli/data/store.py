@@ -253,8 +253,9 @@ class StoredImages:
             return self.gather([key])[0]
         if isinstance(key, slice):
             return self.gather(torch.arange(len(self))[key])
-        if isinstance(key, tuple):
-            return self[key[0]][(slice(None), *key[1:])]
+        if isinstance(key, tuple):  # x[i, c, ...] / x[idx, :, 2:6]: read the samples, then slice
+            head = self[key[0]]
+            return head[key[1:]] if isinstance(key[0], int) else head[(slice(None), *key[1:])]
         if isinstance(key, torch.Tensor) and key.dtype == torch.bool:
             key = key.nonzero().reshape(-1)
         return self.gather(torch.as_tensor(np.asarray(key), dtype=torch.int64))
