@@ -4,10 +4,11 @@
    deterministic smooth random pixels (a bicubic upscale of a 9x8 random image plus a fixed
    grain from a bank of noise tiles), JPEG quality 90, ~10 kB each like CelebA's. Made in
    parallel; reused when already there.
-2. ``gancli data prepare`` at ``--resolution`` (default 128) with every core; measures its
-   decode rate (files/s over the whole folder) and peak memory. Then the same on the first
-   ``--pil-n`` files with a plain single-process PIL loop (open, RGB, resize the shorter side
-   with LANCZOS, center crop, to a numpy array): the reference rate, same run, same files.
+2. ``gancli data prepare`` at ``--resolution`` (default 128) with every core: wall time and
+   peak memory. Then the decode rate of ``gancli data prepare`` on the first ``--pil-n`` files
+   against a plain single-process PIL loop (open, RGB, resize the shorter side with LANCZOS,
+   center crop, to a numpy array) on the same files, interleaved ``--repeats`` times (medians)
+   so that the load of a shared machine hits both alike.
 3. SIGKILL during a second ``gancli data prepare`` of the same folder (once ``--kill-at`` of the
    files are done), then the same command again: its store must equal the first one
    (sha256 of every file).
@@ -163,6 +164,32 @@ def pil_loop(folder: Path, n: int, resolution: int) -> float:
     return len(files) / (time.perf_counter() - t0)
 
 
+def decode_comparison(folder: Path, n: int, resolution: int, repeats: int, env: dict,
+                      gancli: list[str]) -> tuple[float, float]:
+    """Median files/s of ``gancli data prepare`` (every core) and of the plain PIL loop on the
+    same first ``n`` files, interleaved ``repeats`` times so that the machine's load (shared
+    cores) hits both alike. The prepare rate is its own (decode loop only, no start-up)."""
+    subset = folder.parent / f"subset-{n}"
+    if not subset.is_dir() or sum(1 for _ in subset.iterdir()) != n:
+        shutil.rmtree(subset, ignore_errors=True)
+        subset.mkdir()
+        for f in sorted(folder.glob("*.jpg"))[:n]:
+            (subset / f.name).symlink_to(f)
+    ours, plain = [], []
+    for _ in range(repeats):
+        out = folder.parent / "subset-store"
+        shutil.rmtree(out, ignore_errors=True)
+        r = measured(gancli + ["data", "prepare", str(subset), "--out", str(out), "--resolution",
+                               str(resolution), "--json"], env)
+        assert r["code"] == 0, r["err"][-2000:]
+        ours.append(json.loads(r["out"].strip().splitlines()[-1])["files_s"])
+        plain.append(pil_loop(subset, n, resolution))
+        print(f"  decode: gancli prepare {ours[-1]:.0f} files/s, plain PIL {plain[-1]:.0f} files/s",
+              flush=True)
+        shutil.rmtree(out, ignore_errors=True)
+    return statistics.median(ours), statistics.median(plain)
+
+
 def sha_files(store: Path) -> dict:
     return json.loads((store / "meta.json").read_text())["files"]
 
@@ -195,14 +222,18 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200_000)
     ap.add_argument("--root", default="/tmp/gancli-datascale")
     ap.add_argument("--resolution", type=int, default=128)
-    ap.add_argument("--pil-n", type=int, default=3000)
+    ap.add_argument("--pil-n", type=int, default=3000, help="files of the interleaved decode "
+                    "comparison (gancli prepare against a plain PIL loop)")
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--kill-at", type=float, default=0.4, help="share of files done at the SIGKILL; "
                     "0 skips the kill check")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--width", type=int, default=16, help="dcgan model.g_width = model.d_width")
     ap.add_argument("--ram-n", type=int, default=40_000)
-    ap.add_argument("--skip", default="", help="comma list of parts to skip: train")
+    ap.add_argument("--train-repeats", type=int, default=2)
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: prepare (reuse the "
+                    "store), decode, kill, train")
     args = ap.parse_args()
     root = Path(args.root)
     folder = generate(root, args.n)
@@ -215,24 +246,27 @@ def main() -> None:
                                     ("load average at the start (1 min)", f"{os.getloadavg()[0]:.1f}")]
 
     store = root / f"store-{args.n}-{args.resolution}"
-    shutil.rmtree(store, ignore_errors=True)
-    shutil.rmtree(store.with_name(store.name + ".partial"), ignore_errors=True)
-    prep = measured(gancli + ["data", "prepare", str(folder), "--out", str(store), "--resolution",
-                              str(args.resolution), "--json"], env)
-    assert prep["code"] == 0, prep["err"][-2000:]
-    done = json.loads(prep["out"].strip().splitlines()[-1])
-    rate = done["files_s"]
-    pil = pil_loop(folder, args.pil_n, args.resolution)
-    table += [("prepare: wall time", f"{prep['seconds']:.0f} s ({done['n']} images, "
-                                     f"{done['skipped']} skipped)"),
-              ("prepare: peak RSS (largest process)", f"{prep['maxrss'] / 1e9:.2f} GB"),
-              ("prepare: peak PSS (all processes)", f"{prep['pss_peak'] / 1e9:.2f} GB"),
-              ("prepare: decode rate", f"{rate:.0f} files/s"),
-              (f"plain PIL loop, 1 process, first {args.pil_n} files", f"{pil:.0f} files/s"),
-              ("prepare / plain PIL", f"{rate / pil:.2f}x")]
+    if "prepare" not in args.skip or not (store / "meta.json").is_file():
+        shutil.rmtree(store, ignore_errors=True)
+        shutil.rmtree(store.with_name(store.name + ".partial"), ignore_errors=True)
+        prep = measured(gancli + ["data", "prepare", str(folder), "--out", str(store),
+                                  "--resolution", str(args.resolution), "--json"], env)
+        assert prep["code"] == 0, prep["err"][-2000:]
+        done = json.loads(prep["out"].strip().splitlines()[-1])
+        table += [("prepare: wall time", f"{prep['seconds']:.0f} s ({done['n']} images, "
+                                         f"{done['skipped']} skipped, {done['files_s']:.0f} files/s)"),
+                  ("prepare: peak RSS (largest process)", f"{prep['maxrss'] / 1e9:.2f} GB"),
+                  ("prepare: peak PSS (all processes)", f"{prep['pss_peak'] / 1e9:.2f} GB")]
+    if "decode" not in args.skip:
+        ours, pil = decode_comparison(folder, min(args.pil_n, args.n), args.resolution,
+                                      args.repeats, env, gancli)
+        table += [(f"decode, first {min(args.pil_n, args.n)} files, median of {args.repeats} "
+                   "interleaved: gancli prepare", f"{ours:.0f} files/s"),
+                  ("... plain single-process PIL loop", f"{pil:.0f} files/s"),
+                  ("prepare / plain PIL", f"{ours / pil:.2f}x")]
     print("\n".join(f"{k}: {v}" for k, v in table), flush=True)
 
-    if args.kill_at > 0:
+    if args.kill_at > 0 and "kill" not in args.skip:
         again = root / "store-killed"
         for p in (again, again.with_name(again.name + ".partial")):
             shutil.rmtree(p, ignore_errors=True)
@@ -259,28 +293,37 @@ def main() -> None:
 
     if "train" not in args.skip:
         sets = [f"data.resolution={args.resolution}", f"model.g_width={args.width}",
-                f"model.d_width={args.width}", "train.sample_every=0", "train.log_every=20",
+                f"model.d_width={args.width}", "train.sample_every=0", "train.log_every=10",
                 f"train.steps={args.steps}", f"train.batch_size={args.batch_size}",
                 "train.ckpt_every=0"]
         runs = root / "runs"
         shutil.rmtree(runs, ignore_errors=True)
         flags = [x for s in sets for x in ("--set", s)]
-        t = measured(gancli + ["train", "dcgan", "--data", str(store), "--out", str(runs),
-                               "--device", "cpu", "--quiet", *flags], env)
-        assert t["code"] == 0, t["err"][-2000:]
         ram_n = min(args.ram_n, args.n)
-        m = measured([sys.executable, "-c", TRAIN_RAM, str(store), str(ram_n), str(runs), *sets],
-                     env)
-        assert m["code"] == 0, m["err"][-2000:]
-        s_rate, r_rate = img_rate(runs / "dcgan-001"), img_rate(runs / "ram-001")
-        table += [("train: run", f"dcgan {args.steps} steps, batch {args.batch_size}, widths "
-                                 f"{args.width}, {args.resolution} px, CPU"),
-                  ("train from the store: peak RSS (largest process)", f"{t['maxrss'] / 1e9:.2f} GB"),
-                  ("train from the store: peak PSS", f"{t['pss_peak'] / 1e9:.2f} GB"),
-                  ("train from the store", f"{s_rate:.1f} img/s ({args.n} samples)"),
-                  ("train in RAM: peak RSS", f"{m['maxrss'] / 1e9:.2f} GB ({ram_n} samples as one "
+        store_rates, ram_rates, store_rss, store_pss, ram_rss = [], [], 0, 0, 0
+        for rep in range(args.train_repeats):  # interleaved: the machine's load hits both alike
+            t = measured(gancli + ["train", "dcgan", "--data", str(store), "--out", str(runs),
+                                   "--device", "cpu", "--quiet", *flags], env)
+            assert t["code"] == 0, t["err"][-2000:]
+            m = measured([sys.executable, "-c", TRAIN_RAM, str(store), str(ram_n), str(runs), *sets],
+                         env)
+            assert m["code"] == 0, m["err"][-2000:]
+            store_rates.append(img_rate(runs / f"dcgan-{rep + 1:03d}"))
+            ram_rates.append(img_rate(runs / f"ram-{rep + 1:03d}"))
+            store_rss, store_pss = max(store_rss, t["maxrss"]), max(store_pss, t["pss_peak"])
+            ram_rss = max(ram_rss, m["maxrss"])
+            print(f"  train: store {store_rates[-1]:.1f} img/s, in RAM {ram_rates[-1]:.1f} img/s",
+                  flush=True)
+        s_rate, r_rate = statistics.median(store_rates), statistics.median(ram_rates)
+        table += [("train: runs", f"dcgan, {args.train_repeats} x {args.steps} steps each way, "
+                                  f"batch {args.batch_size}, widths {args.width}, "
+                                  f"{args.resolution} px, CPU, interleaved"),
+                  ("train from the store: peak RSS (largest process)", f"{store_rss / 1e9:.2f} GB"),
+                  ("train from the store: peak PSS", f"{store_pss / 1e9:.2f} GB"),
+                  ("train from the store (median)", f"{s_rate:.1f} img/s ({args.n} samples)"),
+                  ("train in RAM: peak RSS", f"{ram_rss / 1e9:.2f} GB ({ram_n} samples as one "
                                              "tensor)"),
-                  ("train in RAM", f"{r_rate:.1f} img/s"),
+                  ("train in RAM (median)", f"{r_rate:.1f} img/s"),
                   ("store / in RAM", f"{s_rate / r_rate:.2f}x")]
     table.append(("load average at the end (1 min)", f"{os.getloadavg()[0]:.1f}"))
     print("\n| measure | value |\n|---|---|")
