@@ -232,6 +232,9 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=16, help="dcgan model.g_width = model.d_width")
     ap.add_argument("--ram-n", type=int, default=40_000)
     ap.add_argument("--train-repeats", type=int, default=2)
+    ap.add_argument("--concurrent", action="store_true", help="train from the store and in RAM at "
+                    "the same time (OMP_NUM_THREADS=1 each) rather than one after the other: on a "
+                    "machine shared with other jobs, both then run under the same load")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: prepare (reuse the "
                     "store), decode, kill, train")
     args = ap.parse_args()
@@ -301,12 +304,22 @@ def main() -> None:
         flags = [x for s in sets for x in ("--set", s)]
         ram_n = min(args.ram_n, args.n)
         store_rates, ram_rates, store_rss, store_pss, ram_rss = [], [], 0, 0, 0
-        for rep in range(args.train_repeats):  # interleaved: the machine's load hits both alike
-            t = measured(gancli + ["train", "dcgan", "--data", str(store), "--out", str(runs),
-                                   "--device", "cpu", "--quiet", *flags], env)
+        store_cmd = gancli + ["train", "dcgan", "--data", str(store), "--out", str(runs), "--device",
+                              "cpu", "--quiet", *flags]
+        ram_cmd = [sys.executable, "-c", TRAIN_RAM, str(store), str(ram_n), str(runs), *sets]
+        for rep in range(args.train_repeats):
+            if args.concurrent:  # side by side, one core's worth each: both see the same load
+                env1 = {**env, "OMP_NUM_THREADS": "1"}
+                box: dict = {}
+                th = threading.Thread(target=lambda: box.update(m=measured(ram_cmd, env1)))
+                th.start()
+                t = measured(store_cmd, env1)
+                th.join()
+                m = box["m"]
+            else:  # one after the other, interleaved over the repeats
+                t = measured(store_cmd, env)
+                m = measured(ram_cmd, env)
             assert t["code"] == 0, t["err"][-2000:]
-            m = measured([sys.executable, "-c", TRAIN_RAM, str(store), str(ram_n), str(runs), *sets],
-                         env)
             assert m["code"] == 0, m["err"][-2000:]
             store_rates.append(img_rate(runs / f"dcgan-{rep + 1:03d}"))
             ram_rates.append(img_rate(runs / f"ram-{rep + 1:03d}"))
@@ -317,7 +330,9 @@ def main() -> None:
         s_rate, r_rate = statistics.median(store_rates), statistics.median(ram_rates)
         table += [("train: runs", f"dcgan, {args.train_repeats} x {args.steps} steps each way, "
                                   f"batch {args.batch_size}, widths {args.width}, "
-                                  f"{args.resolution} px, CPU, interleaved"),
+                                  f"{args.resolution} px, CPU, "
+                                  + ("side by side, 1 thread each" if args.concurrent
+                                     else "one after the other")),
                   ("train from the store: peak RSS (largest process)", f"{store_rss / 1e9:.2f} GB"),
                   ("train from the store: peak PSS", f"{store_pss / 1e9:.2f} GB"),
                   ("train from the store (median)", f"{s_rate:.1f} img/s ({args.n} samples)"),
