@@ -363,3 +363,24 @@ def test_progress_modes_report_files_per_second_and_eta():
         assert want in out.getvalue(), (mode, out.getvalue())
     lines = [json.loads(s) for s in out.getvalue().splitlines()]
     assert lines[-1]["event"] == "prepare" and lines[-1]["done"] == 100  # the last one always
+
+
+def test_evaluate_reads_a_store_and_a_folder_alike(tmp_path, cli):
+    from gancli.data.digits import load_digits
+
+    x = load_digits(16).x[:60, 0].numpy()
+    (tmp_path / "imgs").mkdir()
+    for i, img in enumerate(x):
+        Image.fromarray(img).save(tmp_path / "imgs" / f"{i:03d}.png")
+    assert cli("data", "prepare", str(tmp_path / "imgs"), "--out", str(tmp_path / "st"),
+               "--resolution", "16", "-q").code == 0
+    scores = []
+    for spec in (tmp_path / "imgs", tmp_path / "st"):
+        r = cli("evaluate", "fid", "--features", "digits", "--fake", str(spec), "--real", "digits",
+                "--json", "--no-cache")
+        assert r.code == 0, r.err
+        out = json.loads(r.out)
+        assert out["samples"]["fake"] == 60
+        scores.append(out["values"]["fd_digits"]["mean"])
+    assert scores[0] == scores[1]  # the same pixels, read from the folder's cached store or the store
+    assert list((Path(os.environ["GANCLI_CACHE"]) / "datasets").glob("store-*"))
