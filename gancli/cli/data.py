@@ -29,12 +29,12 @@ def prepare(
     resolution: Annotated[int, typer.Option(help="Side of the square images, pixels.", min=1,
                                             max=4096)] = 64,
     channels: Annotated[Optional[int], typer.Option(
-        help="1 (grey) or 3 (RGB) [default: 1 when every image is grey, else 3].", min=1, max=3,
+        help="1 (grey) or 3 (RGB); default: 1 when every image is grey, else 3.", min=1, max=3,
         show_default=False)] = None,
     labels: Annotated[bool, typer.Option("--labels", help="Store class labels from the first-level "
                                          "sub-folders.")] = False,
     workers: Annotated[Optional[int], typer.Option(
-        help="Decoding processes [default: every core].", min=1, max=512, show_default=False)] = None,
+        help="Decoding processes; default: every core.", min=1, max=512, show_default=False)] = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
