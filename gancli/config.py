@@ -58,7 +58,13 @@ class DataConfig:
                                    "attribute) that has no usable image, naming it, instead of "
                                    "refusing the data")
     flip: bool = _f(False, "random horizontal flips of real images")
-    cache: bool = _f(True, "cache decoded image folders as a uint8 tensor")
+    crop: Literal["center", "random"] = _f(
+        "center", "square crop of data.resolution from images resized to data.resolution x "
+        "data.crop_scale: center, or random per sample and epoch (CycleGAN / pix2pix training)")
+    crop_scale: float = _f(1.0, "images are prepared at round(data.resolution x this) and cropped "
+                           "to data.resolution (CycleGAN: 286/256 = 1.117); 1 = no crop", min=1, max=4)
+    cache: bool = _f(True, "prepare image folders into a dataset store in the cache (false: a "
+                     "temporary store removed at exit)")
     attributes: str = _f("", "StarGAN on a CelebA-style folder: comma list of attribute names "
                          "(columns of the attribute file) to use as domains; empty = sub-folders")
     attr_file: str = _f("", "the attribute file; empty = list_attr_celeba.txt in the image "

@@ -82,6 +82,38 @@ def check_data_size(cfg: Config, device: str = "cpu") -> None:
                           f"this machine has {_gb(have)}", hint=f"lower {key}")
 
 
+def check_data_memory(cfg: Config, task: str = "unconditional") -> None:
+    """Before decoding anything: refuse data that would be held in memory and cannot fit.
+
+    Image folders and dataset stores are read from disk per batch (a folder is prepared into
+    a store first, whose disk space ``gancli.data.prepare.check_disk`` checks), so they need
+    a few batches of memory whatever their size. Translation folders (CycleGAN layout) and
+    attribute folders are still decoded into memory: their bytes are estimated from the file
+    count (files x channels x side^2, twice for the A/B pairs) and refused when they exceed
+    ``MEMORY_SHARE`` of the RAM.
+    """
+    from gancli.errors import DataError
+
+    src = Path(cfg.data.source.strip() or ".").expanduser()
+    in_memory = task == "translation" or (task == "multi-domain" and bool(cfg.data.attributes))
+    if not cfg.data.source.strip() or not src.is_dir() or not in_memory:
+        return
+    from gancli.data import is_store_path
+
+    if is_store_path(src):
+        return
+    from gancli.data.images import _scan
+
+    files = len(_scan(src)[0])
+    side = round(cfg.data.resolution * cfg.data.crop_scale)
+    need = files * (cfg.data.channels or 3) * side * side * (2 if task == "translation" else 1)
+    have = memory_bytes("cpu")
+    if have and need > MEMORY_SHARE * have:
+        raise DataError(f"{src}: {files} images at {side} px would take about {_gb(need)} of memory "
+                        f"for {task} training; this machine has {_gb(have)}",
+                        hint="lower data.resolution, or train on a subset of the images")
+
+
 @dataclass
 class Estimate:
     params_G: int

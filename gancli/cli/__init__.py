@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from gancli import __version__
-from gancli.cli import evaluate, export, interpolate, plot, runs, sample, train, translate, zoo
+from gancli.cli import data, evaluate, export, interpolate, plot, runs, sample, train, translate, zoo
 from gancli.cli._options import AppState
 from gancli.errors import EXIT_ERROR, GancliError
 
@@ -72,6 +72,7 @@ app.command("zoo")(zoo.zoo)
 app.command("export")(export.export)
 app.command("plot")(plot.plot)
 app.command("runs")(runs.runs)
+app.add_typer(data.app, name="data")
 
 
 def report_error(err: GancliError) -> None:

@@ -324,7 +324,20 @@ def _train(cfg, ckpt, device, dist, json_out: bool, quiet: bool, fixed: Path | N
         from gancli.tblog import check_available
 
         check_available()  # before any work: a missing package is a one-line error
-    dataset = load_dataset(cfg.data, cfg.train.seed, cfg.task)  # fail on bad data before making folders
+    preflight.check_data_memory(cfg, cfg.task)  # before decoding anything
+    progress = None  # preparing an image folder into a store: never a blank screen
+    if dist.main and not quiet:
+        import sys
+
+        from gancli.data.progress import PrepareProgress
+
+        progress = PrepareProgress("json" if json_out else "auto",
+                                   stream=sys.stdout if json_out else None, label="preparing data")
+    try:  # fail on bad data before making folders
+        dataset = load_dataset(cfg.data, cfg.train.seed, cfg.task, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
     if ckpt is not None:
         from gancli.validate import check_resume_data
 

@@ -4,7 +4,10 @@ Built-ins need no network: ``digits`` (``digits:train`` / ``digits:test`` for it
 split), ``shapes``, ``toy:ring8``, ``toy:grid25``,
 ``toy:spiral``, and for translation ``pair:digits-recoloured``, ``pair:digits-inverted`` and
 ``domains:shapes-colours``. ``torchvision:NAME`` reads (or, when asked, downloads) torchvision
-datasets; anything else is an image folder.
+datasets; a folder made by ``gancli data prepare`` is read as a dataset store (from disk,
+per batch); any other folder is an image folder, prepared into a store in the cache first.
+With ``data.crop_scale`` above 1, images are loaded at ``round(resolution x crop_scale)`` and
+each batch is cropped to ``resolution`` (``Dataset.crop_to``).
 """
 
 from __future__ import annotations
@@ -69,43 +72,67 @@ def _domains(arg: str, cfg: DataConfig, seed: int) -> Dataset:
 
 
 @DATASETS.register("folder", kind="images")
-def _folder(arg: str, cfg: DataConfig, seed: int) -> Dataset:
-    from gancli.data.images import load_image_folder
+def _folder(arg: str, cfg: DataConfig, seed: int, progress=None) -> Dataset:
+    from gancli.data.stored import folder_dataset
 
-    cache = cache_dir() / "datasets" if cfg.cache else None
-    return load_image_folder(arg, cfg.resolution, cfg.channels, cache, labels=cfg.labels,
-                             allow_empty_classes=cfg.allow_empty_classes)
+    return folder_dataset(Path(arg), cfg, progress)
 
 
-def load_dataset(cfg: DataConfig, seed: int = 0, task: str = "unconditional") -> Dataset:
-    """Resolve ``cfg.source``: a registered name, ``name:arg``, or an image folder path.
+def is_store_path(root: Path) -> bool:
+    """A folder written by ``gancli data prepare`` (complete, damaged or interrupted)."""
+    from gancli.data.store import META
+    from gancli.data.prepare import JOURNAL
+
+    return root.is_dir() and ((root / META).is_file() or (root / JOURNAL).is_file())
+
+
+def _cropped(ds: Dataset, cfg: DataConfig) -> Dataset:
+    """Loaded at resolution x crop_scale: batches are cropped to ``cfg.resolution``."""
+    if ds.kind != "points" and round(cfg.resolution * cfg.crop_scale) != cfg.resolution:
+        ds.crop_to, ds.crop = cfg.resolution, cfg.crop
+    return ds
+
+
+def load_dataset(cfg: DataConfig, seed: int = 0, task: str = "unconditional",
+                 progress=None) -> Dataset:
+    """Resolve ``cfg.source``: a registered name, ``name:arg``, a store or an image folder path.
 
     For ``task="translation"`` a folder is read in the CycleGAN layout (``trainA/``,
     ``trainB/``, optional ``testA/``, ``testB/``); for ``task="multi-domain"`` its
-    sub-folders are the domains.
+    sub-folders are the domains. ``progress`` (a ``gancli.data.progress.PrepareProgress``
+    or any callable taking its dicts) is told how preparing an image folder goes.
     """
+    from dataclasses import replace
+
     spec = cfg.source.strip()
     if not spec:
         raise DataError("no data given", hint="pass --data PATH or a built-in such as digits")
+    # built-ins and in-memory folders are loaded at the size batches are cropped from
+    wide = replace(cfg, resolution=round(cfg.resolution * cfg.crop_scale))
     if Path(spec).expanduser().exists():
         root = Path(spec).expanduser()
+        if is_store_path(root):
+            if task == "translation" or (task == "multi-domain" and cfg.attributes):
+                raise DataError(f"{root} is a prepared dataset store; {task} models read the image "
+                                "folder itself", hint="pass the original image folder as --data")
+            from gancli.data.stored import store_dataset
+
+            return store_dataset(root, replace(cfg, labels=cfg.labels or task == "multi-domain"))
         if task == "translation":
             from gancli.data.translation import load_pair_folder
 
             cache = cache_dir() / "datasets" if cfg.cache else None
-            return load_pair_folder(root, cfg.resolution, cfg.channels, cache)
+            return _cropped(load_pair_folder(root, wide.resolution, cfg.channels, cache), cfg)
         if task == "multi-domain" and cfg.attributes:
             from gancli.data.translation import load_attribute_folder
 
-            return load_attribute_folder(root, cfg)
+            return _cropped(load_attribute_folder(root, wide), cfg)
         if task == "multi-domain" and not cfg.labels:
-            from dataclasses import replace
-
             cfg = replace(cfg, labels=True)  # the sub-folders are the domains
-        return DATASETS.get("folder")(str(root), cfg, seed)
+        return _folder(str(root), cfg, seed, progress)
     name, _, arg = spec.partition(":")
     if name in DATASETS and name != "folder":
-        return DATASETS.get(name)(arg, cfg, seed)
+        return _cropped(DATASETS.get(name)(arg, wide, seed), cfg)
     builtins = ("digits, shapes, toy:ring8, toy:grid25, toy:spiral, torchvision:mnist, "
                 "pair:digits-recoloured, domains:shapes-colours")
     raise DataError(f"no such folder and no built-in dataset {excerpt(spec)}",

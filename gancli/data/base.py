@@ -27,6 +27,13 @@ class Dataset:
         test: held-out samples laid out like ``x`` (``testA``/``testB`` of a translation
             folder), used for training previews; None when the data has none.
         domains: names of the two domains of ``"pairs"`` data (``["A", "B"]`` by default).
+        crop_to: when set, ``x`` holds larger squares (``data.crop_scale``) and every batch is
+            cropped to ``crop_to`` pixels (``crop``: ``"center"`` or ``"random"``); ``shape``
+            is then the cropped shape, the one the networks see.
+        crop: the crop policy used with ``crop_to``.
+
+    ``x`` is a tensor, or for a prepared store a ``gancli.data.store.StoredImages`` that reads
+    only the samples it is indexed with (``len``, ``shape`` and ``x[idx]`` work the same).
     """
 
     name: str
@@ -39,6 +46,8 @@ class Dataset:
     sigma: float | None = None
     test: torch.Tensor | None = None
     domains: list[str] | None = None
+    crop_to: int | None = None
+    crop: str = "center"
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -46,7 +55,18 @@ class Dataset:
     @property
     def shape(self) -> tuple[int, ...]:
         """Shape of one sample: (C, H, W) for images, (2, C, H, W) for pairs, (2,) for points."""
-        return tuple(self.x.shape[1:])
+        shape = tuple(self.x.shape[1:])
+        if self.crop_to and self.kind != "points":
+            shape = shape[:-2] + (self.crop_to, self.crop_to)
+        return shape
+
+    def fit(self, x: torch.Tensor) -> torch.Tensor:
+        """Center-crop samples laid out like ``x`` (..., H, W) to ``shape`` (previews, tests)."""
+        if not self.crop_to or self.kind == "points" or x.shape[-1] == self.crop_to:
+            return x
+        top = (x.shape[-2] - self.crop_to) // 2
+        left = (x.shape[-1] - self.crop_to) // 2
+        return x[..., top:top + self.crop_to, left:left + self.crop_to]
 
     @property
     def num_classes(self) -> int:

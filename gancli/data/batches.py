@@ -1,21 +1,51 @@
-"""Endless shuffled batches from an in-memory Dataset, already on the device.
+"""Endless shuffled batches from a Dataset: in memory on the device, or gathered per step from
+a dataset store.
 
 The order is a pure function of (seed, number of samples consumed): each epoch is a
-permutation drawn from a generator seeded by (seed, epoch). Resuming needs only the
-position, and a resumed run sees exactly the batches an uninterrupted one would.
+permutation drawn from a generator seeded by (seed, epoch), then the flips (and, for
+``data.crop=random``, the crop offsets) of that epoch from the same generator. Resuming needs
+only the position, and a resumed run sees exactly the batches an uninterrupted one would.
+The same indices are read whether the data sits in memory or in a store, so both give
+bit-identical batches.
+
+Store-backed data (``Dataset.x`` a ``StoredImages``) is not copied whole: each step reads
+only its ``batch_size`` samples (each torchrun rank only its own slice), in a background
+thread one step ahead (double buffering), into pinned memory on CUDA followed by a
+``non_blocking`` copy. A store that takes at most ``DEVICE_SHARE`` of a CUDA device's free
+memory is moved there whole instead (faster: no reads at all).
 """
 
 from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 import torch
 
 from gancli.data.base import Dataset
 
+# a store is copied whole to a CUDA device when it takes at most this share of its free memory
+DEVICE_SHARE = 0.25
+
+
+@dataclass
+class _Plan:
+    pos: int  # position the plan starts at
+    end: int  # position after it
+    idx: torch.Tensor  # this process's sample indices
+    flips: torch.Tensor  # bool, one per index
+    top: torch.Tensor | None  # random-crop offsets, or None
+    left: torch.Tensor | None
+
 
 class Batches:
     def __init__(self, data: Dataset, batch_size: int, seed: int, device: torch.device,
                  flip: bool = False, rank: int = 0, world: int = 1):
-        self.x = data.x.to(device)  # uint8 images stay uint8 on the device: 4x less memory
+        self.stream = not isinstance(data.x, torch.Tensor) and not _fits_device(data.x, device)
+        if self.stream:
+            self.x = data.x  # read per step, never whole
+        else:
+            self.x = data.x.to(device)  # uint8 images stay uint8 on the device: 4x less memory
         self.y = data.y.to(device) if data.y is not None else None
         self.images = data.kind in ("images", "pairs")
         self.n, self.batch_size, self.seed, self.flip = len(data), batch_size, seed, flip
@@ -24,36 +54,144 @@ class Batches:
         # data-parallel: each global batch of batch_size * world samples is cut into one slice
         # per rank, so ranks see different data and the order stays a function of ``pos``
         self.rank, self.world = rank, world
-        self._epoch = -1
-        self._order = self._flips = torch.empty(0)
+        side = int(data.x.shape[-1])
+        self.crop_to = data.crop_to if self.images and data.crop_to and data.crop_to < side else None
+        self.random_crop = self.crop_to is not None and data.crop == "random"
+        self.side = side
+        self._epochs: dict[int, tuple] = {}
+        self._pending: tuple[_Plan, Future] | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._pinned: list[torch.Tensor] = []
+        self._events: list = []
+        self._slot = 0
 
-    def _load_epoch(self, epoch: int) -> None:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        self._order = torch.randperm(self.n, generator=g).to(self.device)
-        self._flips = (torch.rand(self.n, generator=g) < 0.5).to(self.device)
-        self._epoch = epoch
+    # ------------------------------------------------------------------ order
+    def _epoch(self, epoch: int) -> tuple:
+        if epoch not in self._epochs:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            where = self.device if not self.stream else torch.device("cpu")
+            order = torch.randperm(self.n, generator=g)
+            flips = torch.rand(self.n, generator=g) < 0.5
+            top = left = None
+            if self.random_crop:  # drawn after the flips: the flips do not change with the crop
+                room = self.side - self.crop_to + 1
+                top = torch.randint(0, room, (self.n,), generator=g)
+                left = torch.randint(0, room, (self.n,), generator=g)
+            if len(self._epochs) >= 2:
+                self._epochs.pop(min(self._epochs))
+            self._epochs[epoch] = (order.to(where), flips.to(where),
+                                   None if top is None else top.to(where),
+                                   None if left is None else left.to(where))
+        return self._epochs[epoch]
+
+    def _plan(self, pos: int) -> _Plan:
+        """The indices (and flips, crop offsets) of the global batch starting at ``pos``,
+        cut to this rank's slice; a pure function of (seed, pos)."""
+        parts: list[list[torch.Tensor]] = [[], [], [], []]
+        need, start = self.batch_size * self.world, pos
+        while need:
+            epoch, offset = divmod(pos, self.n)
+            take = min(need, self.n - offset)
+            for part, t in zip(parts, self._epoch(epoch)):
+                if t is not None:
+                    part.append(t[offset:offset + take])
+            pos += take
+            need -= take
+        idx, flips, top, left = (torch.cat(p) if len(p) > 1 else (p[0] if p else None)
+                                 for p in parts)
+        if self.world > 1:
+            mine = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
+            idx, flips = idx[mine], flips[mine]
+            top, left = (None if top is None else top[mine]), (None if left is None else left[mine])
+        return _Plan(start, pos, idx, flips, top, left)
+
+    # ------------------------------------------------------------------ reads
+    def _gather(self, plan: _Plan, slot: int | None) -> tuple[torch.Tensor, int | None]:
+        """Read a plan's samples from the store (in the prefetch thread); on CUDA into pinned
+        buffer ``slot``, once the previous copy out of it has finished."""
+        if slot is None:
+            return self.x.gather(plan.idx), None
+        if self._events[slot] is not None:
+            self._events[slot].synchronize()
+        return self.x.gather(plan.idx, self._pinned[slot][:len(plan.idx)]), slot
+
+    def _next_slot(self, plan: _Plan) -> int | None:
+        if self.device.type != "cuda":
+            return None
+        if not self._pinned:  # three pinned buffers used in turn: one read ahead, one copying
+            shape = (len(plan.idx), *self.x.shape[1:])
+            self._pinned = [torch.empty(shape, dtype=torch.uint8, pin_memory=True) for _ in range(3)]
+            self._events = [None] * 3
+        self._slot = (self._slot + 1) % 3
+        return self._slot
+
+    def _read(self, plan: _Plan) -> torch.Tensor:
+        if not self.stream:
+            return self.x[plan.idx]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="gancli-batches")
+        if self._pending is not None and self._pending[0].pos == plan.pos:
+            x, slot = self._pending[1].result()
+        else:  # first batch, or pos was moved (resume)
+            if self._pending is not None:
+                self._pending[1].result()
+            x, slot = self._gather(plan, self._next_slot(plan))
+        nxt = self._plan(plan.end)
+        self._pending = (nxt, self._pool.submit(self._gather, nxt, self._next_slot(nxt)))
+        if slot is not None:
+            x = x.to(self.device, non_blocking=True)
+            self._events[slot] = torch.cuda.Event()
+            self._events[slot].record()
+        return x
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The next batch: images as float in [-1, 1] (or 2-D points), and labels or None."""
-        parts, flips, need = [], [], self.batch_size * self.world
-        while need:
-            epoch, offset = divmod(self.pos, self.n)
-            if epoch != self._epoch:
-                self._load_epoch(epoch)
-            take = min(need, self.n - offset)
-            parts.append(self._order[offset:offset + take])
-            flips.append(self._flips[offset:offset + take])
-            self.pos += take
-            need -= take
-        idx = torch.cat(parts) if len(parts) > 1 else parts[0]
-        if self.world > 1:
-            mine = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
-            idx, flips = idx[mine], [(torch.cat(flips) if len(flips) > 1 else flips[0])[mine]]
-        x = self.x[idx]
+        plan = self._plan(self.pos)
+        self.pos = plan.end
+        x = self._read(plan)
+        idx = plan.idx.to(self.device) if self.stream else plan.idx
+        if self.crop_to is not None:
+            x = self._crop(x, plan)
         if self.images:
             x = x.float().div_(127.5).sub_(1.0)
             if self.flip:
-                mask = torch.cat(flips) if len(flips) > 1 else flips[0]
-                mask = mask.view(-1, *[1] * (x.dim() - 1))
+                mask = plan.flips.to(self.device).view(-1, *[1] * (x.dim() - 1))
                 x = torch.where(mask, x.flip(-1), x)
         return x, (self.y[idx] if self.y is not None else None)
+
+    def _crop(self, x: torch.Tensor, plan: _Plan) -> torch.Tensor:
+        r = self.crop_to
+        if not self.random_crop:
+            o = (self.side - r) // 2
+            return x[..., o:o + r, o:o + r]
+        dev = x.device
+        ar = torch.arange(r, device=dev)
+        rows = (plan.top.to(dev)[:, None] + ar)  # (B, r)
+        cols = (plan.left.to(dev)[:, None] + ar)
+        b = torch.arange(x.shape[0], device=dev)
+        flat = x.reshape(x.shape[0], -1, self.side, self.side)  # pairs: (B, 2C, H, W)
+        out = flat[b[:, None, None, None], torch.arange(flat.shape[1], device=dev)[None, :, None, None],
+                   rows[:, None, :, None], cols[:, None, None, :]]
+        return out.reshape(*x.shape[:-2], r, r)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __del__(self):
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=False)
+
+
+def _fits_device(x, device: torch.device) -> bool:
+    """A store small enough to copy whole to a CUDA device (never on the CPU: RAM is the
+    budget the store exists to save)."""
+    if device.type != "cuda":
+        return False
+    try:
+        free = torch.cuda.mem_get_info(device)[0]
+    except Exception:  # noqa: BLE001 - no answer: stream
+        return False
+    return x.nbytes <= DEVICE_SHARE * free

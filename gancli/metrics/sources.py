@@ -44,7 +44,7 @@ class Source:
     spec: str
     kind: str  # "images" | "points" | "stats" | "generator"
     identity: str
-    x: torch.Tensor | None = None  # images uint8 NCHW or points float (N, 2)
+    x: torch.Tensor | None = None  # images uint8 NCHW (or a store's StoredImages) or points (N, 2)
     y: torch.Tensor | None = None
     model: object | None = None  # gancli.inference.LoadedModel
     stats: dict | None = None  # mu, sigma, features (optional), meta
@@ -158,6 +158,10 @@ def resolve_source(spec: str, device: torch.device, like: tuple[int, int] | None
         raise DataError("an empty SPEC", hint="give a run folder, checkpoint, .npz, image folder or "
                                                "built-in dataset such as digits")
     p = Path(spec).expanduser()
+    from gancli.data import is_store_path
+
+    if is_store_path(p):
+        return _folder_source(spec, p, like)
     if p.is_file() and p.suffix.lower() == ".safetensors" or (p.is_dir() and _is_run(p)):
         return _generator_source(spec, p, device)
     if p.is_file() and p.suffix.lower() == ".npz":
@@ -324,9 +328,22 @@ def choose_folder_resolution(sides: list[int], spec: str, like: int | None, cap:
 
 def _folder_source(spec: str, p: Path, like: tuple[int, int] | None,
                    resolution: int | None = None, cap: int | None = None) -> Source:
-    from gancli.data import cache_dir
+    """An image folder (prepared into a store in the cache, read per batch) or a prepared store."""
+    from gancli.config import DataConfig
+    from gancli.data import is_store_path
     from gancli.data.images import load_image_folder, scan_folder
+    from gancli.data.stored import folder_dataset, store_dataset
 
+    if is_store_path(p):
+        from gancli.data.store import Store
+
+        store = Store(p)
+        res, ch = like if like is not None else (store.resolution, None)
+        ds = store_dataset(p, DataConfig(source=str(p), resolution=res, channels=ch))
+        ident = f"store:{store.meta['files']['pixels.u8']['sha256']}"
+        return Source(spec, "images", ident, x=ds.x, info={"files": len(ds), "resolution": res,
+                                                            "chosen_by": "dataset store",
+                                                            "store": str(p)})
     entries = scan_folder(p).entries
     if not entries:
         raise DataError(f"no images in {p}", hint="png, jpg, webp, bmp, gif or tiff files")
@@ -336,7 +353,7 @@ def _folder_source(spec: str, p: Path, like: tuple[int, int] | None,
         raise DataError(f"no image header in {p} could be read", hint="are the files complete?")
     res, info = choose_folder_resolution(sides, spec, like[0] if like else None, cap, resolution)
     ch = like[1] if like is not None else None
-    ds = load_image_folder(p, res, ch, cache_dir() / "datasets")
+    ds = folder_dataset(p, DataConfig(source=str(p), resolution=res, channels=ch))
     listing = hashlib.sha256(json.dumps(entries).encode()).hexdigest()
     ident = f"folder:{p.resolve()}:{listing}:{res}x{ch}"
     return Source(spec, "images", ident, x=ds.x,

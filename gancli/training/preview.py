@@ -25,7 +25,8 @@ class Preview:
         self.conditioning = conditioning
         if conditioning in ("translation", "domain"):
             source = data.test if data.test is not None else data.x
-            self.inputs = source[:TRANSLATION_ROWS].float().div(127.5).sub(1.0).to(device)
+            source = data.fit(source[:TRANSLATION_ROWS])  # data.crop_scale: the centre window
+            self.inputs = source.float().div(127.5).sub(1.0).to(device)
             self.labels = (data.y[:TRANSLATION_ROWS].to(device)
                            if data.y is not None and data.test is None else None)
             return

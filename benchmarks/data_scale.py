@@ -1,0 +1,359 @@
+"""Data at real scale: prepare a CelebA-layout folder into a dataset store and train from it.
+
+1. Generates ``--n`` JPEGs of 178x218 (CelebA's aligned size) in ``ROOT/celeba/img_align_celeba``:
+   deterministic smooth random pixels (a bicubic upscale of a 9x8 random image plus a fixed
+   grain from a bank of noise tiles), JPEG quality 90, ~10 kB each like CelebA's. Made in
+   parallel; reused when already there.
+2. ``gancli data prepare`` at ``--resolution`` (default 128) with every core: wall time and
+   peak memory. Then the decode rate of ``gancli data prepare`` on the first ``--pil-n`` files
+   against a plain single-process PIL loop (open, RGB, resize the shorter side with LANCZOS,
+   center crop, to a numpy array) on the same files, interleaved ``--repeats`` times (medians)
+   so that the load of a shared machine hits both alike.
+3. SIGKILL during a second ``gancli data prepare`` of the same folder (once ``--kill-at`` of the
+   files are done), then the same command again: its store must equal the first one
+   (sha256 of every file).
+4. ``gancli train dcgan --data STORE`` for ``--steps`` steps, and the same training on the
+   first ``--ram-n`` samples of the store held as one in-memory uint8 tensor (the old way):
+   training img/s of both (median of the logged rates after the first) and peak memory.
+
+Peak memory is measured two ways for each command: ``ru_maxrss`` (the largest single process,
+from ``/usr/bin/time``-style ``wait4`` accounting) and the peak of the summed PSS (proportional
+set size, so forked workers' shared pages count once) of the whole process tree, sampled
+every 0.2 s from ``/proc``.
+
+    nice -n 10 python benchmarks/data_scale.py --n 20000 --root /tmp/datascale
+    nice -n 10 python benchmarks/data_scale.py --n 200000 --root /tmp/datascale
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+
+W, H = 178, 218
+_BANK = None
+
+
+def _noise_bank() -> np.ndarray:
+    global _BANK
+    if _BANK is None:
+        rng = np.random.default_rng(12345)
+        _BANK = rng.integers(-6, 7, (16, H, W, 3), dtype=np.int16)
+    return _BANK
+
+
+def _make(args: tuple[str, int]) -> None:
+    from PIL import Image
+
+    folder, i = args
+    path = Path(folder) / f"{i + 1:06d}.jpg"
+    if path.exists():
+        return
+    rng = np.random.default_rng(i)
+    small = rng.integers(0, 256, (9, 8, 3), dtype=np.uint8)
+    img = np.asarray(Image.fromarray(small).resize((W, H), Image.Resampling.BICUBIC), np.int16)
+    img = np.clip(img + _noise_bank()[i % 16], 0, 255).astype(np.uint8)
+    tmp = path.with_suffix(".tmp")
+    Image.fromarray(img).save(tmp, "JPEG", quality=90)
+    os.replace(tmp, path)
+
+
+def generate(root: Path, n: int) -> Path:
+    folder = root / "celeba" / "img_align_celeba"
+    folder.mkdir(parents=True, exist_ok=True)
+    have = sum(1 for _ in folder.glob("*.jpg"))
+    if have < n:
+        t0 = time.perf_counter()
+        with Pool(os.cpu_count()) as pool:
+            pool.map(_make, [(str(folder), i) for i in range(n)], chunksize=256)
+        print(f"generated {n - have} JPEGs in {time.perf_counter() - t0:.0f} s", flush=True)
+    extra = sorted(folder.glob("*.jpg"))[n:]  # a larger folder from an earlier run: trim
+    for p in extra:
+        p.unlink()
+    return folder
+
+
+def _pss_tree(pid: int) -> int:
+    """Summed PSS (bytes) of ``pid`` and its descendants."""
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        todo.extend(children.get(p, []))
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except OSError:
+            pass
+    return total
+
+
+def measured(cmd: list[str], env: dict | None = None, kill_when=None) -> dict:
+    """Run ``cmd``; wall seconds, exit code, ru_maxrss (bytes, largest process) and the peak
+    summed PSS of its process tree. ``kill_when()`` true -> SIGKILL it."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = [0]
+    out_lines: list[str] = []
+    reader = threading.Thread(target=lambda: out_lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    err_box: list[str] = []
+    err_reader = threading.Thread(target=lambda: err_box.extend(proc.stderr), daemon=True)
+    err_reader.start()
+    killed = False
+    while True:
+        try:
+            _, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if _:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            break
+        peak[0] = max(peak[0], _pss_tree(proc.pid))
+        if kill_when is not None and not killed and kill_when():
+            os.kill(proc.pid, signal.SIGKILL)
+            killed = True
+        time.sleep(0.2)
+    reader.join(5)
+    err_reader.join(5)
+    return {"seconds": time.perf_counter() - t0, "code": proc.returncode, "killed": killed,
+            "maxrss": usage.ru_maxrss * 1024, "pss_peak": peak[0], "out": "".join(out_lines),
+            "err": "".join(err_box)}
+
+
+def pil_loop(folder: Path, n: int, resolution: int) -> float:
+    """Images/s of a plain single-process PIL decode of the first ``n`` files."""
+    from PIL import Image
+
+    files = sorted(folder.glob("*.jpg"))[:n]
+    t0 = time.perf_counter()
+    for f in files:
+        with Image.open(f) as im:
+            im = im.convert("RGB")
+            w, h = im.size
+            s = resolution / min(w, h)
+            im = im.resize((max(resolution, round(w * s)), max(resolution, round(h * s))),
+                           Image.Resampling.LANCZOS)
+            w, h = im.size
+            left, top = (w - resolution) // 2, (h - resolution) // 2
+            np.asarray(im.crop((left, top, left + resolution, top + resolution)))
+    return len(files) / (time.perf_counter() - t0)
+
+
+def decode_comparison(folder: Path, n: int, resolution: int, repeats: int, env: dict,
+                      gancli: list[str]) -> tuple[float, float]:
+    """Median files/s of ``gancli data prepare`` (every core) and of the plain PIL loop on the
+    same first ``n`` files, interleaved ``repeats`` times so that the machine's load (shared
+    cores) hits both alike. The prepare rate is its own (decode loop only, no start-up)."""
+    subset = folder.parent / f"subset-{n}"
+    if not subset.is_dir() or sum(1 for _ in subset.iterdir()) != n:
+        shutil.rmtree(subset, ignore_errors=True)
+        subset.mkdir()
+        for f in sorted(folder.glob("*.jpg"))[:n]:
+            (subset / f.name).symlink_to(f)
+    ours, plain = [], []
+    for _ in range(repeats):
+        out = folder.parent / "subset-store"
+        shutil.rmtree(out, ignore_errors=True)
+        r = measured(gancli + ["data", "prepare", str(subset), "--out", str(out), "--resolution",
+                               str(resolution), "--json"], env)
+        assert r["code"] == 0, r["err"][-2000:]
+        ours.append(json.loads(r["out"].strip().splitlines()[-1])["files_s"])
+        plain.append(pil_loop(subset, n, resolution))
+        print(f"  decode: gancli prepare {ours[-1]:.0f} files/s, plain PIL {plain[-1]:.0f} files/s",
+              flush=True)
+        shutil.rmtree(out, ignore_errors=True)
+    return statistics.median(ours), statistics.median(plain)
+
+
+def sha_files(store: Path) -> dict:
+    return json.loads((store / "meta.json").read_text())["files"]
+
+
+TRAIN_RAM = """
+import sys, torch
+from gancli import load_config
+from gancli.data.base import Dataset
+from gancli.data.store import open_store
+from gancli.reporting import Reporter
+from gancli.runs import create_run_dir, write_config
+from gancli.training.loop import train
+store, k, out, *sets = sys.argv[1:]
+x = open_store(store).x[:int(k)]  # one uint8 tensor in RAM, as before stores
+cfg = load_config("dcgan", sets)
+run = create_run_dir(out, "ram")
+write_config(run, cfg)
+train(cfg, run, torch.device("cpu"), Reporter(), data=Dataset("ram", "images", x))
+"""
+
+
+def img_rate(run: Path) -> float:
+    """Training images/s from the first logged step to the last (start-up excluded): the
+    total over the run, steadier than a median of the per-window rates on a shared machine
+    (dcgan: one real batch per step)."""
+    import yaml
+
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if "elapsed_s" in r]
+    first, last = rows[0], rows[-1]
+    batch = yaml.safe_load((run / "config.yaml").read_text())["train"]["batch_size"]
+    return (last["step"] - first["step"]) * batch / (last["elapsed_s"] - first["elapsed_s"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=200_000)
+    ap.add_argument("--root", default="/tmp/gancli-datascale")
+    ap.add_argument("--resolution", type=int, default=128)
+    ap.add_argument("--pil-n", type=int, default=3000, help="files of the interleaved decode "
+                    "comparison (gancli prepare against a plain PIL loop)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--kill-at", type=float, default=0.4, help="share of files done at the SIGKILL; "
+                    "0 skips the kill check")
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--width", type=int, default=16, help="dcgan model.g_width = model.d_width")
+    ap.add_argument("--ram-n", type=int, default=40_000)
+    ap.add_argument("--train-repeats", type=int, default=2)
+    ap.add_argument("--concurrent", action="store_true", help="train from the store and in RAM at "
+                    "the same time (OMP_NUM_THREADS=1 each) rather than one after the other: on a "
+                    "machine shared with other jobs, both then run under the same load")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: prepare (reuse the "
+                    "store), decode, kill, train")
+    args = ap.parse_args()
+    root = Path(args.root)
+    folder = generate(root, args.n)
+    env = {**os.environ, "GANCLI_CACHE": str(root / "cache")}
+    gancli = [sys.executable, "-m", "gancli"]
+    pixels_gb = args.n * 3 * args.resolution ** 2 / 1e9
+    table: list[tuple[str, str]] = [("images", f"{args.n} JPEGs {W}x{H}, {pixels_gb:.2f} GB of "
+                                               f"pixels at {args.resolution} px"),
+                                    ("cores", str(len(os.sched_getaffinity(0)))),
+                                    ("load average at the start (1 min)", f"{os.getloadavg()[0]:.1f}")]
+
+    store = root / f"store-{args.n}-{args.resolution}"
+    if "prepare" not in args.skip or not (store / "meta.json").is_file():
+        shutil.rmtree(store, ignore_errors=True)
+        shutil.rmtree(store.with_name(store.name + ".partial"), ignore_errors=True)
+        prep = measured(gancli + ["data", "prepare", str(folder), "--out", str(store),
+                                  "--resolution", str(args.resolution), "--json"], env)
+        assert prep["code"] == 0, prep["err"][-2000:]
+        done = json.loads(prep["out"].strip().splitlines()[-1])
+        table += [("prepare: wall time", f"{prep['seconds']:.0f} s ({done['n']} images, "
+                                         f"{done['skipped']} skipped, {done['files_s']:.0f} files/s)"),
+                  ("prepare: peak RSS (largest process)", f"{prep['maxrss'] / 1e9:.2f} GB"),
+                  ("prepare: peak PSS (all processes)", f"{prep['pss_peak'] / 1e9:.2f} GB")]
+    if "decode" not in args.skip:
+        ours, pil = decode_comparison(folder, min(args.pil_n, args.n), args.resolution,
+                                      args.repeats, env, gancli)
+        table += [(f"decode, first {min(args.pil_n, args.n)} files, median of {args.repeats} "
+                   "interleaved: gancli prepare", f"{ours:.0f} files/s"),
+                  ("... plain single-process PIL loop", f"{pil:.0f} files/s"),
+                  ("prepare / plain PIL", f"{ours / pil:.2f}x")]
+    print("\n".join(f"{k}: {v}" for k, v in table), flush=True)
+
+    if args.kill_at > 0 and "kill" not in args.skip:
+        again = root / "store-killed"
+        for p in (again, again.with_name(again.name + ".partial")):
+            shutil.rmtree(p, ignore_errors=True)
+        journal = again.with_name(again.name + ".partial") / "journal.json"
+
+        def far_enough() -> bool:
+            try:
+                return json.loads(journal.read_text())["done"] >= args.kill_at * args.n
+            except (OSError, ValueError, KeyError):
+                return False
+
+        cmd = gancli + ["data", "prepare", str(folder), "--out", str(again), "--resolution",
+                        str(args.resolution), "--json"]
+        k = measured(cmd, env, kill_when=far_enough)
+        at = json.loads(journal.read_text())["done"] if journal.exists() else None
+        r = measured(cmd, env)
+        same = r["code"] == 0 and sha_files(again) == sha_files(store)
+        status = json.loads(r["out"].strip().splitlines()[-1])["status"] if r["code"] == 0 else "-"
+        table += [("SIGKILL during prepare", f"killed={k['killed']} after {at} files journalled; "
+                                             f"rerun: {status}, {r['seconds']:.0f} s"),
+                  ("killed + resumed store == uninterrupted (sha256 of every file)", str(same))]
+        print("\n".join(f"{k_}: {v}" for k_, v in table[-2:]), flush=True)
+        shutil.rmtree(again, ignore_errors=True)
+
+    if "train" not in args.skip:
+        sets = [f"data.resolution={args.resolution}", f"model.g_width={args.width}",
+                f"model.d_width={args.width}", "train.sample_every=0", "train.log_every=10",
+                f"train.steps={args.steps}", f"train.batch_size={args.batch_size}",
+                "train.ckpt_every=0"]
+        runs = root / "runs"
+        shutil.rmtree(runs, ignore_errors=True)
+        flags = [x for s in sets for x in ("--set", s)]
+        ram_n = min(args.ram_n, args.n)
+        store_rates, ram_rates, store_rss, store_pss, ram_rss = [], [], 0, 0, 0
+        store_cmd = gancli + ["train", "dcgan", "--data", str(store), "--out", str(runs), "--device",
+                              "cpu", "--quiet", *flags]
+        ram_cmd = [sys.executable, "-c", TRAIN_RAM, str(store), str(ram_n), str(runs), *sets]
+        for rep in range(args.train_repeats):
+            if args.concurrent:  # side by side, one core's worth each: both see the same load
+                env1 = {**env, "OMP_NUM_THREADS": "1"}
+                box: dict = {}
+                th = threading.Thread(target=lambda box=box, env1=env1: box.update(m=measured(ram_cmd, env1)))
+                th.start()
+                t = measured(store_cmd, env1)
+                th.join()
+                m = box["m"]
+            elif rep % 2 == 0:  # one after the other, A B then B A: a drifting load cancels
+                t = measured(store_cmd, env)
+                m = measured(ram_cmd, env)
+            else:
+                m = measured(ram_cmd, env)
+                t = measured(store_cmd, env)
+            assert t["code"] == 0, t["err"][-2000:]
+            assert m["code"] == 0, m["err"][-2000:]
+            store_rates.append(img_rate(runs / f"dcgan-{rep + 1:03d}"))
+            ram_rates.append(img_rate(runs / f"ram-{rep + 1:03d}"))
+            store_rss, store_pss = max(store_rss, t["maxrss"]), max(store_pss, t["pss_peak"])
+            ram_rss = max(ram_rss, m["maxrss"])
+            print(f"  train: store {store_rates[-1]:.1f} img/s, in RAM {ram_rates[-1]:.1f} img/s",
+                  flush=True)
+        s_rate, r_rate = statistics.mean(store_rates), statistics.mean(ram_rates)
+        table += [("train: runs", f"dcgan, {args.train_repeats} x {args.steps} steps each way, "
+                                  f"batch {args.batch_size}, widths {args.width}, "
+                                  f"{args.resolution} px, CPU, "
+                                  + ("side by side, 1 thread each" if args.concurrent
+                                     else "one after the other")),
+                  ("train from the store: peak RSS (largest process)", f"{store_rss / 1e9:.2f} GB"),
+                  ("train from the store: peak PSS", f"{store_pss / 1e9:.2f} GB"),
+                  ("train from the store", f"{s_rate:.1f} img/s ({args.n} samples)"),
+                  ("train in RAM: peak RSS", f"{ram_rss / 1e9:.2f} GB ({ram_n} samples as one "
+                                             "tensor)"),
+                  ("train in RAM", f"{r_rate:.1f} img/s"),
+                  ("store / in RAM (means)", f"{s_rate / r_rate:.3f}x")]
+    table.append(("load average at the end (1 min)", f"{os.getloadavg()[0]:.1f}"))
+    print("\n| measure | value |\n|---|---|")
+    for k_, v in table:
+        print(f"| {k_} | {v} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,444 @@
+"""Prepare an image folder into a dataset store (see ``gancli.data.store``), with constant memory.
+
+The folder is scanned (``images._scan``), then decoded by a process pool in chunks of files
+(``images._decode_image``: grey or RGB, shorter side resized to ``resolution`` with LANCZOS,
+center square crop; JPEGs decoded through libjpeg's DCT scaling when that still gives at least
+``resolution`` pixels, exactly as the in-memory loader does, so the pixels are the same).
+Finished chunks are appended in file order to ``OUT.partial/pixels.u8`` (and ``labels.i64``)
+with at most ``2 x workers`` chunks in flight, so memory is bounded by the chunk size, not by
+the folder.
+
+Kill-safety: after each flush of data (``fsync``), a journal (``journal.json``, written
+atomically) records how many source files are done and how many rows are valid. Running the
+same command again resumes after the last journalled chunk (bytes beyond it are cut off) and
+produces a byte-identical store. ``meta.json`` is written last and the folder is renamed to
+``OUT`` only when complete, so an interrupted prepare is never read as a store.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import stat
+import shutil
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from gancli.data import images
+from gancli.data.store import LABELS, META, PIXELS, STORE_FORMAT, STORE_VERSION, Store, fingerprint
+from gancli.errors import DataError
+from gancli.fileio import atomic_write_bytes
+
+JOURNAL = "journal.json"
+MAX_EXAMPLES = 10  # skipped files named in the summary and meta.json
+CHUNK_BYTES = 8 << 20  # decoded bytes per chunk of work (64 files at 128 px RGB is 3 MB)
+JOURNAL_EVERY_S = 2.0  # seconds between journal writes (each one fsyncs the data)
+
+Progress = Callable[[dict], None]
+
+
+def store_key(entries, broken, resolution: int, channels: int | None, labels: bool) -> str:
+    """sha256 over everything that decides a store's bytes: the listing and the settings."""
+    payload = {"store": STORE_VERSION, "loader": images.LOADER_VERSION, "resolution": int(resolution),
+               "channels": channels, "labels": bool(labels), "files": entries, "broken": broken}
+    return hashlib.sha256(json.dumps(payload, separators=(",", ":")).encode()).hexdigest()
+
+
+def _skip_reason(file: Path) -> str:
+    """Why ``_decode_image`` gave up on ``file``: the decoder's own error, in one short line."""
+    from PIL import Image
+
+    try:
+        with Image.open(file) as img:
+            img.load()
+    except Exception as e:  # noqa: BLE001 - PIL raises many types; the reason is the message
+        text = str(e).splitlines()[0] if str(e) else ""
+        for name in (f"'{file}'", f'"{file}"', str(file)):  # the reason, not the file, is grouped
+            text = text.replace(name, "")
+        return f"{type(e).__name__}: {' '.join(text.split())}".rstrip(": ")[:160]
+    return "could not be converted to a grey or RGB image"
+
+
+_UNREADABLE_ENTRY = "cannot be read (dangling link or unreadable folder)"
+
+
+def _broken_reason(root: Path, rel: str) -> str:
+    """Why a listed name was never opened: not a regular file (a FIFO, socket or device, which
+    could block a reader forever), or not readable at all."""
+    try:
+        return images.SKIP_NOT_REGULAR if not stat.S_ISREG(os.stat(Path(root) / rel).st_mode) \
+            else _UNREADABLE_ENTRY
+    except OSError:
+        return _UNREADABLE_ENTRY
+
+
+def _broken_reasons(root: Path, broken: list[str]) -> dict[str, int]:
+    reasons: dict[str, int] = {}
+    for rel in broken:
+        why = _broken_reason(root, rel)
+        reasons[why] = reasons.get(why, 0) + 1
+    return reasons
+
+
+def _decode_chunk(root: str, rels: list[str], resolution: int, channels: int
+                  ) -> tuple[np.ndarray, list[int], list[tuple[int, str]]]:
+    """Decode ``rels`` (in a worker): (pixels (k, C, R, R) uint8 of the k usable files, their
+    positions in ``rels``, (position, reason) of each skipped file)."""
+    out = np.empty((len(rels), channels, resolution, resolution), dtype=np.uint8)
+    used: list[int] = []
+    skipped: list[tuple[int, str]] = []
+    limit = images.max_image_pixels()
+    for pos, rel in enumerate(rels):
+        a, why = images.decode_image_why(Path(root) / rel, resolution, channels, limit)
+        if a is None:  # the loader's reason (too large, not a regular file), or the decoder's
+            skipped.append((pos, why if not why.startswith(images.SKIP_UNREADABLE)
+                            else _skip_reason(Path(root) / rel)))
+            continue
+        out[len(used)] = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+        used.append(pos)
+    return out[:len(used)], used, skipped
+
+
+def _grey_chunk(root: str, rels: list[str]) -> bool:
+    """True when every readable file of ``rels`` has a grey mode (header only, no decode)."""
+    from PIL import Image
+
+    for rel in rels:
+        try:
+            with Image.open(Path(root) / rel) as img:
+                if not images.is_gray_mode(img.mode):
+                    return False
+        except Exception:  # noqa: BLE001 - unreadable files are skipped later
+            continue
+    return True
+
+
+def _die_with_parent(parent: int) -> None:
+    """In a worker: end when the preparing process dies (a SIGKILL gives it no chance to stop
+    its pool; an idle orphan would wait for work forever)."""
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+class _Pool:
+    """Ordered map over chunks with a bounded number in flight; in-process for 1 worker."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.ex = None
+        if workers > 1:
+            import multiprocessing as mp
+
+            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+            self.ex = ProcessPoolExecutor(workers, mp_context=mp.get_context(method),
+                                          initializer=_die_with_parent,
+                                          initargs=(os.getpid(),))
+
+    def imap(self, fn, jobs):
+        jobs = iter(jobs)
+        if self.ex is None:
+            for args in jobs:
+                yield fn(*args)
+            return
+        pending: list[Future] = []
+        for args in jobs:
+            pending.append(self.ex.submit(fn, *args))
+            if len(pending) >= 2 * self.workers:
+                yield pending.pop(0).result()
+        while pending:
+            yield pending.pop(0).result()
+
+    def close(self) -> None:
+        if self.ex is not None:
+            self.ex.shutdown(wait=True, cancel_futures=True)
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def prepare(src: str | Path, out: str | Path, resolution: int, channels: int | None = None,
+            labels: bool = False, workers: int | None = None, progress: Progress | None = None,
+            scan: tuple | None = None) -> dict:
+    """Decode every image under ``src`` into the store ``out``; resume an interrupted one.
+
+    Args:
+        src: an image folder (searched recursively; with ``labels`` its first-level
+            sub-folders are the classes).
+        out: the store folder to create. An existing complete store made from the same
+            files and settings is kept as it is (``summary["status"] == "exists"``).
+        resolution: side of the square images, pixels.
+        channels: 1, 3, or None (1 when every image is grey, else 3; decided from the
+            files' headers before decoding).
+        labels: store class labels from the sub-folders.
+        workers: decoding processes (default: every core this process may use).
+        progress: called with a dict (``phase``, ``done``, ``total``, ``used``, ``skipped``,
+            ``files_s``, ``eta_s``) after each chunk.
+        scan: ``images._scan(src)`` when the caller already has it.
+
+    Returns:
+        The summary: ``status`` (``"prepared"``, ``"resumed"`` or ``"exists"``), ``path``, ``n``,
+        ``skipped``, ``skipped_examples`` ([path, reason] pairs), ``reasons`` (count per
+        reason), ``resolution``, ``channels``, ``classes``, ``counts``, ``bytes``, ``seconds``,
+        ``files_s``.
+
+    Raises:
+        DataError: a missing source, no usable image, a bad label layout, ``out`` holding
+            something else than this store, or too little free disk space for it (checked
+            before anything is decoded).
+    """
+    root = Path(src).expanduser()
+    out = Path(out).expanduser()
+    images._check_args(root, resolution, channels)
+    resolution = int(resolution)
+    entries, broken, n_other = scan if scan is not None else images._scan(root)
+    if labels:
+        images._check_label_layout(root, entries)
+    key = store_key(entries, broken, resolution, channels, labels)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out} is a file", hint="choose another --out folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock_file = out.parent / f".{out.name}.lock"
+    with open(lock_file, "a+") as lock:
+        # a second prepare of the same store (torchrun ranks, two terminals) waits, then reuses
+        # it; a POSIX record lock, not flock: decoding workers forked below do not inherit it,
+        # so a killed prepare never leaves its lock held
+        fcntl.lockf(lock, fcntl.LOCK_EX)
+        if (out / META).is_file():
+            return _existing(out, key)
+        if out.exists() and any(out.iterdir()):
+            raise DataError(f"{out} exists and is not a dataset store",
+                            hint="choose another --out, or delete that folder")
+        check_disk(out, len(entries), channels or 3, resolution)
+        return _prepare(root, out, key, entries, broken, n_other, resolution, channels, labels,
+                        workers or default_workers(), progress)
+
+
+def check_disk(out: Path, files: int, channels: int, resolution: int) -> None:
+    """Refuse, before decoding, a store that cannot fit on the disk of ``out`` (at most
+    ``files`` images; the bytes of an interrupted prepare count as already there)."""
+    need = files * channels * resolution * resolution
+    partial = out.with_name(out.name + ".partial")
+    have = 0
+    for name in (PIXELS, LABELS):
+        try:
+            have += (partial / name).stat().st_size
+        except OSError:
+            pass
+    try:
+        free = shutil.disk_usage(out.parent).free
+    except OSError:
+        return
+    if need - have > free:
+        raise DataError(f"not enough free space for the dataset store {out}: {files} images at "
+                        f"{resolution} px need up to {need / 1e9:.3g} GB, {free / 1e9:.3g} GB free",
+                        hint="free some space, prepare it elsewhere (--out, or GANCLI_CACHE for the "
+                             "cache), or choose a lower resolution")
+
+
+def _existing(out: Path, key: str) -> dict:
+    store = Store(out)
+    if store.meta.get("key") != key:
+        raise DataError(f"{out} already holds a store made from other files or settings",
+                        hint="choose another --out, or delete it to prepare it again")
+    return {**summary_of(store), "status": "exists", "seconds": 0.0, "files_s": 0.0}
+
+
+def summary_of(store: Store) -> dict:
+    m = store.meta
+    return {"path": str(store.root), "n": store.n, "skipped": m["skipped"],
+            "skipped_examples": m["skipped_examples"], "reasons": m["reasons"],
+            "resolution": store.resolution, "channels": store.channels, "classes": store.classes,
+            "counts": m.get("counts"), "bytes": store.nbytes, "source": m["source"]}
+
+
+def _prepare(root, out, key, entries, broken, n_other, resolution, channels, labels, workers,
+             progress) -> dict:
+    partial = out.with_name(out.name + ".partial")
+    journal = _read_journal(partial, key)
+    if journal is None:
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        journal = {"key": key, "channels": channels, "done": 0, "rows": 0, "skipped": len(broken),
+                   "examples": [[b, _broken_reason(root, b)] for b in broken[:MAX_EXAMPLES]],
+                   "reasons": _broken_reasons(root, broken)}
+    resumed_from = journal["done"]
+    rels = [rel for rel, _, _ in entries]
+    folders = sorted({rel.split("/", 1)[0] for rel in rels}) if labels else None
+    class_of = {name: i for i, name in enumerate(folders)} if labels else None
+    pool = _Pool(min(workers, max(1, len(rels) // 8)))
+    t0 = time.perf_counter()
+    try:
+        if journal["channels"] is None:
+            journal["channels"] = _decide_channels(pool, root, rels)
+            _write_journal(partial, journal)
+        c = journal["channels"]
+        sample_bytes = c * resolution * resolution
+        chunk = max(1, min(64, CHUNK_BYTES // sample_bytes))
+        pix_path, lab_path = partial / PIXELS, partial / LABELS
+        with open(pix_path, "a+b") as pix, open(lab_path, "a+b") as lab:
+            pix.truncate(journal["rows"] * sample_bytes)  # cut what the last journal did not vouch for
+            lab.truncate(journal["rows"] * 8 if labels else 0)
+            pix.seek(0, os.SEEK_END)
+            lab.seek(0, os.SEEK_END)
+            starts = range(journal["done"], len(rels), chunk)
+            jobs = ((str(root), rels[s:s + chunk], resolution, c) for s in starts)
+            last_journal = time.perf_counter()
+            for s, (block, used, skipped) in zip(starts, pool.imap(_decode_chunk, jobs)):
+                pix.write(block.tobytes())
+                if labels:
+                    lab.write(np.array([class_of[rels[s + p].split("/", 1)[0]] for p in used],
+                                       dtype="<i8").tobytes())
+                for p, reason in skipped:
+                    journal["skipped"] += 1
+                    journal["reasons"][reason] = journal["reasons"].get(reason, 0) + 1
+                    if len(journal["examples"]) < MAX_EXAMPLES:
+                        journal["examples"].append([rels[s + p], reason])
+                journal["rows"] += len(used)
+                journal["done"] = min(len(rels), s + chunk)
+                now = time.perf_counter()
+                if now - last_journal >= JOURNAL_EVERY_S or journal["done"] == len(rels):
+                    for f in (pix, lab):
+                        f.flush()
+                        os.fsync(f.fileno())
+                    _write_journal(partial, journal)
+                    last_journal = now
+                if progress is not None:
+                    done_now = journal["done"] - resumed_from
+                    rate = done_now / max(now - t0, 1e-9)
+                    progress({"phase": "decode", "done": journal["done"], "total": len(rels),
+                              "used": journal["rows"], "skipped": journal["skipped"],
+                              "files_s": rate, "eta_s": (len(rels) - journal["done"]) / max(rate, 1e-9)})
+    finally:
+        pool.close()
+    seconds = time.perf_counter() - t0
+    if journal["rows"] == 0:
+        shutil.rmtree(partial, ignore_errors=True)
+        looked = len(rels) + len(broken)
+        named = [(rel, why) for rel, why in journal["examples"]
+                 if why.startswith((images.SKIP_TOO_LARGE, images.SKIP_NOT_REGULAR))]
+        if named:  # name the reason: a lone big scan is "too large", not "could not be read"
+            rel, why = named[0]
+            counts = ", ".join(f"{n} {r.split(':', 1)[0]}" for r, n in sorted(journal["reasons"].items()))
+            raise DataError(f"no usable image in {root}: looked at {looked} image file(s) ({counts}), "
+                            f"e.g. {rel}: {why.split('; ', 1)[0]}",
+                            hint=why.split("; ", 1)[1] if "; " in why else "only regular files are "
+                            "read: FIFOs, sockets and devices are skipped")
+        raise DataError(
+            f"no usable image in {root}: looked at {looked} image file(s), {journal['skipped']} could "
+            f"not be read" + (f", {n_other} other file(s) ignored" if n_other else ""),
+            hint="supported extensions: " + ", ".join(images.SUPPORTED_EXTENSIONS)
+            + " (sub-folders are searched too)")
+    classes, counts = None, None
+    if labels:
+        classes, counts = _finish_labels(partial / LABELS, folders)
+    else:
+        (partial / LABELS).unlink(missing_ok=True)
+    files = {}
+    for name in (PIXELS, LABELS) if labels else (PIXELS,):
+        path = partial / name
+        files[name] = {"bytes": path.stat().st_size, "sha256": _sha256(path),
+                       "fingerprint": fingerprint(path)}
+    import gancli
+
+    meta = {"format": STORE_FORMAT, "version": STORE_VERSION, "key": key, "n": journal["rows"],
+            "channels": c, "resolution": resolution, "layout": "NCHW uint8",
+            "classes": classes, "counts": counts, "files": files,
+            "class_folders": _class_folders(root) if labels else None,
+            "source": str(root.resolve()), "source_files": len(rels) + len(broken),
+            "other_files": n_other, "skipped": journal["skipped"],
+            "skipped_examples": journal["examples"], "reasons": journal["reasons"],
+            "decode": {"loader_version": images.LOADER_VERSION, "resize": "shorter side to "
+                       "resolution, LANCZOS, center square crop", "jpeg_draft": True},
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "gancli_version": gancli.__version__}
+    atomic_write_bytes(partial / META, json.dumps(meta, indent=1).encode())
+    (partial / JOURNAL).unlink(missing_ok=True)
+    _fsync_dir(partial)
+    os.replace(partial, out) if not out.exists() else (out.rmdir(), os.replace(partial, out))
+    _fsync_dir(out.parent)
+    store = Store(out)
+    return {**summary_of(store), "status": "resumed" if resumed_from else "prepared",
+            "seconds": seconds, "files_s": (len(rels) - resumed_from) / max(seconds, 1e-9)}
+
+
+def _decide_channels(pool: _Pool, root: Path, rels: list[str]) -> int:
+    jobs = ((str(root), rels[s:s + 512]) for s in range(0, len(rels), 512))
+    for grey in pool.imap(_grey_chunk, jobs):
+        if not grey:
+            return 3
+    return 1
+
+
+def _class_folders(root: Path) -> list[str]:
+    """The non-hidden sub-folders directly under ``root``: with labels, each is a class, and one
+    without a usable image is refused (or left out and named) when the store is read."""
+    with os.scandir(root) as it:
+        return sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
+
+
+def _finish_labels(path: Path, folders: list[str]) -> tuple[list[str], list[int]]:
+    """Classes are the sub-folders with at least one usable image (as the in-memory loader
+    counts them); labels are renumbered when a folder lost all its images."""
+    y = np.fromfile(path, dtype="<i8")
+    counts = np.bincount(y, minlength=len(folders))
+    keep = np.flatnonzero(counts)
+    if len(keep) < len(folders):
+        remap = np.full(len(folders), -1, dtype=np.int64)
+        remap[keep] = np.arange(len(keep))
+        atomic_write_bytes(path, remap[y].astype("<i8").tobytes())
+    return [folders[i] for i in keep], [int(counts[i]) for i in keep]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_journal(partial: Path, key: str) -> dict | None:
+    try:
+        j = json.loads((partial / JOURNAL).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    ok = isinstance(j, dict) and j.get("key") == key
+    ok = ok and all(isinstance(j.get(k), int) and j[k] >= 0 for k in ("done", "rows", "skipped"))
+    ok = ok and isinstance(j.get("examples"), list) and isinstance(j.get("reasons"), dict)
+    ok = ok and j.get("channels") in (None, 1, 3)
+    return j if ok else None
+
+
+def _write_journal(partial: Path, journal: dict) -> None:
+    atomic_write_bytes(partial / JOURNAL, json.dumps(journal).encode())

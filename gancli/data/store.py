@@ -1,0 +1,284 @@
+"""A prepared dataset on disk: decoded uint8 pixels read per batch, never held whole in RAM.
+
+Layout of a store folder (format version ``STORE_VERSION``)::
+
+    DATASET/
+      pixels.u8     raw uint8, N x C x H x W, C-order (one sample = C*H*W contiguous bytes)
+      labels.i64    optional: int64 little-endian class index per sample, (N,)
+      meta.json     what the files hold (below); written last, so a folder without it is
+                    never read as a store
+
+``meta.json`` holds ``format`` (``"gancli-store"``), ``version``, ``n``, ``channels``,
+``resolution`` (H = W), ``classes`` and ``counts`` (or null), ``files`` (byte size and
+sha256 of each data file), ``fingerprint`` (sha256 of sampled blocks, see below), how it was
+made (``source``, ``crop``, ``decode``, ``created``, ``gancli_version``, ``workers``) and the
+skipped source files with the reason of each (``skipped``, ``skipped_examples``).
+
+Why raw files and positional reads: a sample is one contiguous run of bytes at offset
+``i * C*H*W``, so a batch is ``batch_size`` ``os.preadv`` calls straight into the batch
+buffer (pinned on CUDA). The file is page-cache friendly (torchrun ranks, ``evaluate`` and
+repeated runs share the kernel's cached pages) yet, unlike a ``numpy.memmap``, the pages a
+long run touches are not charged to the process's resident memory, so the RSS of training
+stays bounded by the batch, not by the store. No pickle, no code runs on reading.
+
+Integrity: every open checks that each file has the size ``meta.json`` records and that a
+cheap fingerprint (sha256 over ``FINGERPRINT_BLOCKS`` blocks of ``FINGERPRINT_BLOCK`` bytes
+spread evenly over each file, plus its size) matches; ``verify()`` (``gancli data info
+--verify``) re-hashes every byte. A damaged store is refused naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gancli.errors import DataError
+
+STORE_FORMAT = "gancli-store"
+STORE_VERSION = 1
+META = "meta.json"
+PIXELS = "pixels.u8"
+LABELS = "labels.i64"
+FINGERPRINT_BLOCKS = 64
+FINGERPRINT_BLOCK = 4096
+
+
+def is_store(path: Path) -> bool:
+    """True when ``path`` is a folder holding a store's ``meta.json`` (complete or damaged)."""
+    p = Path(path)
+    return p.is_dir() and (p / META).is_file() and (p / PIXELS).exists()
+
+
+def fingerprint(path: Path, size: int | None = None) -> str:
+    """sha256 of the file's size and ``FINGERPRINT_BLOCKS`` evenly spread 4 KiB blocks.
+
+    Cheap (256 KiB read whatever the size), catches truncation, appended bytes and most
+    edits; ``sha256`` over every byte is what ``verify`` checks.
+    """
+    size = os.path.getsize(path) if size is None else size
+    h = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as f:
+        if size <= FINGERPRINT_BLOCKS * FINGERPRINT_BLOCK:
+            h.update(f.read())
+        else:
+            step = (size - FINGERPRINT_BLOCK) // (FINGERPRINT_BLOCKS - 1)
+            for k in range(FINGERPRINT_BLOCKS):
+                f.seek(k * step)
+                h.update(f.read(FINGERPRINT_BLOCK))
+    return h.hexdigest()
+
+
+def _damaged(path: Path, why: str) -> DataError:
+    return DataError(f"dataset store file {path} {why}",
+                     hint="prepare it again: gancli data prepare SRC --out DATASET (after deleting "
+                          "the damaged store)")
+
+
+def read_meta(root: Path) -> dict:
+    """Parse and check ``meta.json``; DataError naming the file on any damage."""
+    file = Path(root) / META
+    try:
+        meta = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise _damaged(file, f"cannot be read ({type(e).__name__})") from None
+    if not isinstance(meta, dict) or meta.get("format") != STORE_FORMAT:
+        raise _damaged(file, "is not a gancli dataset store description")
+    if meta.get("version") != STORE_VERSION:
+        raise DataError(f"dataset store {root} has format version {meta.get('version')!r}; this "
+                        f"gancli reads version {STORE_VERSION}",
+                        hint="prepare it again with this gancli version: gancli data prepare")
+    try:
+        n, c, r = (int(meta[k]) for k in ("n", "channels", "resolution"))
+        files = meta["files"]
+        ok = n >= 1 and c in (1, 3) and r >= 1 and isinstance(files, dict) and PIXELS in files
+        classes = meta.get("classes")
+        if classes is not None:
+            ok = ok and LABELS in files and isinstance(classes, list) and len(classes) >= 1
+            ok = ok and all(isinstance(s, str) for s in classes)
+        for name, rec in files.items():
+            ok = ok and name in (PIXELS, LABELS) and isinstance(rec, dict)
+            ok = ok and isinstance(rec.get("bytes"), int) and isinstance(rec.get("sha256"), str)
+        ok = ok and files[PIXELS]["bytes"] == n * c * r * r
+        ok = ok and (LABELS not in files or files[LABELS]["bytes"] == 8 * n)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        ok = False
+    if not ok:
+        raise _damaged(file, "is inconsistent (edited or from a broken writer)")
+    return meta
+
+
+class Store:
+    """An opened store: its description and the files, checked as described in the module doc."""
+
+    def __init__(self, root: Path, check: bool = True):
+        self.root = Path(root).expanduser()
+        if not self.root.is_dir():
+            raise DataError(f"dataset store {self.root} does not exist",
+                            hint="make one with: gancli data prepare SRC --out DATASET")
+        if not (self.root / META).is_file():
+            partial = " (an interrupted prepare)" if self.root.name.endswith(".partial") else ""
+            raise DataError(f"{self.root} is not a complete dataset store: no {META}{partial}",
+                            hint="run the same gancli data prepare command again; it resumes")
+        self.meta = read_meta(self.root)
+        self.n = int(self.meta["n"])
+        self.channels = int(self.meta["channels"])
+        self.resolution = int(self.meta["resolution"])
+        self.classes: list[str] | None = self.meta.get("classes")
+        self.sample_bytes = self.channels * self.resolution ** 2
+        if check:
+            self.check()
+
+    def check(self) -> None:
+        """Sizes and fingerprints of every data file against ``meta.json``."""
+        for name, rec in self.meta["files"].items():
+            path = self.root / name
+            try:
+                size = path.stat().st_size
+            except OSError:
+                raise _damaged(path, "is missing") from None
+            if size != rec["bytes"]:
+                raise _damaged(path, f"has {size} bytes, {META} says {rec['bytes']} (truncated or "
+                                     "edited)")
+            if rec.get("fingerprint") and fingerprint(path, size) != rec["fingerprint"]:
+                raise _damaged(path, "does not match its fingerprint in meta.json (edited)")
+
+    def verify(self, progress=None) -> None:
+        """Re-hash every byte of every data file (sha256) against ``meta.json``."""
+        for name, rec in self.meta["files"].items():
+            path = self.root / name
+            h = hashlib.sha256()
+            done = 0
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 22), b""):
+                    h.update(block)
+                    done += len(block)
+                    if progress is not None:
+                        progress(name, done, rec["bytes"])
+            if h.hexdigest() != rec["sha256"]:
+                raise _damaged(path, "does not match its sha256 in meta.json (edited or corrupted)")
+
+    @property
+    def nbytes(self) -> int:
+        return sum(int(rec["bytes"]) for rec in self.meta["files"].values())
+
+    def images(self) -> "StoredImages":
+        return StoredImages(self.root / PIXELS, self.n, self.channels, self.resolution)
+
+    def labels(self) -> torch.Tensor | None:
+        """int64 labels (N,), read whole: 8 bytes per sample."""
+        if self.classes is None:
+            return None
+        a = np.fromfile(self.root / LABELS, dtype="<i8")
+        y = torch.from_numpy(a.astype(np.int64))
+        if len(y) != self.n or (len(y) and (int(y.min()) < 0 or int(y.max()) >= len(self.classes))):
+            raise _damaged(self.root / LABELS, "holds labels outside the class list")
+        return y
+
+
+class StoredImages:
+    """uint8 images (N, C, H, W) on disk, indexed like a tensor: ``x[idx]`` reads only ``idx``.
+
+    Supports ``len``, ``shape``, ``dtype``, ``x[int]``, ``x[slice]`` and ``x[index tensor or
+    array]`` (each returns a new uint8 tensor), which is everything gancli does with
+    ``Dataset.x``. ``gather(idx, out)`` reads into a caller's buffer (a pinned one on CUDA).
+    Thread-safe: ``os.preadv`` takes no file position.
+    """
+
+    dtype = torch.uint8
+
+    def __init__(self, path: Path, n: int, channels: int, resolution: int):
+        self.path = Path(path)
+        self.shape = torch.Size((n, channels, resolution, resolution))
+        self.sample_bytes = channels * resolution * resolution
+        self._fd: int | None = None
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return int(self.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        return len(self) * self.sample_bytes
+
+    def dim(self) -> int:
+        return 4
+
+    def _file(self) -> int:
+        with self._lock:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDONLY)
+            return self._fd
+
+    def __getstate__(self):  # a DataLoader worker or a subprocess opens its own descriptor
+        return {"path": self.path, "shape": tuple(self.shape)}
+
+    def __setstate__(self, s):
+        self.__init__(s["path"], *s["shape"][:3])
+
+    def __del__(self):
+        if getattr(self, "_fd", None) is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+
+    def gather(self, idx, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Read samples ``idx`` (int64 indices, any order, repeats allowed) into ``out``
+        (uint8, (len(idx), C, H, W), contiguous; allocated when None)."""
+        idx = torch.as_tensor(idx, dtype=torch.int64).reshape(-1)
+        n = len(self)
+        if len(idx) and (int(idx.min()) < -n or int(idx.max()) >= n):
+            raise IndexError(f"index out of range for {n} stored samples")
+        if out is None:
+            out = torch.empty((len(idx), *self.shape[1:]), dtype=torch.uint8)
+        buf = out.numpy().reshape(len(idx), self.sample_bytes)
+        fd, size = self._file(), self.sample_bytes
+        for row, i in enumerate(idx.tolist()):
+            i = i + n if i < 0 else i
+            got = os.preadv(fd, [memoryview(buf[row])], i * size)
+            if got != size:
+                raise DataError(f"dataset store file {self.path} ended early (truncated while in "
+                                "use?)", hint="prepare the store again")
+        return out
+
+    def __getitem__(self, key):
+        if isinstance(key, int):
+            return self.gather([key])[0]
+        if isinstance(key, slice):
+            return self.gather(torch.arange(len(self))[key])
+        if isinstance(key, tuple):  # x[i, c, ...] / x[idx, :, 2:6]: read the samples, then slice
+            head = self[key[0]]
+            return head[key[1:]] if isinstance(key[0], int) else head[(slice(None), *key[1:])]
+        if isinstance(key, torch.Tensor) and key.dtype == torch.bool:
+            key = key.nonzero().reshape(-1)
+        return self.gather(torch.as_tensor(np.asarray(key), dtype=torch.int64))
+
+    def to(self, *args, **kwargs) -> torch.Tensor:
+        """The whole store as one tensor (only for stores that fit: see ``Batches``)."""
+        return self.read_all().to(*args, **kwargs)
+
+    def read_all(self, chunk: int = 4096) -> torch.Tensor:
+        out = torch.empty(self.shape, dtype=torch.uint8)
+        for i in range(0, len(self), chunk):
+            j = min(len(self), i + chunk)
+            self.gather(torch.arange(i, j), out[i:j])
+        return out
+
+
+@dataclass
+class OpenedStore:
+    store: Store
+    x: StoredImages
+    y: torch.Tensor | None
+
+
+def open_store(root: Path, check: bool = True) -> OpenedStore:
+    s = Store(root, check=check)
+    return OpenedStore(s, s.images(), s.labels())
