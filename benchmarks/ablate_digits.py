@@ -105,7 +105,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['step']} | {r['weights']} | {100 * r['confident']:.1f} % | "
-              f"{r['class_evenness']:.3f} | {r['classes_present']} | {r['fd_digits']:.2f} |")
+              f"{r['class_evenness'] + 0.0:.3f} | {r['classes_present']} | {r['fd_digits']:.2f} |")
     print(f"real digits: FD-digits real vs real {fd_real():.2f}")
 
 

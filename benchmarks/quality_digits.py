@@ -115,7 +115,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['preset']} | {r['seed']} | {100 * r['confident']:.1f} % | "
-              f"{r['classes_present']}/10 | {r['class_evenness']:.3f} | {r['fd_digits']:.2f} | "
+              f"{r['classes_present']}/10 | {r['class_evenness'] + 0.0:.3f} | {r['fd_digits']:.2f} | "
               f"{r['train_minutes']:.1f} |")
     print(f"| real digits (half vs half) | | | | | {fd_real():.2f} | |")
 
