@@ -155,6 +155,8 @@ class TrainConfig:
     n_critic: int = _f(1, "D steps per G step (k in Goodfellow 2014, n_critic in WGAN)", min=1)
     ema: float = _f(0.0, "decay of an exponential moving average of G's weights; 0 = off",
                     min=0, max=1)
+    ema_start: int = _f(0, "step at which the EMA of G starts averaging; before it the average "
+                        "is a copy of G, so early weights do not linger in it", min=0)
     augment: str = _f("", "DiffAugment policy applied to every D input, real and fake: a comma "
                       "list of translation, cutout, color; empty = off")
     pool_size: int = _f(0, "image history pool for D's fake batch (Shrivastava 2017); 0 = off",

@@ -51,6 +51,27 @@ def _data_line(info: dict) -> str:
     return f"data {info['data']}: {info['samples']} samples{extra}"
 
 
+def next_steps(summary: dict[str, Any]) -> str:
+    """The closing line of a finished run: where its samples are and what to run next.
+
+    ``summary`` is the loop's ``done`` payload (``run_dir``, ``samples``: the newest grid or
+    None, ``task``, ``data``, ``data_kind``). A translation model is translated, not sampled;
+    digits are evaluated in the shipped digits CNN's features (offline), 2-D toy data by its
+    modes, other images by FID/KID (Inception weights needed).
+    """
+    run = summary["run_dir"]
+    where = f"samples: {summary['samples']}; " if summary.get("samples") else ""
+    if summary.get("task") in ("translation", "multi-domain"):
+        return f"{where}next: gancli translate --model {run} --in IMAGE --out translated.png"
+    if summary.get("data_kind") == "points":
+        evaluate = f"gancli evaluate modes --fake {run}"
+    elif str(summary.get("data", "")).startswith("digits"):
+        evaluate = f"gancli evaluate digits fid --features digits --fake {run}"
+    else:
+        evaluate = f"gancli evaluate fid kid --fake {run}"
+    return f"{where}next: gancli sample {run} --seeds 0-63 --out grid.png, then {evaluate}"
+
+
 class PlainReporter(Reporter):
     def __init__(self, stream: IO[str] | None = None, quiet: bool = False):
         self.out = stream or sys.stderr
@@ -96,6 +117,8 @@ class PlainReporter(Reporter):
             return
         self._print(f"done: {summary['step']} steps in {fmt_time(summary['seconds'])}; "
                     f"checkpoint {summary['checkpoint']}")
+        if "task" in summary:
+            self._print(next_steps(summary))
 
 
 class JsonlReporter(Reporter):
@@ -197,6 +220,8 @@ class RichReporter(Reporter):
         self.close()
         self.console.print(f"[green]done[/]: {summary['step']} steps in "
                            f"{fmt_time(summary['seconds'])}; checkpoint {summary['checkpoint']}")
+        if "task" in summary:
+            self.console.print(next_steps(summary), highlight=False, markup=False)
 
     def close(self):
         if self.live is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Callable
 
 import torch
 from torch import nn
@@ -20,3 +21,44 @@ def update_ema(ema: nn.Module, G: nn.Module, decay: float) -> None:
     torch._foreach_lerp_(list(ema.parameters()), list(G.parameters()), 1.0 - decay)  # one launch
     for be, b in zip(ema.buffers(), G.buffers()):
         be.copy_(b)
+
+
+@torch.no_grad()
+def recompute_bn_stats(G: nn.Module, z_dim: int, z_dist: str = "normal", batch_size: int = 128,
+                       batches: int = 16, seed: int = 0,
+                       condition: Callable[[int, torch.Generator], torch.Tensor | None] | None = None
+                       ) -> nn.Module:
+    """Re-estimate the batch-norm running statistics of ``G`` (in place) for its own weights.
+
+    An averaged G's weights never ran in train mode, so the running mean/var it copied from
+    the live G describe another network's activations; sampling in eval mode then shifts
+    every BN layer. This runs ``batches`` batches of ``batch_size`` latents (``labels`` > 0:
+    random class labels for a conditional G) through G in train mode with a cumulative
+    average (``momentum=None``), the "standing statistics" of Brock et al. 2019 (BigGAN,
+    appendix C). ``condition(n, gen)`` gives G's second input for a batch (class labels,
+    InfoGAN codes) or None. The random draws use their own generator (``seed``), so the
+    global RNG and training are untouched: the same weights always get the same statistics.
+    Returns G, in eval mode.
+    """
+    from gancli.sampling import draw_latents
+
+    bns = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return G.eval()
+    saved = [(m, m.momentum) for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average over the batches below
+    device = next(G.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    G.train()
+    try:
+        for _ in range(batches):
+            z = draw_latents(batch_size, z_dim, z_dist, gen).to(device)
+            y = condition(batch_size, gen) if condition is not None else None
+            G(z, y if y is None else y.to(device))
+    finally:
+        for m, momentum in saved:
+            m.momentum = momentum
+        G.eval()
+    return G

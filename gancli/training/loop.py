@@ -32,8 +32,9 @@ from gancli.regularizers import clip_weights
 from gancli.reporting import Reporter, guard_output
 from gancli.runlog import append_jsonl, trim_metrics
 from gancli.runtime import Precision, compile_children, compile_problem, configure_backends, generator
+from gancli.sampling import draw_codes
 from gancli.training import state as st
-from gancli.training.ema import make_ema, update_ema
+from gancli.training.ema import make_ema, recompute_bn_stats, update_ema
 from gancli.training.guard import FiniteGuard, check_finite_weights
 from gancli.training.objectives import AdversarialObjective
 from gancli.training.parallel import RANK_SEED_STRIDE, current, sync_batchnorm
@@ -210,6 +211,7 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
         guard.check(cfg, last_ckpt)  # never write weights that came from a NaN/inf step
         tensors = {**st.module_tensors("G", G), **st.module_tensors("D", D), **objective.state()}
         if G_ema is not None:
+            settle_ema(step)
             tensors.update(st.module_tensors("G_ema", G_ema))
         check_finite_weights(tensors, cfg, step, last_ckpt)
         opt_meta = {}
@@ -232,6 +234,16 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
         checkpoints.prune(run_dir / "checkpoints", t.keep)
         reporter.event("checkpoint", step=step, path=str(path))
         return path
+
+    settled = {"step": -1}
+
+    def settle_ema(step: int) -> None:
+        """Give G_ema batch-norm statistics of its own weights before it is shown or saved
+        (update_ema copies the live G's, which do not fit the average); once per step."""
+        if G_ema is None or settled["step"] == step:
+            return
+        settled["step"] = step
+        bn_stats_for_ema(G_ema, cfg, objective_cls.conditioning, spec.num_classes)
 
     warned: set[str] = set()
 
@@ -295,6 +307,7 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
     guard = FiniteGuard(device)  # NaN/inf in losses and gradients, read at log and save time
     d_params, g_params = list(D.parameters()), list(G.parameters())
     saved_at, in_step = time.monotonic(), False
+    last_grid: Path | None = None  # the newest sample grid, named in the closing line
     with stop_on_signals() as stop, save_on_write_error():
         stop.run_dir = run_dir
         while step < t.steps:
@@ -329,7 +342,7 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
             amp.step("G", opt_G)
             dist.broadcast_buffers(G, D)  # batch-norm statistics follow rank 0, as with DDP
             if G_ema is not None:
-                update_ema(G_ema, G, t.ema)
+                update_ema(G_ema, G, t.ema if step >= t.ema_start else 0.0)
             step += 1
             in_step = False
             meter.add({**d_stats, **g_stats})
@@ -351,10 +364,13 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
                 if dist.main:
                     optional_write("metrics rows to", append_jsonl, metrics_log, row)
                 reporter.step(row)
+            if (t.sample_every and step % t.sample_every == 0) or last:
+                settle_ema(step)  # on every rank: a SyncBatchNorm average all-reduces
             if ((t.sample_every and step % t.sample_every == 0) or last) and dist.main:
                 written = optional_write("sample grids to", preview.write, run_dir / "samples", step)
                 if written is not None:
                     path, extra = written
+                    last_grid = path
                     if extra:
                         optional_write("metrics rows to", append_jsonl, metrics_log,
                                        {"step": step, **extra})
@@ -373,8 +389,27 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
     seconds = elapsed + time.perf_counter() - t0
     assert last_ckpt is not None
     reporter.done({"run_dir": str(run_dir), "checkpoint": str(last_ckpt), "step": step,
-                   "seconds": seconds})
+                   "seconds": seconds, "samples": str(last_grid) if last_grid else None,
+                   "task": cfg.task, "data": data.name, "data_kind": data.kind})
     return TrainResult(run_dir, last_ckpt, step, seconds, G, D)
+
+
+def bn_stats_for_ema(G_ema: torch.nn.Module, cfg: Config, conditioning: str,
+                     num_classes: int) -> None:
+    """Re-estimate G_ema's batch-norm statistics for its own weights (see
+    ``recompute_bn_stats``), feeding the conditioning G takes: random class labels, InfoGAN
+    codes, or none. Translation generators (image inputs) keep the copied statistics."""
+    if conditioning in ("translation", "domain"):
+        return
+    m = cfg.model
+    condition = None
+    if conditioning in ("concat", "classifier"):
+        def condition(n, gen):
+            return torch.randint(num_classes, (n,), generator=gen)
+    elif conditioning == "info":
+        def condition(n, gen):
+            return draw_codes(n, m.info_cat, m.info_cont, gen)
+    recompute_bn_stats(G_ema, m.z_dim, m.z_dist, cfg.train.batch_size, condition=condition)
 
 
 def compile_nets(G, D, cfg: Config, device: torch.device, reporter: Reporter,

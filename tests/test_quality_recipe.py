@@ -1,0 +1,127 @@
+"""Issue 22: the pieces of the sharper digits recipe (EMA batch-norm statistics, the closing
+line of ``gancli train``)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+
+from gancli.config import ModelConfig
+from gancli.models import DataSpec, build_nets
+from gancli.reporting import next_steps
+from gancli.training.ema import make_ema, recompute_bn_stats, update_ema
+
+from conftest import TINY, tiny_overrides
+
+
+def _dcgan_G() -> torch.nn.Module:
+    torch.manual_seed(0)
+    cfg = ModelConfig(family="dcgan", z_dim=16, g_width=8, d_width=8)
+    return build_nets(cfg, DataSpec("images", (1, 16, 16)), "none").G
+
+
+def _eval_vs_batch_gap(G: torch.nn.Module, z: torch.Tensor) -> float:
+    """Mean |eval-mode output - train-mode output| on one big batch: 0 when the running
+    statistics equal the statistics of G's own activations."""
+    with torch.no_grad():
+        ev = G.eval()(z, None)
+        tr = copy.deepcopy(G).train()(z, None)
+    return float((ev - tr).abs().mean())
+
+
+def test_recomputed_bn_stats_fit_the_averaged_weights():
+    G = _dcgan_G()
+    ema = make_ema(G)
+    with torch.no_grad():  # G moves away; the average follows only part of the way
+        for p in G.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+        G.train()(torch.randn(256, 16), None)  # G's running statistics: G's activations
+    update_ema(ema, G, 0.5)  # buffers copied from G, as during training
+    z = torch.randn(2048, 16, generator=torch.Generator().manual_seed(5))
+    copied = _eval_vs_batch_gap(ema, z)
+    state = torch.get_rng_state()
+    recompute_bn_stats(ema, 16, "normal", batch_size=256, batches=16)
+    assert torch.equal(state, torch.get_rng_state())  # training's random stream is untouched
+    assert not ema.training
+    fitted = _eval_vs_batch_gap(ema, z)
+    assert fitted < 0.25 * copied, (fitted, copied)
+    assert fitted < 0.01
+    bn = next(m for m in ema.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert bn.momentum == 0.1  # restored after the cumulative average
+
+
+def test_recompute_is_deterministic_and_a_no_op_without_batch_norm():
+    a, b = _dcgan_G(), _dcgan_G()
+    recompute_bn_stats(a, 16, batches=2, batch_size=32)
+    recompute_bn_stats(b, 16, batches=2, batch_size=32)
+    for x, y in zip(a.buffers(), b.buffers()):
+        assert torch.equal(x, y)
+    net = torch.nn.Linear(3, 3)
+    assert recompute_bn_stats(net, 3) is net
+
+
+def test_next_steps_line_per_kind_of_run():
+    base = {"run_dir": "runs/x-001", "samples": "runs/x-001/samples/step-000100.png"}
+    line = next_steps({**base, "task": "unconditional", "data": "digits", "data_kind": "images"})
+    assert line.startswith("samples: runs/x-001/samples/step-000100.png; next: ")
+    assert "gancli sample runs/x-001 --seeds 0-63 --out grid.png" in line
+    assert "gancli evaluate digits fid --features digits --fake runs/x-001" in line
+    line = next_steps({**base, "task": "unconditional", "data": "toy:grid25", "data_kind": "points"})
+    assert "gancli evaluate modes --fake runs/x-001" in line
+    line = next_steps({**base, "task": "unconditional", "data": "/data/faces", "data_kind": "images"})
+    assert "gancli evaluate fid kid --fake runs/x-001" in line
+    line = next_steps({**base, "samples": None, "task": "translation", "data": "d",
+                       "data_kind": "pairs"})
+    assert line == "next: gancli translate --model runs/x-001 --in IMAGE --out translated.png"
+
+
+def test_train_ends_with_where_the_samples_are_and_what_next(cli, tmp_path):
+    r = cli("train", "dcgan", *TINY, *tiny_overrides("dcgan"), "--out", str(tmp_path))
+    assert r.code == 0, r.err
+    last = r.err.strip().splitlines()[-1]
+    run = tmp_path / "dcgan-001"
+    grid = run / "samples" / sorted(p.name for p in (run / "samples").iterdir())[-1]
+    assert last == (f"samples: {grid}; next: gancli sample {run} --seeds 0-63 --out grid.png, "
+                    f"then gancli evaluate digits fid --features digits --fake {run}")
+    assert Path(grid).is_file()
+
+
+def _trained(cli, tmp_path, *sets: str) -> dict[str, torch.Tensor]:
+    from gancli import checkpoints
+
+    args = [x for s in sets for x in ("--set", s)]
+    r = cli("train", "dcgan", *TINY, *tiny_overrides("dcgan"), *args, "--out", str(tmp_path))
+    assert r.code == 0, r.err
+    return checkpoints.load(checkpoints.resolve(tmp_path / "dcgan-001")).tensors
+
+
+def test_ema_start_keeps_the_average_a_copy_of_G_until_then(cli, tmp_path):
+    late = _trained(cli, tmp_path / "late", "train.ema=0.9", "train.ema_start=4")  # 4 steps
+    early = _trained(cli, tmp_path / "early", "train.ema=0.9", "train.ema_start=0")
+    w = [k[2:] for k in late if k.startswith("G.") and k.endswith("weight")]
+    assert w and all(torch.equal(late["G." + k], late["G_ema." + k]) for k in w)
+    assert any(not torch.equal(early["G." + k], early["G_ema." + k]) for k in w)
+
+
+def test_saved_ema_has_batch_norm_statistics_of_its_own_weights(cli, tmp_path):
+    t = _trained(cli, tmp_path, "train.ema=0.9")
+    G, z_dim = _dcgan_tiny_like(t)
+    means = [k for k in t if k.startswith("G_ema.") and k.endswith("running_mean")]
+    assert means
+    # the copied statistics would be G's; the saved ones are re-estimated for the average
+    assert any(not torch.equal(t[k], t["G." + k[6:]]) for k in means)
+    recompute_bn_stats(G, z_dim, "normal", batch_size=8)  # TINY's batch size
+    for k in means:
+        assert torch.allclose(G.state_dict()[k[6:]], t[k], atol=1e-6)
+
+
+def _dcgan_tiny_like(t: dict[str, torch.Tensor]) -> tuple[torch.nn.Module, int]:
+    """The tiny dcgan G of ``tiny_overrides`` with the checkpoint's G_ema weights loaded."""
+    from gancli import load_config
+
+    cfg = load_config("dcgan", ["model.g_width=8", "model.d_width=8", "data.resolution=8"])
+    G = build_nets(cfg.model, DataSpec("images", (1, 8, 8))).G
+    G.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("G_ema.")})
+    return G, cfg.model.z_dim
