@@ -128,3 +128,16 @@ def test_resume_auto_starts_a_new_run_then_refuses_another_command_in_its_folder
     assert r.code == 2 and "needs the preset and --name" in r.err
     r = cli("train", "--resume", str(tmp_path / "j1"), "--name", "j2")
     assert r.code == 2 and "drop --name" in r.err
+
+
+def test_resuming_a_finished_checkpoint_does_nothing_and_makes_no_folder(tmp_path, cli):
+    r = cli("train", "gan", *FLAGS, "--steps", "2", "--out", str(tmp_path / "a"), "--quiet")
+    assert r.code == 0, r.err
+    (run,) = (tmp_path / "a").iterdir()
+    ckpt = checkpoints.resolve(run)
+    before = sorted(p.name for p in run.rglob("*"))
+    r = cli("train", "--resume", str(run), "--quiet")  # its own folder: nothing rewritten
+    assert r.code == 0 and "at step 2 of 2: nothing to do" in r.err, r.err
+    assert sorted(p.name for p in run.rglob("*")) == before
+    r = cli("train", "--resume", str(ckpt), "--out", str(tmp_path / "b"), "--quiet")  # a loose file
+    assert r.code == 0 and "nothing to do" in r.err and not (tmp_path / "b").exists(), r.err
