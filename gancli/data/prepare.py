@@ -33,7 +33,7 @@ import numpy as np
 from gancli.data import images
 from gancli.data.store import LABELS, META, PIXELS, STORE_FORMAT, STORE_VERSION, Store, fingerprint
 from gancli.errors import DataError
-from gancli.fileio import atomic_write_bytes
+from gancli.fileio import atomic_write_bytes, fsync_dir
 
 JOURNAL = "journal.json"
 MAX_EXAMPLES = 10  # skipped files named in the summary and meta.json
@@ -174,17 +174,6 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
 
 
 def prepare(src: str | Path, out: str | Path, resolution: int, channels: int | None = None,
@@ -384,9 +373,9 @@ def _prepare(root, out, key, entries, broken, n_other, resolution, channels, lab
             "gancli_version": gancli.__version__}
     atomic_write_bytes(partial / META, json.dumps(meta, indent=1).encode())
     (partial / JOURNAL).unlink(missing_ok=True)
-    _fsync_dir(partial)
+    fsync_dir(partial)
     os.replace(partial, out) if not out.exists() else (out.rmdir(), os.replace(partial, out))
-    _fsync_dir(out.parent)
+    fsync_dir(out.parent)
     store = Store(out)
     return {**summary_of(store), "status": "resumed" if resumed_from else "prepared",
             "seconds": seconds, "files_s": (len(rels) - resumed_from) / max(seconds, 1e-9)}
