@@ -167,6 +167,10 @@ def train(
             from gancli.validate import data_channels
 
             cfg.data.channels = data_channels(ckpt.meta["data"])
+        if cfg.run.name:  # a name stored in a file is checked like one typed (no ../ escapes)
+            from gancli.runs import check_run_name
+
+            check_run_name(cfg.run.name)
         if ckpt.step >= cfg.train.steps and not dry_run:  # no folder made, nothing rewritten
             typer.echo(f"{ckpt.path} is at step {ckpt.step} of {cfg.train.steps}: nothing to do "
                        f"(continue further with --steps N, N > {ckpt.step})", err=True)
