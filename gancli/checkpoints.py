@@ -38,8 +38,62 @@ class Checkpoint:
 
     def section(self, prefix: str) -> dict[str, Any]:
         """Tensors under ``prefix.`` with the prefix removed."""
-        p = prefix + "."
-        return {k[len(p):]: v for k, v in self.tensors.items() if k.startswith(p)}
+        return section(self.tensors, prefix)
+
+
+def section(tensors: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The entries named ``prefix.<rest>``, as ``{rest: value}`` (``prefix`` may itself be
+    dotted: ``rank1``, ``opt_G``, ``pool_a``)."""
+    p = prefix + "."
+    return {k[len(p):]: v for k, v in tensors.items() if k.startswith(p)}
+
+
+# -- networks and optimisers as flat named tensors -------------------------------------------
+
+
+def module_tensors(prefix: str, module) -> dict[str, Any]:
+    """A module's state dict under ``prefix.`` (``G.net.0.weight``)."""
+    return {f"{prefix}.{k}": v for k, v in module.state_dict().items()}
+
+
+def load_module(module, tensors: dict[str, Any], prefix: str) -> None:
+    """Load what ``module_tensors(prefix, ...)`` saved (strict: every key must match)."""
+    module.load_state_dict(section(tensors, prefix))
+
+
+def optimizer_state(prefix: str, opt) -> tuple[dict[str, Any], dict]:
+    """Split an optimiser's state dict into tensors (``prefix.<param id>.<key>``) and a
+    JSON-able remainder (param groups, scalar state)."""
+    import torch
+
+    sd = opt.state_dict()
+    tensors: dict[str, Any] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, state in sd["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"{prefix}.{pid}.{key}"] = value
+            else:
+                scalars.setdefault(str(pid), {})[key] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def load_optimizer(opt, tensors: dict[str, Any], meta: dict, prefix: str) -> None:
+    """Load what ``optimizer_state`` split; a setting the file lacks keeps the config's value."""
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in section(tensors, prefix).items():
+        pid, key = name.split(".", 1)
+        state.setdefault(int(pid), {})[key] = value
+    for pid, extra in meta.get("scalars", {}).items():
+        state.setdefault(int(pid), {}).update(extra)
+    groups = [dict(g) for g in meta["param_groups"]]
+    for g, live in zip(groups, opt.param_groups):
+        if isinstance(g.get("betas"), list):  # JSON turned tuples into lists
+            g["betas"] = tuple(g["betas"])
+        for key, value in live.items():
+            if key != "params":
+                g.setdefault(key, value)
+    opt.load_state_dict({"state": state, "param_groups": groups})
 
 
 def save(path: Path, tensors: dict[str, Any], meta: dict[str, Any]) -> None:

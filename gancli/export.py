@@ -47,8 +47,7 @@ from gancli import checkpoints
 from gancli.errors import GancliError
 from gancli.extras import require
 from gancli.fileio import atomic_write_bytes
-from gancli.inference import (TRANSLATION_CONDITIONINGS, LoadedModel, Translator, generate,
-                              load_generator)
+from gancli.inference import LoadedModel, Translator, generate, load_generator
 from gancli.registry import OBJECTIVES
 from gancli.sampling import latents_for_seeds
 
@@ -120,7 +119,7 @@ class Plan:
 def plan_for(model: LoadedModel, direction: str | None = None) -> Plan:
     """The graph for a loaded generator, with its inputs for a list of seeds."""
     m = model.cfg.model
-    if model.conditioning in TRANSLATION_CONDITIONINGS:
+    if model.conditioning.translates:
         return _translation_plan(Translator(model), direction)
     if direction is not None:
         raise GancliError("--direction is for CycleGAN models",
@@ -309,7 +308,7 @@ def export(spec: str | Path, out: str | Path, fmt: str | None = None,
     path = checkpoints.resolve(spec)
     objective = (checkpoints.load(path, tensors=False).meta.get("config") or {}).get("objective")
     translation = (isinstance(objective, str) and objective in OBJECTIVES and
-                   OBJECTIVES.get(objective).conditioning in TRANSLATION_CONDITIONINGS)
+                   OBJECTIVES.get(objective).conditioning.translates)
     model = load_generator(path, torch.device("cpu"), translation=translation, ema=ema)
     plan = plan_for(model, direction)
     plan.graph.eval()

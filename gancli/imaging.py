@@ -13,6 +13,12 @@ from PIL import Image, ImageDraw
 from gancli.fileio import atomic_write_bytes
 
 
+def from_uint8(x: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels in [0, 255] -> float32 in [-1, 1] (x / 127.5 - 1), same shape and device:
+    the range every generator outputs and every discriminator reads."""
+    return x.float().div(127.5).sub(1.0)
+
+
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """Images in [-1, 1], (N, C, H, W) float -> uint8 (N, C, H, W) on the CPU."""
     return ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from gancli import checkpoints
+from gancli.conditioning import NONE, Conditioning
 from gancli.config import Config, from_dict
 from gancli.errors import CheckpointError, GancliError, excerpt
 from gancli.models import DataSpec, build_nets
@@ -15,7 +16,7 @@ from gancli.preflight import check_checkpoint_shapes
 from gancli.registry import OBJECTIVES
 from gancli.runtime import resolve_device
 from gancli.sampling import codes_for_seeds, latents_for_seeds, truncate
-from gancli.training.state import load_module
+
 from gancli.validate import check_inference_meta, check_module
 
 
@@ -28,18 +29,18 @@ class LoadedModel:
     path: Path
     step: int
     device: torch.device
-    conditioning: str = "none"
+    conditioning: Conditioning = NONE
     weights: str = "G"  # the checkpoint's tensors G was loaded from: "G_ema" or "G"
 
     @property
     def conditional(self) -> bool:
         """Class-conditional: every sample needs a class label."""
-        return self.conditioning in ("concat", "classifier")
+        return self.conditioning.class_labels
 
     @property
     def has_codes(self) -> bool:
         """InfoGAN: every sample has latent codes next to z (drawn from its seed)."""
-        return self.conditioning == "info"
+        return self.conditioning.codes
 
     def code_names(self) -> list[tuple[str, str, int]]:
         """(name, kind, values) per InfoGAN code: ``code.0`` ... categorical first."""
@@ -70,9 +71,6 @@ class LoadedModel:
         raise GancliError(f"unknown class {excerpt(name)}", hint=f"classes: {', '.join(names)}")
 
 
-TRANSLATION_CONDITIONINGS = ("translation", "domain")
-
-
 def load_generator(spec: str | Path, device: str | torch.device | None = None,
                    translation: bool = False, ema: bool = True) -> LoadedModel:
     """G (EMA weights when the run kept them and ``ema`` is set) in eval mode, from a
@@ -94,7 +92,7 @@ def load_generator(spec: str | Path, device: str | torch.device | None = None,
         raise CheckpointError(f"checkpoint {path} has no usable config ({e})",
                               hint="it may come from an incompatible gancli version") from None
     conditioning = OBJECTIVES.get(cfg.objective).conditioning
-    is_translation = conditioning in TRANSLATION_CONDITIONINGS
+    is_translation = conditioning.translates
     if is_translation and not translation:
         raise GancliError(f"{path} is a {cfg.name} translation model: it translates images, it has "
                           "nothing to sample", hint=f"gancli translate --model {spec} --in PHOTO "
@@ -113,7 +111,7 @@ def load_generator(spec: str | Path, device: str | torch.device | None = None,
                               f"({str(e).splitlines()[0][:160] if str(e) else type(e).__name__})",
                               hint="it may come from an incompatible gancli version") from None
     check_module(ckpt.tensors, prefix, G, path)  # names, shapes, dtypes, finite values
-    load_module(G, ckpt.tensors, prefix)
+    checkpoints.load_module(G, ckpt.tensors, prefix)
     G.to(dev).eval()
     return LoadedModel(G, cfg, data_spec, data, path, ckpt.step, dev, conditioning, prefix)
 
@@ -154,7 +152,7 @@ class Translator:
 
     @property
     def kind(self) -> str:
-        return "cycle" if self.model.conditioning == "translation" else "stargan"
+        return "cycle" if self.model.conditioning.two_way else "stargan"
 
     @property
     def domains(self) -> list[str]:

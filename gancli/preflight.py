@@ -233,7 +233,7 @@ def check_run(cfg: Config, data, device, folder: Path) -> None:
         check_disk(folder, est.checkpoint_bytes)
 
 
-def check_checkpoint_shapes(model_cfg, spec, conditioning: str, tensors: dict, prefix: str,
+def check_checkpoint_shapes(model_cfg, spec, conditioning, tensors: dict, prefix: str,
                             path: Path) -> None:
     """Before building a generator from a checkpoint's stored config, check on the ``meta``
     device that its shapes are the ones stored in the file: a tampered config (a width of
@@ -255,8 +255,9 @@ def check_checkpoint_shapes(model_cfg, spec, conditioning: str, tensors: dict, p
                               hint="the file may be tampered with") from None
     except Exception:  # noqa: BLE001 - a family that cannot live on meta: no check
         return
-    p = prefix + "."
-    stored = {k[len(p):]: tuple(v.shape) for k, v in tensors.items() if k.startswith(p)}
+    from gancli.checkpoints import section
+
+    stored = {k: tuple(v.shape) for k, v in section(tensors, prefix).items()}
     wanted = {k: tuple(v.shape) for k, v in G.state_dict().items()}
     bad = sorted(k for k in wanted if k not in stored or stored[k] != wanted[k])
     if bad:

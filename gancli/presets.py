@@ -112,3 +112,15 @@ def load_preset(name: str, _seen: tuple[str, ...] = ()) -> dict:
 
 def resolve_preset(name: str) -> Config:
     return resolve([(f"preset {name}", load_preset(name))])
+
+
+def availability(cfg: Config) -> str | None:
+    """None when every piece the preset needs (family, objective, loss) is registered, else
+    what is missing; ``gancli zoo`` shows it, ``gancli train`` refuses such a preset."""
+    from gancli.registry import FAMILIES, LOSSES, OBJECTIVES
+
+    for registry, name in ((FAMILIES, cfg.model.family), (OBJECTIVES, cfg.objective),
+                           (LOSSES, cfg.loss.name)):
+        if name not in registry:
+            return f"{registry.kind} '{name}' is not in this version yet"
+    return None

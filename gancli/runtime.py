@@ -41,7 +41,7 @@ def resolve_device(name: str | None) -> torch.device:
     return device
 
 
-def generator(seed: int) -> torch.Generator:
+def seeded_rng(seed: int) -> torch.Generator:
     """A CPU random generator: the same seed gives the same numbers on every machine."""
     g = torch.Generator()
     g.manual_seed(int(seed))

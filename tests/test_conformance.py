@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from gancli import checkpoints
-from gancli.cli.zoo import availability
+from gancli.presets import availability
 from gancli.inference import generate, load_generator
 from gancli.presets import list_presets, resolve_preset
 

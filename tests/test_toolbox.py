@@ -14,7 +14,7 @@ from gancli.errors import ConfigError
 from gancli.models import DataSpec, build_nets
 from gancli.models.base import MinibatchStdDev, SelfAttention, spectral
 from gancli.training.augment import DiffAugment
-from gancli.training.objectives import AdversarialObjective, InfoGANObjective, _flip
+from gancli.training.objectives import AdversarialObjective, InfoGANObjective, flip_logits
 
 IMAGES = DataSpec("images", (3, 16, 16), 4)
 
@@ -170,6 +170,7 @@ def _objective(cls, **sets):
                          "loss": sets.pop("loss", {}),
                          "objective": "infogan" if cls is InfoGANObjective else "unconditional"})
     spec = DataSpec("images", (1, 4, 4), 0)
+    cls.validate(cfg, spec)  # the objective contract: checked before anything is built
     torch.manual_seed(0)
     nets = build_nets(cfg.model, spec, cls.conditioning)
     return cls(cfg, nets.G, nets.D, torch.Generator().manual_seed(0), torch.device("cpu")), cfg
@@ -178,12 +179,12 @@ def _objective(cls, **sets):
 def test_flipped_labels_swap_real_and_fake_logits():
     obj, _ = _objective(AdversarialObjective, loss={"label_flip": 0.5})
     real, fake = torch.full((1000,), 3.0), torch.full((1000,), -3.0)
-    r, f = _flip(real, fake, obj._swaps(1000))
+    r, f = flip_logits(real, fake, obj._swaps(1000))
     swapped = (r == -3.0)
     assert torch.equal(swapped, f == 3.0)  # a pair swaps together
     assert 0.4 < swapped.float().mean() < 0.6
     none, _ = _objective(AdversarialObjective)
-    assert none._swaps(1000) is None and _flip(real, fake, None) == (real, fake)
+    assert none._swaps(1000) is None and flip_logits(real, fake, None) == (real, fake)
     with pytest.raises(ConfigError, match="label flip"):
         _objective(AdversarialObjective, loss={"name": "hinge", "label_flip": 0.1})
 
@@ -258,6 +259,7 @@ def _acgan(mode: str, **loss):
 
     cfg = build({"model": {"aux_classifier": mode}, "loss": {"cls_weight": 2.0, **loss},
                  "objective": "acgan"})
+    ACGANObjective.validate(cfg, None)
     return ACGANObjective(cfg, nn.Identity(), nn.Identity(), torch.Generator(),
                           torch.device("cpu"), 3)
 
@@ -371,5 +373,4 @@ def test_mode_seeking_is_an_error_for_translation(objective):
 
     cfg = build({"loss": {"mode_seeking": 1.0}, "objective": objective})
     with pytest.raises(ConfigError, match="mode_seeking"):
-        OBJECTIVES.get(objective)(cfg, nn.Identity(), nn.Identity(), torch.Generator(),
-                                  torch.device("cpu"), 3)
+        OBJECTIVES.get(objective).validate(cfg, None)  # before anything is built

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Optional
+from typing import Annotated, Callable, Optional
 
 import typer
 
@@ -19,6 +19,27 @@ class AppState:
 
 def state(ctx: typer.Context) -> AppState:
     return ctx.obj if isinstance(ctx.obj, AppState) else AppState()
+
+
+@dataclass(frozen=True)
+class Output:
+    """How a command reports its result: JSON on stdout (``--json``), nothing but errors
+    (``--quiet``), or one line on stderr."""
+
+    json: bool = False
+    quiet: bool = False
+
+    def result(self, payload: dict, line: Callable[[], str]) -> None:
+        if self.json:
+            emit_json(payload)
+        elif not self.quiet:
+            typer.echo(line(), err=True)
+
+
+def output(ctx: typer.Context, json_out: bool, quiet: bool) -> Output:
+    """The command's own ``--json`` / ``--quiet``, or the global ones (``gancli --json CMD``)."""
+    app = state(ctx)
+    return Output(json_out or app.json, quiet or app.quiet)
 
 
 DeviceOpt = Annotated[Optional[str], typer.Option(

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, state
+from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, output, state
 from gancli.errors import CheckpointError, ConfigError, GancliError, PresetError, TrainingDiverged
 
 # what may change when a run is resumed: its length and cadence, nothing that shapes it
@@ -113,7 +113,7 @@ def train(
     from gancli.config import parse_set, resolve
 
     app = state(ctx)
-    json_out, quiet = json_out or app.json, quiet or app.quiet
+    json_out, quiet = (mode := output(ctx, json_out, quiet)).json, mode.quiet
     flags = _flags(data__source=data, train__steps=steps, train__batch_size=batch_size,
                    train__seed=seed, run__out=out, train__sample_every=sample_every,
                    train__ckpt_every=ckpt_every, train__ckpt_minutes=ckpt_minutes,
@@ -181,12 +181,26 @@ def train(
             from gancli.runs import check_run_name
 
             fixed = Path(cfg.run.out).expanduser() / check_run_name(name)
+    check_trainable(cfg)  # --dry-run included
     if dry_run:
         typer.echo(cfg.to_json() if json_out else cfg.to_yaml().rstrip())
         return
     if fixed is not None and ckpt is None:
         _claim(ctx, fixed, resume == "auto")
     _run(cfg, ckpt, device or app.device, json_out, quiet, fixed)
+
+
+def check_trainable(cfg) -> None:
+    """Before any folder or data: every piece the preset names is in this version, and the
+    objective accepts the config (``validate_run``; the data's part is checked once it is read)."""
+    from gancli.presets import availability
+    from gancli.training.objectives import validate_run
+
+    missing = availability(cfg)
+    if missing:
+        raise PresetError(f"preset '{cfg.name}' cannot be trained yet: {missing}",
+                          hint="`gancli zoo` marks which presets this version can train")
+    validate_run(cfg)
 
 
 def _preset_config(preset, config, sets, flags):
@@ -300,14 +314,9 @@ def _launcher_rank() -> int:
 
 
 def _run(cfg, ckpt, device_name, json_out: bool, quiet: bool, fixed: Path | None = None) -> None:
-    from gancli.cli.zoo import availability
     from gancli.runtime import init_distributed, resolve_device, shutdown_distributed
     from gancli.training.parallel import current
 
-    missing = availability(cfg)
-    if missing:
-        raise PresetError(f"preset '{cfg.name}' cannot be trained yet: {missing}",
-                          hint="`gancli zoo` marks which presets this version can train")
     device = init_distributed(resolve_device(device_name))  # under torchrun: join the job
     dist = current(device)
     finished = False

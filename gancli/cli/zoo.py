@@ -9,19 +9,8 @@ import typer
 from gancli.cli._options import JsonOpt, emit_json, state
 
 
-def availability(cfg) -> str | None:
-    """None when every piece the preset needs is registered, else what is missing."""
-    from gancli.registry import FAMILIES, LOSSES, OBJECTIVES
-
-    for registry, name in ((FAMILIES, cfg.model.family), (OBJECTIVES, cfg.objective),
-                           (LOSSES, cfg.loss.name)):
-        if name not in registry:
-            return f"{registry.kind} '{name}' is not in this version yet"
-    return None
-
-
 def preset_summary(ref) -> dict:
-    from gancli.presets import resolve_preset
+    from gancli.presets import availability, resolve_preset
 
     cfg = resolve_preset(str(ref.path) if ref.source == "file" else ref.name)
     missing = availability(cfg)

@@ -9,6 +9,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from gancli.conditioning import NONE, Conditioning, as_conditioning
 from gancli.config import ModelConfig
 from gancli.errors import ConfigError
 from gancli.registry import FAMILIES
@@ -36,59 +37,40 @@ class Nets:
     D: nn.Module
 
 
-# How labels (or codes) enter the networks, as the objective asks for it:
-#   none        G(z), D(x)
-#   concat      G(z ++ onehot(y)), D(x ++ onehot(y)) (Mirza & Osindero 2014; the resnet
-#               family projects instead: Miyato & Koyama 2018)
-#   classifier  G(z ++ onehot(y)), D(x) with an auxiliary class head (Odena et al. 2017)
-#   info        G(z ++ c) for InfoGAN codes c, D(x) with a head Q(c | x) (Chen et al. 2016)
-#   translation G maps images to images, A -> B and B -> A; D per domain (CycleGAN)
-#   domain      G(x, target domain), D(x) with a domain head (StarGAN)
-CONDITIONINGS = ("none", "concat", "classifier", "info", "translation", "domain")
-
-
 @dataclass(frozen=True)
 class Family:
     """A registered model family: a builder plus what it accepts."""
 
     name: str
-    build: Callable[[ModelConfig, DataSpec, str], Nets]
+    build: Callable[[ModelConfig, DataSpec, Conditioning], Nets]
     kinds: frozenset[str] = field(default_factory=lambda: frozenset({"images"}))
     summary: str = ""
 
 
 def register_family(name: str, *, kinds: set[str], summary: str) -> Callable:
-    def wrap(build: Callable[[ModelConfig, DataSpec, str], Nets]) -> Callable:
+    def wrap(build: Callable[[ModelConfig, DataSpec, Conditioning], Nets]) -> Callable:
         FAMILIES.register(name, Family(name, build, frozenset(kinds), summary))
         return build
 
     return wrap
 
 
-def build_nets(cfg: ModelConfig, spec: DataSpec, conditioning: str = "none") -> Nets:
-    """Build G and D for ``cfg.family``, refusing data the family cannot model."""
-    family: Family = FAMILIES.get(cfg.family)
+def check_family(family: Family, spec: DataSpec) -> None:
+    """The family must model this kind of data (``Family.kinds``): ``ConfigError`` if not."""
     if spec.kind not in family.kinds:
         alt = "--set model.family=mlp" if spec.kind == "points" else "an image family such as dcgan"
         raise ConfigError(f"model family '{family.name}' cannot model {spec.kind} data",
                           hint=f"use {alt}")
-    if conditioning in ("concat", "classifier") and spec.num_classes < 2:
-        raise ConfigError("a conditional model needs labelled data with at least two classes",
-                          hint="use digits or shapes, or an image folder with one sub-folder per "
-                               "class and --set data.labels=true")
-    if cfg.pack > 1 and conditioning != "none":
-        raise ConfigError("packing is for unconditional D: a pack would mix labels or codes",
-                          hint="set model.pack=1")
-    if conditioning == "info" and not (cfg.info_cat or cfg.info_cont):
-        raise ConfigError("InfoGAN needs at least one latent code",
-                          hint="--set model.info_cat=10 and/or --set model.info_cont=2")
-    if conditioning == "info" and cfg.info_cat == 1:
-        raise ConfigError("a categorical code needs at least two categories",
-                          hint="--set model.info_cat=10 (or 0 for none)")
-    if cfg.aux_classifier != "ac" and conditioning != "classifier":
-        raise ConfigError(f"model.aux_classifier={cfg.aux_classifier} is a class head for "
-                          "ACGAN's discriminator", hint="set model.aux_classifier=ac, or train "
-                                                        "the acgan preset")
+
+
+def build_nets(cfg: ModelConfig, spec: DataSpec, conditioning: Conditioning | str = NONE) -> Nets:
+    """Build G and D for ``cfg.family``, refusing data the family cannot model and a config
+    the conditioning cannot use (``ConfigError``). ``conditioning``: a descriptor, or its
+    registered name."""
+    family: Family = FAMILIES.get(cfg.family)
+    conditioning = as_conditioning(conditioning)
+    check_family(family, spec)
+    conditioning.check(cfg, spec)
     nets = family.build(cfg, spec, conditioning)
     initialise(nets.G, cfg.init)
     initialise(nets.D, cfg.init)
@@ -139,11 +121,13 @@ def settle_spectral_norms(module: nn.Module, iterations: int = 100) -> None:
 
 class Discriminator(nn.Module):
     """The shape every family's D shares: ``_features(x, y)`` (defined by the family), the
-    optional minibatch-stddev feature, an adversarial ``head``, and for ACGAN / InfoGAN a
-    ``classes`` head (class logits, or Q's code predictions) on the same features."""
+    optional minibatch-stddev feature, an adversarial ``head``, and for ACGAN / InfoGAN an
+    auxiliary head (class logits, or Q's code predictions; ``Conditioning.aux_head_width``
+    outputs) on the same features. The auxiliary head's attribute is ``classes`` because
+    checkpoints name its weights ``D.classes.*``."""
 
     head: nn.Module
-    classes: nn.Module | None
+    classes: nn.Module | None  # the auxiliary head, or None
 
     def __init__(self, pack: int = 1) -> None:
         super().__init__()
@@ -210,27 +194,15 @@ def spectral(module: nn.Module, on: bool) -> nn.Module:
     return nn.utils.parametrizations.spectral_norm(module) if on else module
 
 
-def label_input(spec: DataSpec, conditioning: str, cfg: ModelConfig | None = None) -> int:
-    """Extra input width G needs: one-hot labels, InfoGAN codes, or 0 when unconditional."""
-    if conditioning == "info":
-        return code_width(cfg) if cfg is not None else 0
-    return spec.num_classes if conditioning != "none" else 0
+def label_input(spec: DataSpec, conditioning: Conditioning | str,
+                cfg: ModelConfig | None = None) -> int:
+    """G's extra input width: ``Conditioning.g_input_width`` (for callers holding a name)."""
+    return as_conditioning(conditioning).g_input_width(spec, cfg)
 
 
-def code_width(cfg: ModelConfig) -> int:
-    """InfoGAN: a one-hot categorical code plus the continuous codes."""
-    return cfg.info_cat + cfg.info_cont
-
-
-def head_outputs(spec: DataSpec, conditioning: str, cfg: ModelConfig) -> int:
-    """Width of D's second head: class logits (ACGAN; twice as many with
-    ``model.aux_classifier`` tac or adc, see ``ACGANObjective``) or Q's code predictions
-    (InfoGAN); 0 when D has none."""
-    if conditioning == "classifier":
-        return spec.num_classes * (1 if cfg.aux_classifier == "ac" else 2)
-    if conditioning == "info":
-        return code_width(cfg)
-    return 0
+def head_outputs(spec: DataSpec, conditioning: Conditioning | str, cfg: ModelConfig) -> int:
+    """Width of D's second head: ``Conditioning.aux_head_width`` (for callers holding a name)."""
+    return as_conditioning(conditioning).aux_head_width(spec, cfg)
 
 
 def one_hot(y: torch.Tensor, classes: int) -> torch.Tensor:

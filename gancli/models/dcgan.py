@@ -8,22 +8,23 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gancli.conditioning import NONE, Conditioning
 from gancli.config import ModelConfig
 from gancli.errors import ConfigError
 from gancli.models import base
-from gancli.models.base import (DataSpec, Nets, check_power_of_two, condition, head_outputs,
-                                label_input, mbstd_for, norm_2d, one_hot, register_family)
+from gancli.models.base import (DataSpec, Nets, check_power_of_two, condition,
+                                mbstd_for, norm_2d, one_hot, register_family)
 
 
 class Generator(nn.Module):
-    def __init__(self, cfg: ModelConfig, spec: DataSpec, conditioning: str = "none"):
+    def __init__(self, cfg: ModelConfig, spec: DataSpec, conditioning: Conditioning = NONE):
         super().__init__()
         channels, resolution = spec.shape[0], spec.shape[1]
         stages = check_power_of_two(resolution, "dcgan")
-        self.classes = label_input(spec, conditioning, cfg)
+        self.cond_width = conditioning.g_input_width(spec, cfg)
         width = cfg.g_width * 2 ** (stages - 1)  # 64 px: 8 * g_width at 4x4, as in the paper
-        layers: list[nn.Module] = [  # (B, z + classes, 1, 1) -> (B, width, 4, 4)
-            nn.ConvTranspose2d(cfg.z_dim + self.classes, width, 4, 1, 0, bias=False),
+        layers: list[nn.Module] = [  # (B, z + cond_width, 1, 1) -> (B, width, 4, 4)
+            nn.ConvTranspose2d(cfg.z_dim + self.cond_width, width, 4, 1, 0, bias=False),
             norm_2d(cfg.g_norm, width), nn.ReLU(True)]
         for _ in range(stages - 1):
             layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
@@ -33,21 +34,21 @@ class Generator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        if self.classes:
-            z = torch.cat([z, condition(y, self.classes)], 1)
+        if self.cond_width:
+            z = torch.cat([z, condition(y, self.cond_width)], 1)
         return self.net(z[:, :, None, None])
 
 
 class Discriminator(base.Discriminator):
-    def __init__(self, cfg: ModelConfig, spec: DataSpec, conditioning: str = "none"):
+    def __init__(self, cfg: ModelConfig, spec: DataSpec, conditioning: Conditioning = NONE):
         super().__init__(cfg.pack)
         channels, resolution = spec.shape[0] * cfg.pack, spec.shape[1]
         stages = check_power_of_two(resolution, "dcgan")
         # cGAN: the label enters as constant one-hot planes next to the image channels
-        self.label_classes = spec.num_classes if conditioning == "concat" else 0
+        self.label_width = spec.num_classes if conditioning.d_input else 0
         width = cfg.d_width
         act = nn.LeakyReLU(0.2, True) if cfg.d_act != "relu" else nn.ReLU(True)
-        layers: list[nn.Module] = [nn.Conv2d(channels + self.label_classes, width, 4, 2, 1),
+        layers: list[nn.Module] = [nn.Conv2d(channels + self.label_width, width, 4, 2, 1),
                                    act]  # no norm at the input
         for _ in range(stages - 1):
             layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=cfg.d_norm == "none"),
@@ -57,19 +58,19 @@ class Discriminator(base.Discriminator):
         self.mbstd, extra = mbstd_for(cfg)  # (B, width + 1, 4, 4) when on
         self.head = nn.Conv2d(width + extra, 1, 4, 1, 0)  # (B, 1, 1, 1): one logit per image
         # ACGAN's class head / InfoGAN's Q head on the same features
-        outputs = head_outputs(spec, conditioning, cfg)
+        outputs = conditioning.aux_head_width(spec, cfg)
         self.classes = nn.Conv2d(width + extra, outputs, 4, 1, 0) if outputs else None
 
     def _features(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        if self.label_classes:
-            planes = one_hot(y, self.label_classes)[:, :, None, None].expand(-1, -1, *x.shape[2:])
+        if self.label_width:
+            planes = one_hot(y, self.label_width)[:, :, None, None].expand(-1, -1, *x.shape[2:])
             x = torch.cat([x, planes], 1)
         return self.body(x)
 
 
 @register_family("dcgan", kinds={"images"},
                  summary="all-convolutional G and D, depth from resolution (8..1024 px)")
-def build(cfg: ModelConfig, spec: DataSpec, conditioning: str = "none") -> Nets:
+def build(cfg: ModelConfig, spec: DataSpec, conditioning: Conditioning = NONE) -> Nets:
     if cfg.d_act == "maxout":
         raise ConfigError("family 'dcgan' has no maxout units", hint="--set model.d_act=leaky_relu")
     return Nets(G=Generator(cfg, spec, conditioning), D=Discriminator(cfg, spec, conditioning))

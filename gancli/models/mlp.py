@@ -7,9 +7,10 @@ import math
 import torch
 from torch import nn
 
+from gancli.conditioning import NONE, Conditioning
 from gancli.config import ModelConfig
 from gancli.models import base
-from gancli.models.base import (DataSpec, Nets, condition, head_outputs, label_input, mbstd_for,
+from gancli.models.base import (DataSpec, Nets, condition, mbstd_for,
                                 norm_1d, one_hot, register_family)
 
 
@@ -26,12 +27,12 @@ class Maxout(nn.Module):
 
 
 class Generator(nn.Module):
-    def __init__(self, cfg: ModelConfig, spec: DataSpec, conditioning: str = "none"):
+    def __init__(self, cfg: ModelConfig, spec: DataSpec, conditioning: Conditioning = NONE):
         super().__init__()
         self.shape = spec.shape
-        self.classes = label_input(spec, conditioning, cfg)
+        self.cond_width = conditioning.g_input_width(spec, cfg)
         layers: list[nn.Module] = []
-        width_in = cfg.z_dim + self.classes
+        width_in = cfg.z_dim + self.cond_width
         for _ in range(cfg.g_depth):
             # a bias before batch norm is cancelled by it
             layers += [nn.Linear(width_in, cfg.g_width, bias=cfg.g_norm == "none"),
@@ -43,17 +44,17 @@ class Generator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        if self.classes:
-            z = torch.cat([z, condition(y, self.classes)], 1)
+        if self.cond_width:
+            z = torch.cat([z, condition(y, self.cond_width)], 1)
         return self.net(z).view(-1, *self.shape)
 
 
 class Discriminator(base.Discriminator):
-    def __init__(self, cfg: ModelConfig, spec: DataSpec, conditioning: str = "none"):
+    def __init__(self, cfg: ModelConfig, spec: DataSpec, conditioning: Conditioning = NONE):
         super().__init__(cfg.pack)
-        self.label_classes = spec.num_classes if conditioning == "concat" else 0
+        self.label_width = spec.num_classes if conditioning.d_input else 0
         layers: list[nn.Module] = []
-        width_in = math.prod(spec.shape) * cfg.pack + self.label_classes
+        width_in = math.prod(spec.shape) * cfg.pack + self.label_width
         for _ in range(cfg.d_depth):
             if cfg.d_act == "maxout":
                 layers.append(Maxout(width_in, cfg.d_width, cfg.maxout_pieces))
@@ -65,17 +66,17 @@ class Discriminator(base.Discriminator):
         self.mbstd, extra = mbstd_for(cfg)
         self.head = nn.Linear(width_in + extra, 1)
         # ACGAN's class head / InfoGAN's Q head on the same features
-        outputs = head_outputs(spec, conditioning, cfg)
+        outputs = conditioning.aux_head_width(spec, cfg)
         self.classes = nn.Linear(width_in + extra, outputs) if outputs else None
 
     def _features(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         x = x.flatten(1)
-        if self.label_classes:
-            x = torch.cat([x, one_hot(y, self.label_classes)], 1)
+        if self.label_width:
+            x = torch.cat([x, one_hot(y, self.label_width)], 1)
         return self.body(x)
 
 
 @register_family("mlp", kinds={"images", "points"},
                  summary="MLP G and D (ReLU / LeakyReLU / maxout); any data, flattened")
-def build(cfg: ModelConfig, spec: DataSpec, conditioning: str = "none") -> Nets:
+def build(cfg: ModelConfig, spec: DataSpec, conditioning: Conditioning = NONE) -> Nets:
     return Nets(G=Generator(cfg, spec, conditioning), D=Discriminator(cfg, spec, conditioning))

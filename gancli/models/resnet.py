@@ -16,11 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gancli.conditioning import NONE, Conditioning
 from gancli.config import ModelConfig
 from gancli.errors import ConfigError
 from gancli.models import base
 from gancli.models.base import (DataSpec, Nets, SelfAttention, check_power_of_two, condition,
-                                head_outputs, label_input, mbstd_for, norm_2d, register_family,
+                                mbstd_for, norm_2d, register_family,
                                 spectral)
 
 
@@ -80,14 +81,14 @@ def _attention_check(cfg: ModelConfig, resolutions: list[int]) -> None:
 
 
 class Generator(nn.Module):
-    def __init__(self, cfg: ModelConfig, spec: DataSpec, conditioning: str = "none"):
+    def __init__(self, cfg: ModelConfig, spec: DataSpec, conditioning: Conditioning = NONE):
         super().__init__()
         channels, resolution = spec.shape[0], spec.shape[1]
         stages = check_power_of_two(resolution, "resnet")
-        self.extra = label_input(spec, conditioning, cfg)
+        self.cond_width = conditioning.g_input_width(spec, cfg)
         width, sn = cfg.g_width, cfg.sn_g
         self.width = width
-        self.dense = spectral(nn.Linear(cfg.z_dim + self.extra, 4 * 4 * width), sn)
+        self.dense = spectral(nn.Linear(cfg.z_dim + self.cond_width, 4 * 4 * width), sn)
         blocks: list[nn.Module] = []
         res = 4
         _attention_check(cfg, [4 * 2**i for i in range(1, stages + 1)])
@@ -101,14 +102,14 @@ class Generator(nn.Module):
                                  spectral(nn.Conv2d(width, channels, 3, 1, 1), sn), nn.Tanh())
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        if self.extra:
-            z = torch.cat([z, condition(y, self.extra)], 1)
+        if self.cond_width:
+            z = torch.cat([z, condition(y, self.cond_width)], 1)
         h = self.dense(z).view(-1, self.width, 4, 4)
         return self.out(self.blocks(h))
 
 
 class Discriminator(base.Discriminator):
-    def __init__(self, cfg: ModelConfig, spec: DataSpec, conditioning: str = "none"):
+    def __init__(self, cfg: ModelConfig, spec: DataSpec, conditioning: Conditioning = NONE):
         super().__init__(cfg.pack)
         channels, resolution = spec.shape[0] * cfg.pack, spec.shape[1]
         check_power_of_two(resolution, "resnet")
@@ -129,11 +130,11 @@ class Discriminator(base.Discriminator):
         self.mbstd, extra = mbstd_for(cfg)
         features = width + extra
         self.head = spectral(nn.Linear(features, 1), sn)
-        outputs = head_outputs(spec, conditioning, cfg)
+        outputs = conditioning.aux_head_width(spec, cfg)
         self.classes = spectral(nn.Linear(features, outputs), sn) if outputs else None
         # cGAN by projection: an inner product of a class embedding with the features
         self.embed = (spectral(nn.Embedding(spec.num_classes, features), sn)
-                      if conditioning == "concat" else None)
+                      if conditioning.d_input else None)
 
     def _features(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         return F.relu(self.body(x)).sum((2, 3))  # global sum pooling
@@ -148,7 +149,7 @@ class Discriminator(base.Discriminator):
 
 @register_family("resnet", kinds={"images"},
                  summary="SNGAN ResNet G and D; spectral norm and self-attention by config")
-def build(cfg: ModelConfig, spec: DataSpec, conditioning: str = "none") -> Nets:
+def build(cfg: ModelConfig, spec: DataSpec, conditioning: Conditioning = NONE) -> Nets:
     if cfg.d_act == "maxout":
         raise ConfigError("family 'resnet' has no maxout units", hint="--set model.d_act=relu")
     return Nets(G=Generator(cfg, spec, conditioning), D=Discriminator(cfg, spec, conditioning))

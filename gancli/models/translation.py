@@ -23,6 +23,7 @@ import math
 import torch
 from torch import nn
 
+from gancli.conditioning import DOMAIN, TRANSLATION, Conditioning
 from gancli.config import ModelConfig
 from gancli.errors import ConfigError
 from gancli.models.base import DataSpec, Nets, condition, norm_2d, register_family
@@ -130,8 +131,9 @@ class CycleDiscriminators(nn.Module):
 
 @register_family("cyclegan", kinds={"pairs"},
                  summary="two ResNet generators and two 70x70 PatchGAN discriminators")
-def build_cyclegan(cfg: ModelConfig, spec: DataSpec, conditioning: str = "translation") -> Nets:
-    if conditioning != "translation":
+def build_cyclegan(cfg: ModelConfig, spec: DataSpec, conditioning: Conditioning = TRANSLATION
+                   ) -> Nets:
+    if not conditioning.two_way:
         raise ConfigError("family 'cyclegan' is a translation model",
                           hint="train it with objective 'cycle' (preset cyclegan)")
     channels, h, w = spec.shape[1], spec.shape[2], spec.shape[3]
@@ -186,8 +188,8 @@ class StarDiscriminator(nn.Module):
 
 @register_family("stargan", kinds={"images"},
                  summary="one ResNet generator for every domain; D with source and domain heads")
-def build_stargan(cfg: ModelConfig, spec: DataSpec, conditioning: str = "domain") -> Nets:
-    if conditioning != "domain":
+def build_stargan(cfg: ModelConfig, spec: DataSpec, conditioning: Conditioning = DOMAIN) -> Nets:
+    if not conditioning.target_domain:
         raise ConfigError("family 'stargan' is a multi-domain translation model",
                           hint="train it with objective 'stargan' (preset stargan)")
     channels, h, w = spec.shape

@@ -31,9 +31,9 @@ def parse_policy(text: str) -> list[str]:
 
 
 class DiffAugment:
-    def __init__(self, policy: str, gen: torch.Generator):
+    def __init__(self, policy: str, rng: torch.Generator):
         self.names = parse_policy(policy)
-        self.gen = gen
+        self.rng = rng
 
     def __bool__(self) -> bool:
         return bool(self.names)
@@ -44,7 +44,7 @@ class DiffAugment:
         return x
 
     def _rand(self, *shape: int, device: torch.device) -> torch.Tensor:
-        return torch.rand(shape, generator=self.gen).to(device)
+        return torch.rand(shape, generator=self.rng).to(device)
 
     def color(self, x: torch.Tensor) -> torch.Tensor:
         b = len(x)
@@ -60,8 +60,8 @@ class DiffAugment:
         if not (sh or sw):
             return x
         # integer shifts in [-s, s] per sample; out[i, j] = in[i - dy, j - dx], zeros outside
-        dy = torch.randint(-sh, sh + 1, (b,), generator=self.gen).to(x.device)
-        dx = torch.randint(-sw, sw + 1, (b,), generator=self.gen).to(x.device)
+        dy = torch.randint(-sh, sh + 1, (b,), generator=self.rng).to(x.device)
+        dx = torch.randint(-sw, sw + 1, (b,), generator=self.rng).to(x.device)
         padded = F.pad(x, (sw, sw, sh, sh))
         rows = torch.arange(h, device=x.device)[None, :] + sh - dy[:, None]  # (B, H)
         cols = torch.arange(w, device=x.device)[None, :] + sw - dx[:, None]  # (B, W)
@@ -73,8 +73,8 @@ class DiffAugment:
         b, _, h, w = x.shape
         ch, cw = int(h * CUTOUT_RATIO + 0.5), int(w * CUTOUT_RATIO + 0.5)
         # the square's top-left corner; it may hang over the edge, as in the paper
-        top = torch.randint(0, h + (1 - ch % 2), (b,), generator=self.gen).to(x.device) - ch // 2
-        left = torch.randint(0, w + (1 - cw % 2), (b,), generator=self.gen).to(x.device) - cw // 2
+        top = torch.randint(0, h + (1 - ch % 2), (b,), generator=self.rng).to(x.device) - ch // 2
+        left = torch.randint(0, w + (1 - cw % 2), (b,), generator=self.rng).to(x.device) - cw // 2
         r = torch.arange(h, device=x.device)[None, :]
         c = torch.arange(w, device=x.device)[None, :]
         inside_r = (r >= top[:, None]) & (r < top[:, None] + ch)  # (B, H)

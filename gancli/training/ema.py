@@ -35,7 +35,7 @@ def recompute_bn_stats(G: nn.Module, z_dim: int, z_dist: str = "normal", batch_s
     every BN layer. This runs ``batches`` batches of ``batch_size`` latents (``labels`` > 0:
     random class labels for a conditional G) through G in train mode with a cumulative
     average (``momentum=None``), the "standing statistics" of Brock et al. 2019 (BigGAN,
-    appendix C). ``condition(n, gen)`` gives G's second input for a batch (class labels,
+    appendix C). ``condition(n, rng)`` gives G's second input for a batch (class labels,
     InfoGAN codes) or None. The random draws use their own generator (``seed``), so the
     global RNG and training are untouched: the same weights always get the same statistics.
     Returns G, in eval mode.
@@ -50,12 +50,12 @@ def recompute_bn_stats(G: nn.Module, z_dim: int, z_dist: str = "normal", batch_s
         m.reset_running_stats()
         m.momentum = None  # cumulative moving average over the batches below
     device = next(G.parameters()).device
-    gen = torch.Generator().manual_seed(seed)
+    rng = torch.Generator().manual_seed(seed)
     G.train()
     try:
         for _ in range(batches):
-            z = draw_latents(batch_size, z_dim, z_dist, gen).to(device)
-            y = condition(batch_size, gen) if condition is not None else None
+            z = draw_latents(batch_size, z_dim, z_dist, rng).to(device)
+            y = condition(batch_size, rng) if condition is not None else None
             G(z, y if y is None else y.to(device))
     finally:
         for m, momentum in saved:

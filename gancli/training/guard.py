@@ -15,6 +15,7 @@ last good checkpoint, halves both learning rates and carries on, at most
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -120,3 +121,10 @@ def run_with_rollback(train_once: Callable, cfg, resume, on_event: Callable[[dic
                       "diverged_at": e.step, "attempt": attempts,
                       "from_checkpoint": str(e.last_good) if e.last_good else None,
                       "lr_g": cfg.optim.lr_g, "lr_d": cfg.optim.lr_d})
+
+
+def check_finite_stats(stats: dict[str, float], cfg, step: int, last_good: Path | None) -> None:
+    """The logged means (since the last row) must be finite: ``TrainingDiverged`` naming them."""
+    bad = [k for k, v in stats.items() if not math.isfinite(v)]
+    if bad:
+        raise diverged(cfg, step, f"logged {', '.join(bad)}", last_good)

@@ -10,9 +10,9 @@ import torch
 
 
 class ImagePool:
-    def __init__(self, size: int, generator: torch.Generator):
+    def __init__(self, size: int, rng: torch.Generator):
         self.size = size
-        self.gen = generator
+        self.rng = rng
         self.images: torch.Tensor | None = None  # (filled, ...) on the fakes' device
 
     @property
@@ -28,8 +28,8 @@ class ImagePool:
             img = fakes[i:i + 1].detach()
             if self.filled < self.size:
                 self.images = img.clone() if self.images is None else torch.cat([self.images, img])
-            elif torch.rand(1, generator=self.gen).item() < 0.5:
-                j = int(torch.randint(self.size, (1,), generator=self.gen))
+            elif torch.rand(1, generator=self.rng).item() < 0.5:
+                j = int(torch.randint(self.size, (1,), generator=self.rng))
                 out[i] = self.images[j]
                 self.images[j] = img[0]
         return out

@@ -1,17 +1,18 @@
 """The training loop: one function for every GAN.
 
-Per generator step: ``n_critic`` discriminator steps (each on a fresh real batch),
-then one generator step, then EMA, then logging / samples / checkpoints on their
-cadence. What differs between GANs lives in the objective, not here.
+Per generator step: the objective's ``on_step`` hook, ``n_critic`` discriminator steps
+(each on a fresh real batch), then one generator step, then EMA (``train_step``), then the
+cadence actions: a log row, a sample grid, a checkpoint, a stop (``train``). What differs
+between GANs lives in the objective (``training/objectives/base.py``), not here: the loop
+never asks which objective, family or preset it runs.
 """
 
 from __future__ import annotations
 
-import math
 import signal
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -19,25 +20,23 @@ import torch
 
 import gancli
 from gancli import checkpoints, validate
+from gancli.conditioning import Conditioning
 from gancli.config import Config
 from gancli.data import load_dataset
 from gancli.data.base import Dataset
 from gancli.data.batches import Batches
-from gancli.errors import (CheckpointError, ConfigError, GancliError, Interrupted, TrainingDiverged,
-                           signal_exit_code)
+from gancli.errors import CheckpointError, ConfigError, GancliError, Interrupted, signal_exit_code
 from gancli.fileio import clean_temporary
 from gancli.models import DataSpec, build_nets
-from gancli.registry import OBJECTIVES
 from gancli.regularizers import clip_weights
 from gancli.reporting import Reporter, guard_output
 from gancli.runlog import append_jsonl, trim_metrics
-from gancli.runtime import Precision, compile_children, compile_problem, configure_backends, generator
-from gancli.sampling import draw_codes
-from gancli.training import state as st
+from gancli.runtime import Precision, compile_problem, configure_backends, seeded_rng
+
 from gancli.training.ema import make_ema, recompute_bn_stats, update_ema
-from gancli.training.guard import FiniteGuard, check_finite_weights
-from gancli.training.objectives import AdversarialObjective
-from gancli.training.parallel import RANK_SEED_STRIDE, current, sync_batchnorm
+from gancli.training.guard import FiniteGuard, check_finite_stats, check_finite_weights
+from gancli.training.objectives import Objective, validate_run
+from gancli.training.parallel import RANK_SEED_STRIDE, Dist, current, sync_batchnorm
 from gancli.training.preview import Preview
 
 
@@ -151,23 +150,115 @@ def stop_on_signals() -> Iterator[StopRequest]:
                 signal.signal(sig, old)
 
 
+@dataclass
+class TrainState:
+    """Everything the loop carries from step to step: the networks and optimisers, the run's
+    random generator and data position (all saved in a checkpoint), and the bookkeeping of
+    the cadence actions (last checkpoint, timers, warnings said)."""
+
+    cfg: Config
+    run_dir: Path
+    device: torch.device
+    reporter: Reporter
+    data: Dataset
+    spec: DataSpec
+    dist: Dist  # torchrun's job, or a single process (see training/parallel.py)
+    conditioning: Conditioning
+    G: torch.nn.Module
+    D: torch.nn.Module
+    G_ema: torch.nn.Module | None  # train.ema: the averaged G that previews and sampling use
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer
+    amp: Precision
+    rng: torch.Generator  # every random draw of a step (latents, labels, pool, augmentation)
+    batches: Batches
+    objective: Objective
+    data_meta: dict  # the data spec and names stored in every checkpoint
+    step: int = 0  # generator steps done
+    elapsed: float = 0.0  # seconds trained before this process started (a resumed run)
+    lr_factor: float = 1.0  # this step's learning-rate decay factor (lr_factor)
+    preview: Preview | None = None
+    meter: Meter = field(default_factory=Meter)
+    guard: FiniteGuard | None = None  # NaN/inf in losses and gradients, read at log and save time
+    t0: float = 0.0  # time.perf_counter() when this process's loop began
+    tick: tuple[float, int] = (0.0, 0)  # (time, step) of the last log row: the rate since
+    saved_at: float = 0.0  # time.monotonic() of the last checkpoint (train.ckpt_minutes)
+    last_ckpt: Path | None = None
+    last_grid: Path | None = None  # the newest sample grid, named in the closing line
+    in_step: bool = False  # between the start of a step and `step += 1`: no whole state
+    ema_settled_at: int = -1  # the step G_ema's batch-norm statistics were re-estimated at
+    warned: set[str] = field(default_factory=set)  # kinds of optional writes that failed
+    d_params: list[torch.nn.Parameter] = field(default_factory=list)
+    g_params: list[torch.nn.Parameter] = field(default_factory=list)
+
+    @property
+    def metrics_log(self) -> Path:
+        return self.run_dir / "metrics.jsonl"
+
+
 def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
           resume: checkpoints.Checkpoint | None = None, data: Dataset | None = None
           ) -> TrainResult:
-    t = cfg.train
+    """Train ``cfg`` into ``run_dir`` (checkpoints, samples, metrics.jsonl), from scratch or
+    from ``resume``; returns where it ended. Errors: ``ConfigError`` before anything is built,
+    ``TrainingDiverged`` (NaN/inf), ``Interrupted`` (a stop signal, after a checkpoint),
+    ``GancliError`` for a file that cannot be written (after a checkpoint when possible)."""
     reporter = guard_output(reporter)  # a closed stdout or terminal stops output, not training
     if data is None:
-        data = load_dataset(cfg.data, t.seed, cfg.task)
+        data = load_dataset(cfg.data, cfg.train.seed, cfg.task)
+    # checked, then built: networks, optimisers, the random generator, batches, the objective
+    s = build_state(cfg, run_dir, device, reporter, data)
+    # a resumed run continues bit for bit: weights, optimisers, generator, data position
+    if resume is not None:
+        restore(s, resume)
+        s.last_ckpt = resume.path
+    s.preview = Preview(cfg, data, s.G_ema if s.G_ema is not None else s.G, device,
+                        conditioning=s.conditioning)
+    if s.dist.main:  # only rank 0 writes: logs, samples, checkpoints
+        trim_metrics(s.metrics_log, s.step)
+        clean_temporary(run_dir / "checkpoints")
+    start_report(s)
+    with stop_on_signals() as stop, save_on_write_error(s):
+        stop.run_dir = run_dir
+        while s.step < cfg.train.steps:
+            train_step(s)  # the objective's hook, n_critic D steps, one G step, EMA
+            stop_signal, time_due = decide_stop(s, stop)
+            last = s.step == cfg.train.steps
+            if s.step % cfg.train.log_every == 0 or last or stop_signal:
+                log_row(s)
+            if (cfg.train.sample_every and s.step % cfg.train.sample_every == 0) or last:
+                write_samples(s)
+            if not s.dist and stop.requested:  # also a signal that came while logging
+                stop_signal = stop.signum
+            if ((cfg.train.ckpt_every and s.step % cfg.train.ckpt_every == 0) or last
+                    or stop_signal or time_due):
+                s.last_ckpt = save_checkpoint(s)
+                s.saved_at = time.monotonic()
+            if stop_signal and not last:
+                raise Interrupted(f"interrupted at step {s.step} by "
+                                  f"{StopRequest.name_of(stop_signal)}; checkpoint saved: "
+                                  f"{s.last_ckpt}",
+                                  hint=f"continue with: gancli train --resume {run_dir}",
+                                  exit_code=signal_exit_code(stop_signal))
+    return finish(s)
+
+
+def build_state(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
+                data: Dataset) -> TrainState:
+    """Validate, then build everything a step needs, in a fixed order (the weight init draws
+    from torch's global generator seeded here, so a seed gives the same networks)."""
+    t = cfg.train
     spec = DataSpec(data.kind, data.shape, data.num_classes)
-    objective_cls = OBJECTIVES.get(cfg.objective)
-    dist = current(device)  # torchrun's job, or a single process (see training/parallel.py)
+    objective_cls = validate_run(cfg, spec)  # before anything is built
+    dist = current(device)
     if t.global_batch and t.global_batch != t.batch_size * dist.world:
         raise ConfigError(f"train.global_batch {t.global_batch} != train.batch_size {t.batch_size}"
                           f" x {dist.world} process(es)", hint="set train.global_batch=0, or a "
                           "per-process train.batch_size of global_batch / processes")
     configure_backends(device, t.tf32)
-    torch.manual_seed(t.seed)  # weight init; every later random draw uses `gen` below
-    nets = build_nets(cfg.model, spec, objective_cls.conditioning)
+    torch.manual_seed(t.seed)  # weight init; every later random draw uses `rng` below
+    conditioning = objective_cls.conditioning
+    nets = build_nets(cfg.model, spec, conditioning)
     if t.sync_bn and dist:
         nets.G, nets.D = sync_batchnorm(nets.G, device), sync_batchnorm(nets.D, device)
     G, D = nets.G.to(device), nets.D.to(device)
@@ -178,296 +269,287 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
     opt_G = make_optimizer(cfg, G.parameters(), cfg.optim.lr_g)
     opt_D = make_optimizer(cfg, D.parameters(), cfg.optim.lr_d)
     amp = Precision(t.precision, device)
-    gen = generator(t.seed + 1 + RANK_SEED_STRIDE * dist.rank)  # ranks draw different noise
+    rng = seeded_rng(t.seed + 1 + RANK_SEED_STRIDE * dist.rank)  # ranks draw different noise
     batches = Batches(data, t.batch_size, t.seed, device, cfg.data.flip, dist.rank, dist.world)
-    objective = objective_cls(cfg, G, D, gen, device, spec.num_classes)
+    objective = objective_cls(cfg, G, D, rng, device, spec.num_classes)
     if t.compile:
         compile_nets(G, D, cfg, device, reporter, objective)
-    tasks = OBJECTIVES.meta(cfg.objective).get("tasks")
-    if tasks and cfg.task not in tasks:
-        raise ConfigError(f"objective '{cfg.objective}' cannot train a {cfg.task} model",
-                          hint=f"it trains: {', '.join(sorted(tasks))}")
-    if cfg.train.augment and data.kind != "images":
-        raise ConfigError("DiffAugment works on images, not on 2-D points",
-                          hint="set train.augment to an empty string")
     data_meta = {**spec.to_dict(), "classes": data.classes,
                  "modes": data.modes.tolist() if data.modes is not None else None,
                  "sigma": data.sigma, "name": data.name, "domains": data.domains,
                  "multi_label": data.y is not None and data.y.is_floating_point()}
+    return TrainState(cfg, run_dir, device, reporter, data, spec, dist, conditioning, G, D,
+                      G_ema, opt_G, opt_D, amp, rng, batches, objective, data_meta,
+                      guard=FiniteGuard(device), d_params=list(D.parameters()),
+                      g_params=list(G.parameters()))
 
-    step, elapsed = 0, 0.0
-    if resume is not None:
-        step, elapsed = restore(resume, G, D, G_ema, opt_G, opt_D, gen, batches, objective,
-                                amp, dist, spec)
-    preview = Preview(cfg, data, G_ema if G_ema is not None else G, device,
-                      conditioning=objective_cls.conditioning)
-    metrics_log = run_dir / "metrics.jsonl"
-    if dist.main:  # only rank 0 writes: logs, samples, checkpoints
-        trim_metrics(metrics_log, step)
-        clean_temporary(run_dir / "checkpoints")
 
-    def save() -> Path:
-        path = checkpoints.step_path(run_dir / "checkpoints", step)
-        guard.check(cfg, last_ckpt)  # never write weights that came from a NaN/inf step
-        tensors = {**st.module_tensors("G", G), **st.module_tensors("D", D), **objective.state()}
-        if G_ema is not None:
-            settle_ema(step)
-            tensors.update(st.module_tensors("G_ema", G_ema))
-        check_finite_weights(tensors, cfg, step, last_ckpt)
-        opt_meta = {}
-        for name, opt in (("opt_G", opt_G), ("opt_D", opt_D)):
-            tens, opt_meta[name] = st.optimizer_state(name, opt)
-            tensors.update(tens)
-        tensors["rng.noise"] = gen.get_state()
-        dist.check_same(G, D)
-        # every other rank's own noise generator and objective state (image pool), as rankN.*
-        tensors.update(dist.gather_rank_state({"rng.noise": gen.get_state(), **objective.state()}))
-        if not dist.main:
-            return path
-        checkpoints.save(path, tensors, {
-            "gancli_version": gancli.__version__, "preset": cfg.name, "family": cfg.model.family,
-            "task": cfg.task, "step": step, "data_pos": batches.pos,
-            "elapsed": elapsed + (time.perf_counter() - t0), "config": cfg.to_dict(),
-            "data": data_meta, "optimizers": opt_meta, "scalers": amp.state(),
-            "world_size": dist.world})
-        checkpoints.mark_latest(run_dir / "checkpoints", path)
-        checkpoints.prune(run_dir / "checkpoints", t.keep)
-        reporter.event("checkpoint", step=step, path=str(path))
+def start_report(s: TrainState) -> None:
+    """Tell the reporter what runs, and start the clocks."""
+    s.reporter.start({"run_dir": str(s.run_dir), "preset": s.cfg.name, "device": str(s.device),
+                      "steps": s.cfg.train.steps, "start_step": s.step, "data": s.data.name,
+                      "samples": len(s.data), "data_info": s.data.info,
+                      "params_G": sum(p.numel() for p in s.G.parameters()),
+                      "params_D": sum(p.numel() for p in s.D.parameters())})
+    s.meter, s.t0 = Meter(), time.perf_counter()
+    s.tick = (s.t0, s.step)
+    s.saved_at, s.in_step = time.monotonic(), False
+
+
+def train_step(s: TrainState) -> None:
+    """One generator step: the learning rates, the objective's ``on_step`` hook, ``n_critic``
+    D steps (each on a fresh real batch), one G step, the EMA; then ``s.step`` counts it."""
+    cfg, t = s.cfg, s.cfg.train
+    s.in_step = True  # an OSError from here to `step += 1` leaves a partial step: no save
+    progress = s.step / t.steps
+    s.lr_factor = lr_factor(cfg, s.step)
+    for opt, lr in ((s.opt_G, cfg.optim.lr_g), (s.opt_D, cfg.optim.lr_d)):
+        for group in opt.param_groups:
+            group["lr"] = lr * s.lr_factor
+    s.objective.on_step(s.step)  # growth schedules, lazy regularisation, ADA: before D
+
+    s.D.requires_grad_(True)
+    for _ in range(t.n_critic):
+        real, labels = s.batches.next()
+        if t.channels_last and real.dim() == 4:
+            real = real.contiguous(memory_format=torch.channels_last)
+        with s.amp.autocast("D"):
+            d_loss, d_stats = s.objective.d_step(real, labels, progress)
+        optimise(s, "D", d_loss, s.opt_D)
+        if cfg.reg.clip:
+            clip_weights(s.D, cfg.reg.clip)
+    s.D.requires_grad_(False)  # G's step needs no gradients for D's weights
+    with s.amp.autocast("G"):
+        g_loss, g_stats = s.objective.g_step(t.batch_size, progress)
+    optimise(s, "G", g_loss, s.opt_G)
+    s.dist.broadcast_buffers(s.G, s.D)  # batch-norm statistics follow rank 0, as with DDP
+    if s.G_ema is not None:
+        update_ema(s.G_ema, s.G, t.ema if s.step >= t.ema_start else 0.0)
+    s.step += 1
+    s.in_step = False
+    s.meter.add({**d_stats, **g_stats})
+
+
+def optimise(s: TrainState, net: str, loss: torch.Tensor, opt: torch.optim.Optimizer) -> None:
+    """Backward through ``loss``, average the gradients over processes, watch them for
+    NaN/inf, step the optimiser of ``net`` ("D" or "G")."""
+    params = s.d_params if net == "D" else s.g_params
+    opt.zero_grad(set_to_none=True)
+    s.amp.backward(net, loss)
+    s.dist.average_gradients(params)
+    s.guard.watch(s.step + 1, net, loss, () if s.amp.scaled else params)
+    s.amp.step(net, opt)
+
+
+# -- the cadence actions, after a step --------------------------------------------------------
+
+
+def decide_stop(s: TrainState, stop: StopRequest) -> tuple[int, bool]:
+    """(the signal to stop on, or 0; whether a time-based checkpoint is due), the same on
+    every rank: a single process decides at every step; under torchrun the ranks agree at
+    log steps (one all-reduce of the maximum), so all of them stop or save after the same
+    step, whichever rank saw the signal or the clock first."""
+    t = s.cfg.train
+    due = bool(t.ckpt_minutes) and time.monotonic() - s.saved_at >= 60 * t.ckpt_minutes
+    if not s.dist:
+        return stop.signum or 0, due
+    if s.step % t.log_every and s.step != t.steps:
+        return 0, False
+    signum, due = s.dist.max_ints([stop.signum or 0, int(due)])
+    return signum, bool(due)
+
+
+def log_row(s: TrainState) -> None:
+    """The means since the last row (checked finite), the rate and ETA: to metrics.jsonl
+    (rank 0) and the reporter."""
+    cfg, t, step = s.cfg, s.cfg.train, s.step
+    stats = s.meter.read(s.dist.average_stats)
+    s.guard.check(cfg, s.last_ckpt)
+    check_finite_stats(stats, cfg, step, s.last_ckpt)
+    now = time.perf_counter()
+    rate = (step - s.tick[1]) / max(now - s.tick[0], 1e-9)
+    s.tick = (now, step)
+    row = {"step": step, "steps": t.steps, **stats, "lr_g": cfg.optim.lr_g * s.lr_factor,
+           "lr_d": cfg.optim.lr_d * s.lr_factor,
+           "img_s": rate * t.batch_size * s.dist.world * t.n_critic,
+           "eta_s": (t.steps - step) / max(rate, 1e-9),
+           "elapsed_s": s.elapsed + now - s.t0}
+    if s.dist.main:
+        optional_write(s, "metrics rows to", append_jsonl, s.metrics_log, row)
+    s.reporter.step(row)
+
+
+def write_samples(s: TrainState) -> None:
+    """A preview grid (rank 0) from G_ema with settled batch-norm statistics, or from G; the
+    toy data's mode coverage goes to metrics.jsonl too."""
+    settle_ema(s)  # on every rank: a SyncBatchNorm average all-reduces
+    if not s.dist.main:
+        return
+    written = optional_write(s, "sample grids to", s.preview.write, s.run_dir / "samples", s.step)
+    if written is None:
+        return
+    path, extra = written
+    s.last_grid = path
+    if extra:
+        optional_write(s, "metrics rows to", append_jsonl, s.metrics_log, {"step": s.step, **extra})
+    s.reporter.event("sample", step=s.step, path=str(path), **extra)
+
+
+def settle_ema(s: TrainState) -> None:
+    """Give G_ema batch-norm statistics of its own weights before it is shown or saved
+    (update_ema copies the live G's, which do not fit the average); once per step."""
+    if s.G_ema is None or s.ema_settled_at == s.step:
+        return
+    s.ema_settled_at = s.step
+    bn_stats_for_ema(s.G_ema, s.cfg, s.conditioning, s.spec.num_classes)
+
+
+def optional_write(s: TrainState, what: str, write, *args):
+    """Previews and metrics rows are not worth a run: on OSError (disk full, a read-only
+    folder) warn once per kind, skip the write, go on training; None when it failed."""
+    try:
+        return write(*args)
+    except OSError as e:
+        if what not in s.warned:
+            s.warned.add(what)
+            where = f" {e.filename}" if e.filename else ""
+            s.reporter.event("warning", text=f"warning: cannot write {what}{where}: "
+                             f"{e.strerror or e}; training goes on without them (said once)")
+        return None
+
+
+def save_checkpoint(s: TrainState) -> Path:
+    """Write the checkpoint of step ``s.step`` (rank 0; every rank joins the gathers): the
+    networks, optimisers, the generator's state, the objective's state, every other rank's
+    generator and objective state; then keep the newest ``train.keep``. Refuses weights that
+    came from a NaN/inf step (``TrainingDiverged``)."""
+    cfg, step = s.cfg, s.step
+    path = checkpoints.step_path(s.run_dir / "checkpoints", step)
+    s.guard.check(cfg, s.last_ckpt)  # never write weights that came from a NaN/inf step
+    tensors = {**checkpoints.module_tensors("G", s.G), **checkpoints.module_tensors("D", s.D),
+               **s.objective.state()}
+    if s.G_ema is not None:
+        settle_ema(s)
+        tensors.update(checkpoints.module_tensors("G_ema", s.G_ema))
+    check_finite_weights(tensors, cfg, step, s.last_ckpt)
+    opt_meta = {}
+    for name, opt in (("opt_G", s.opt_G), ("opt_D", s.opt_D)):
+        tens, opt_meta[name] = checkpoints.optimizer_state(name, opt)
+        tensors.update(tens)
+    tensors["rng.noise"] = s.rng.get_state()
+    s.dist.check_same(s.G, s.D)
+    # every other rank's own noise generator and objective state (image pool), as rankN.*
+    tensors.update(s.dist.gather_rank_state({"rng.noise": s.rng.get_state(),
+                                             **s.objective.state()}))
+    if not s.dist.main:
         return path
-
-    settled = {"step": -1}
-
-    def settle_ema(step: int) -> None:
-        """Give G_ema batch-norm statistics of its own weights before it is shown or saved
-        (update_ema copies the live G's, which do not fit the average); once per step."""
-        if G_ema is None or settled["step"] == step:
-            return
-        settled["step"] = step
-        bn_stats_for_ema(G_ema, cfg, objective_cls.conditioning, spec.num_classes)
-
-    warned: set[str] = set()
-
-    def optional_write(what: str, write, *args):
-        """Previews and metrics rows are not worth a run: on OSError (disk full, a read-only
-        folder) warn once per kind, skip the write, go on training; None when it failed."""
-        try:
-            return write(*args)
-        except OSError as e:
-            if what not in warned:
-                warned.add(what)
-                where = f" {e.filename}" if e.filename else ""
-                reporter.event("warning", text=f"warning: cannot write {what}{where}: "
-                               f"{e.strerror or e}; training goes on without them (said once)")
-            return None
-
-    def decide(step: int) -> tuple[int, bool]:
-        """(the signal to stop on, or 0; whether a time-based checkpoint is due), the same on
-        every rank: a single process decides at every step; under torchrun the ranks agree at
-        log steps (one all-reduce of the maximum), so all of them stop or save after the same
-        step, whichever rank saw the signal or the clock first."""
-        due = bool(t.ckpt_minutes) and time.monotonic() - saved_at >= 60 * t.ckpt_minutes
-        if not dist:
-            return stop.signum or 0, due
-        if step % t.log_every and step != t.steps:
-            return 0, False
-        signum, due = dist.max_ints([stop.signum or 0, int(due)])
-        return signum, bool(due)
-
-    @contextmanager
-    def save_on_write_error():
-        """Any other OSError in the loop (a file that cannot be written or read): save a
-        checkpoint if the state is a whole step and this is a single process (under torchrun the
-        other ranks could not join the save), then stop with one line naming the file."""
-        try:
-            yield
-        except OSError as e:
-            what = f"{e.strerror or type(e).__name__}" + (f" ({e.filename})" if e.filename else "")
-            if in_step or dist:
-                kept = (f"the last checkpoint is {last_ckpt}" if last_ckpt
-                        else "no checkpoint was written yet")
-            else:
-                try:
-                    kept = f"checkpoint saved: {save()}"
-                except (CheckpointError, OSError) as e2:
-                    kept = (f"the checkpoint failed too ({getattr(e2, 'message', e2)}); "
-                            f"the last one is {last_ckpt}")
-            again = (f"gancli train --resume {run_dir}" if last_ckpt or not kept.startswith("no")
-                     else "the same command")
-            raise GancliError(f"{what} at step {step}; {kept}",
-                              hint=f"free disk space or fix the permissions, then: {again}") from None
-
-    reporter.start({"run_dir": str(run_dir), "preset": cfg.name, "device": str(device),
-                    "steps": t.steps, "start_step": step, "data": data.name,
-                    "samples": len(data), "data_info": data.info,
-                    "params_G": sum(p.numel() for p in G.parameters()),
-                    "params_D": sum(p.numel() for p in D.parameters())})
-    meter, t0 = Meter(), time.perf_counter()
-    tick_time, tick_step = t0, step
-    last_ckpt: Path | None = resume.path if resume is not None else None
-    guard = FiniteGuard(device)  # NaN/inf in losses and gradients, read at log and save time
-    d_params, g_params = list(D.parameters()), list(G.parameters())
-    saved_at, in_step = time.monotonic(), False
-    last_grid: Path | None = None  # the newest sample grid, named in the closing line
-    with stop_on_signals() as stop, save_on_write_error():
-        stop.run_dir = run_dir
-        while step < t.steps:
-            in_step = True  # an OSError from here to `step += 1` leaves a partial step: no save
-            progress = step / t.steps
-            factor = lr_factor(cfg, step)
-            for opt, lr in ((opt_G, cfg.optim.lr_g), (opt_D, cfg.optim.lr_d)):
-                for group in opt.param_groups:
-                    group["lr"] = lr * factor
-
-            D.requires_grad_(True)
-            for _ in range(t.n_critic):
-                real, labels = batches.next()
-                if t.channels_last and real.dim() == 4:
-                    real = real.contiguous(memory_format=torch.channels_last)
-                with amp.autocast("D"):
-                    d_loss, d_stats = objective.d_step(real, labels, progress)
-                opt_D.zero_grad(set_to_none=True)
-                amp.backward("D", d_loss)
-                dist.average_gradients(d_params)
-                guard.watch(step + 1, "D", d_loss, () if amp.scaled else d_params)
-                amp.step("D", opt_D)
-                if cfg.reg.clip:
-                    clip_weights(D, cfg.reg.clip)
-            D.requires_grad_(False)  # G's step needs no gradients for D's weights
-            with amp.autocast("G"):
-                g_loss, g_stats = objective.g_step(t.batch_size, progress)
-            opt_G.zero_grad(set_to_none=True)
-            amp.backward("G", g_loss)
-            dist.average_gradients(g_params)
-            guard.watch(step + 1, "G", g_loss, () if amp.scaled else g_params)
-            amp.step("G", opt_G)
-            dist.broadcast_buffers(G, D)  # batch-norm statistics follow rank 0, as with DDP
-            if G_ema is not None:
-                update_ema(G_ema, G, t.ema if step >= t.ema_start else 0.0)
-            step += 1
-            in_step = False
-            meter.add({**d_stats, **g_stats})
-
-            last = step == t.steps
-            stop_signal, time_due = decide(step)
-            if step % t.log_every == 0 or last or stop_signal:
-                stats = meter.read(dist.average_stats)
-                guard.check(cfg, last_ckpt)
-                check_finite(stats, step, last_ckpt)
-                now = time.perf_counter()
-                rate = (step - tick_step) / max(now - tick_time, 1e-9)
-                tick_time, tick_step = now, step
-                row = {"step": step, "steps": t.steps, **stats, "lr_g": cfg.optim.lr_g * factor,
-                       "lr_d": cfg.optim.lr_d * factor,
-                       "img_s": rate * t.batch_size * dist.world * t.n_critic,
-                       "eta_s": (t.steps - step) / max(rate, 1e-9),
-                       "elapsed_s": elapsed + now - t0}
-                if dist.main:
-                    optional_write("metrics rows to", append_jsonl, metrics_log, row)
-                reporter.step(row)
-            if (t.sample_every and step % t.sample_every == 0) or last:
-                settle_ema(step)  # on every rank: a SyncBatchNorm average all-reduces
-            if ((t.sample_every and step % t.sample_every == 0) or last) and dist.main:
-                written = optional_write("sample grids to", preview.write, run_dir / "samples", step)
-                if written is not None:
-                    path, extra = written
-                    last_grid = path
-                    if extra:
-                        optional_write("metrics rows to", append_jsonl, metrics_log,
-                                       {"step": step, **extra})
-                    reporter.event("sample", step=step, path=str(path), **extra)
-            if not dist and stop.requested:  # also a signal that came while logging
-                stop_signal = stop.signum
-            if ((t.ckpt_every and step % t.ckpt_every == 0) or last or stop_signal
-                    or time_due):
-                last_ckpt = save()
-                saved_at = time.monotonic()
-            if stop_signal and not last:
-                raise Interrupted(f"interrupted at step {step} by {StopRequest.name_of(stop_signal)}"
-                                  f"; checkpoint saved: {last_ckpt}",
-                                  hint=f"continue with: gancli train --resume {run_dir}",
-                                  exit_code=signal_exit_code(stop_signal))
-    seconds = elapsed + time.perf_counter() - t0
-    assert last_ckpt is not None
-    reporter.done({"run_dir": str(run_dir), "checkpoint": str(last_ckpt), "step": step,
-                   "seconds": seconds, "samples": str(last_grid) if last_grid else None,
-                   "task": cfg.task, "data": data.name, "data_kind": data.kind})
-    return TrainResult(run_dir, last_ckpt, step, seconds, G, D)
+    checkpoints.save(path, tensors, {
+        "gancli_version": gancli.__version__, "preset": cfg.name, "family": cfg.model.family,
+        "task": cfg.task, "step": step, "data_pos": s.batches.pos,
+        "elapsed": s.elapsed + (time.perf_counter() - s.t0), "config": cfg.to_dict(),
+        "data": s.data_meta, "optimizers": opt_meta, "scalers": s.amp.state(),
+        "world_size": s.dist.world})
+    checkpoints.mark_latest(s.run_dir / "checkpoints", path)
+    checkpoints.prune(s.run_dir / "checkpoints", cfg.train.keep)
+    s.reporter.event("checkpoint", step=step, path=str(path))
+    return path
 
 
-def bn_stats_for_ema(G_ema: torch.nn.Module, cfg: Config, conditioning: str,
+@contextmanager
+def save_on_write_error(s: TrainState):
+    """Any other OSError in the loop (a file that cannot be written or read): save a
+    checkpoint if the state is a whole step and this is a single process (under torchrun the
+    other ranks could not join the save), then stop with one line naming the file."""
+    try:
+        yield
+    except OSError as e:
+        what = f"{e.strerror or type(e).__name__}" + (f" ({e.filename})" if e.filename else "")
+        if s.in_step or s.dist:
+            kept = (f"the last checkpoint is {s.last_ckpt}" if s.last_ckpt
+                    else "no checkpoint was written yet")
+        else:
+            try:
+                kept = f"checkpoint saved: {save_checkpoint(s)}"
+            except (CheckpointError, OSError) as e2:
+                kept = (f"the checkpoint failed too ({getattr(e2, 'message', e2)}); "
+                        f"the last one is {s.last_ckpt}")
+        again = (f"gancli train --resume {s.run_dir}" if s.last_ckpt or not kept.startswith("no")
+                 else "the same command")
+        raise GancliError(f"{what} at step {s.step}; {kept}",
+                          hint=f"free disk space or fix the permissions, then: {again}") from None
+
+
+def finish(s: TrainState) -> TrainResult:
+    """The closing report, and what the run ended with."""
+    seconds = s.elapsed + time.perf_counter() - s.t0
+    assert s.last_ckpt is not None
+    s.reporter.done({"run_dir": str(s.run_dir), "checkpoint": str(s.last_ckpt), "step": s.step,
+                     "seconds": seconds, "samples": str(s.last_grid) if s.last_grid else None,
+                     "task": s.cfg.task, "data": s.data.name, "data_kind": s.data.kind})
+    return TrainResult(s.run_dir, s.last_ckpt, s.step, seconds, s.G, s.D)
+
+
+# -- building blocks ----------------------------------------------------------------------------
+
+
+def bn_stats_for_ema(G_ema: torch.nn.Module, cfg: Config, conditioning: Conditioning,
                      num_classes: int) -> None:
     """Re-estimate G_ema's batch-norm statistics for its own weights (see
-    ``recompute_bn_stats``), feeding the conditioning G takes: random class labels, InfoGAN
-    codes, or none. Translation generators (image inputs) keep the copied statistics."""
-    if conditioning in ("translation", "domain"):
+    ``recompute_bn_stats``), feeding the conditioning G takes (``Conditioning.draw``: random
+    class labels, InfoGAN codes, or none). Translation generators (image inputs) keep the
+    copied statistics."""
+    if conditioning.translates:
         return
     m = cfg.model
-    condition = None
-    if conditioning in ("concat", "classifier"):
-        def condition(n, gen):
-            return torch.randint(num_classes, (n,), generator=gen)
-    elif conditioning == "info":
-        def condition(n, gen):
-            return draw_codes(n, m.info_cat, m.info_cont, gen)
+
+    def condition(n: int, rng: torch.Generator) -> torch.Tensor | None:
+        return conditioning.draw(n, num_classes, m, rng)
+
     recompute_bn_stats(G_ema, m.z_dim, m.z_dist, cfg.train.batch_size, condition=condition)
 
 
 def compile_nets(G, D, cfg: Config, device: torch.device, reporter: Reporter,
-                 objective) -> None:
-    """``train.compile``: compile the objective's two loss functions whole (G's and D's
-    forward passes, the losses and any gradient penalty in one graph each, with its
-    backward), or, for the translation objectives (their own phases), G's and D's
-    sub-networks; or say in one line why not."""
+                 objective: Objective) -> None:
+    """``train.compile``: what ``objective.compile`` compiles (see ``Objective.compile``), or
+    say in one line why nothing can be."""
     problem = compile_problem(device)
     if problem:
         reporter.event("message", text=f"--compile: torch.compile is unavailable here ({problem}); "
                                        "training eagerly")
         return
-    if isinstance(objective, AdversarialObjective):  # its phases run through d_loss / g_loss
-        objective.d_loss = torch.compile(objective.d_loss)
-        objective.g_loss = torch.compile(objective.g_loss)
-        return
-    compile_children(G)
-    if cfg.reg.gp or cfg.reg.r1:  # the penalty's double backward cannot run through them
-        reporter.event("message", text="--compile: D runs eagerly (its gradient penalty / R1 "
-                                       "differentiates it twice)")
-    else:
-        compile_children(D)
+    objective.compile(cfg, reporter)
 
 
-def restore(ckpt: checkpoints.Checkpoint, G, D, G_ema, opt_G, opt_D, gen, batches,
-            objective, amp: Precision | None = None, dist=None, spec: DataSpec | None = None
-            ) -> tuple[int, float]:
-    """Load a checkpoint into the live run; every tensor and metadata value is checked first
-    (``gancli.validate``), so a damaged file is a one-line ``CheckpointError`` and nothing is
-    half-loaded."""
+def restore(s: TrainState, ckpt: checkpoints.Checkpoint) -> None:
+    """Load a checkpoint into the live run (``s.step``, ``s.elapsed`` and everything a step
+    reads); every tensor and metadata value is checked first (``gancli.validate``), so a
+    damaged file is a one-line ``CheckpointError`` and nothing is half-loaded."""
     tensors, meta = ckpt.tensors, ckpt.meta
     validate.check_training_meta(meta, ckpt.path)
-    if dist is not None and dist.rank > 0:  # this rank's own noise and pool, when saved
-        mine = dist.rank_state(tensors)
+    if s.dist.rank > 0:  # this rank's own noise and pool, when saved
+        mine = s.dist.rank_state(tensors)
         if mine is None:  # a checkpoint from fewer processes: fresh noise, an empty pool
-            mine = {"rng.noise": gen.get_state()}
+            mine = {"rng.noise": s.rng.get_state()}
         tensors = {**{k: v for k, v in tensors.items() if not k.startswith(("rng.", "pool."))},
                    **mine}
-    sample_shape = None
-    if spec is not None:  # one sample as G makes it (a CycleGAN pair's data is (2, C, H, W))
-        sample_shape = tuple(spec.shape[-3:]) if len(spec.shape) == 4 else tuple(spec.shape)
-    validate.check_training_state(ckpt.path, meta, tensors, G, D, G_ema, opt_G, opt_D, gen,
-                                  objective, amp, sample_shape)
-    if amp is not None:
-        amp.load(meta.get("scalers"))
-    st.load_module(G, tensors, "G")
-    st.load_module(D, tensors, "D")
-    if G_ema is not None:
-        st.load_module(G_ema, tensors, "G_ema")
-    st.load_optimizer(opt_G, tensors, meta["optimizers"]["opt_G"], "opt_G")
-    st.load_optimizer(opt_D, tensors, meta["optimizers"]["opt_D"], "opt_D")
-    for opt in (opt_G, opt_D):
+    # one sample as G makes it (a CycleGAN pair's data is (2, C, H, W))
+    shape = s.spec.shape
+    sample_shape = tuple(shape[-3:]) if len(shape) == 4 else tuple(shape)
+    validate.check_training_state(ckpt.path, meta, tensors, s.G, s.D, s.G_ema, s.opt_G, s.opt_D,
+                                  s.rng, s.objective, s.amp, sample_shape)
+    s.amp.load(meta.get("scalers"))
+    checkpoints.load_module(s.G, tensors, "G")
+    checkpoints.load_module(s.D, tensors, "D")
+    if s.G_ema is not None:
+        checkpoints.load_module(s.G_ema, tensors, "G_ema")
+    checkpoints.load_optimizer(s.opt_G, tensors, meta["optimizers"]["opt_G"], "opt_G")
+    checkpoints.load_optimizer(s.opt_D, tensors, meta["optimizers"]["opt_D"], "opt_D")
+    for opt in (s.opt_G, s.opt_D):
         match_layout(opt)
-    gen.set_state(tensors["rng.noise"])
-    batches.pos = int(meta["data_pos"])
-    objective.load(tensors)
-    return int(meta["step"]), float(meta.get("elapsed", 0.0))
+    s.rng.set_state(tensors["rng.noise"])
+    s.batches.pos = int(meta["data_pos"])
+    s.objective.load(tensors)
+    s.step, s.elapsed = int(meta["step"]), float(meta.get("elapsed", 0.0))
 
 
 @torch.no_grad()
@@ -480,13 +562,3 @@ def match_layout(opt: torch.optim.Optimizer) -> None:
             for key, v in opt.state.get(p, {}).items():
                 if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
                     opt.state[p][key] = torch.empty_like(p, dtype=v.dtype).copy_(v)
-
-
-def check_finite(stats: dict[str, float], step: int, last_ckpt: Path | None) -> None:
-    bad = [k for k, v in stats.items() if not math.isfinite(v)]
-    if bad:
-        kept = f"the last good checkpoint is {last_ckpt}" if last_ckpt else "no checkpoint yet"
-        raise TrainingDiverged(
-            f"{', '.join(bad)} became NaN/inf by step {step}; {kept}",
-            hint="lower the learning rates (--set optim.lr_d=... optim.lr_g=...), add a "
-                 "gradient penalty, or train in fp32", step=step, last_good=last_ckpt)

@@ -143,9 +143,9 @@ class Dist:
         """This rank's own entries of a checkpoint (None when it has none for this rank)."""
         if self.rank == 0:
             return tensors
-        p = f"rank{self.rank}."
-        mine = {k[len(p):]: v for k, v in tensors.items() if k.startswith(p)}
-        return mine or None
+        from gancli.checkpoints import section
+
+        return section(tensors, f"rank{self.rank}") or None
 
 
 def current(device: torch.device | None = None) -> Dist:

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from gancli import imaging
+from gancli.conditioning import NONE, Conditioning
 from gancli.config import Config
 from gancli.data.base import Dataset
 from gancli.metrics.toy import mode_coverage
@@ -20,13 +21,13 @@ TRANSLATION_ROWS = 8
 
 class Preview:
     def __init__(self, cfg: Config, data: Dataset, G: torch.nn.Module, device: torch.device,
-                 conditioning: str = "none"):
+                 conditioning: Conditioning = NONE):
         self.G, self.data, self.device = G, data, device
         self.conditioning = conditioning
-        if conditioning in ("translation", "domain"):
+        if conditioning.translates:
             source = data.test if data.test is not None else data.x
             source = data.fit(source[:TRANSLATION_ROWS])  # data.crop_scale: the centre window
-            self.inputs = source.float().div(127.5).sub(1.0).to(device)
+            self.inputs = imaging.from_uint8(source).to(device)
             self.labels = (data.y[:TRANSLATION_ROWS].to(device)
                            if data.y is not None and data.test is None else None)
             return
@@ -34,11 +35,11 @@ class Preview:
         m = cfg.model
         self.nrow, self.y = None, None
         rows = 1
-        if conditioning in ("concat", "classifier"):  # one row per class, the same seeds in each
+        if conditioning.class_labels:  # one row per class, the same seeds in each
             rows = data.num_classes
             n = max(1, n // rows)
             self.nrow, self.y = n, torch.arange(rows).repeat_interleave(n).to(device)
-        elif conditioning == "info":
+        elif conditioning.codes:
             if m.info_cat:  # one row per value of the categorical code, continuous codes at 0
                 rows = m.info_cat
                 n = max(1, n // rows)
@@ -60,7 +61,7 @@ class Preview:
         was_training = self.G.training
         self.G.eval()  # BN running statistics: a sample must not depend on its batch-mates
         try:
-            if self.conditioning in ("translation", "domain"):
+            if self.conditioning.translates:
                 return self._write_translation(folder, step)
             ys = self.y.split(512) if self.y is not None else [None] * len(self.z.split(512))
             out = torch.cat([self.G(z, y) for z, y in zip(self.z.split(512), ys)])
@@ -83,7 +84,7 @@ class Preview:
         """CycleGAN: per row a, G(a), F(G(a)), F(a) | b, F(b), G(F(b)), G(b) (input,
         translation, reconstruction, identity). StarGAN: per row x, then x in every domain."""
         G, x = self.G, self.inputs
-        if self.conditioning == "translation":
+        if self.conditioning.two_way:
             a, b = x[:, 0], x[:, 1]
             g_a, f_b = G.a2b(a), G.b2a(b)
             cols = [a, g_a, G.b2a(g_a), G.b2a(a), b, f_b, G.a2b(f_b), G.a2b(b)]

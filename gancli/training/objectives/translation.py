@@ -1,7 +1,6 @@
 """Objectives for image-to-image translation: CycleGAN and StarGAN.
 
-Both follow the loop's contract (``d_step(real, labels, progress)``, ``g_step(n, progress)``,
-``state``/``load``). Translation needs real images in G's step too: G's input is a real
+Both implement ``Objective`` (see ``base.py``). Translation needs real images in G's step too: G's input is a real
 image, not a latent. The generator step therefore uses the real batch of the last D step,
 as both papers' reference loops do (StarGAN updates G every ``n_critic``-th iteration on
 that iteration's batch; CycleGAN trains G and D on the same batch).
@@ -17,28 +16,30 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from gancli.checkpoints import section
+from gancli.conditioning import DOMAIN, TRANSLATION
 from gancli.config import Config
 from gancli.errors import ConfigError
 from gancli.losses import AdversarialLoss
+from gancli.models.base import DataSpec
 from gancli.registry import LOSSES, OBJECTIVES
 from gancli.regularizers import gradient_penalty
 from gancli.training.image_pool import ImagePool
-
-Tensor = torch.Tensor
-Stats = dict[str, Tensor]
+from gancli.training.objectives.base import Objective, Stats, Tensor
 
 
-class _NeedsRealBatch:
-    """Shared by both objectives: remember the last real batch for the G step."""
+class TranslationObjective(Objective):
+    """Shared by both objectives: remember the last real batch for the G step; no latents."""
 
     _real: Tensor | None = None
     _labels: Tensor | None = None
+    name = ""  # the preset that trains it, named in errors
 
-    @staticmethod
-    def _no_latents(cfg: Config, name: str) -> None:
+    @classmethod
+    def validate(cls, cfg: Config, spec: DataSpec | None) -> None:
         if cfg.loss.mode_seeking:
             raise ConfigError(f"loss.mode_seeking compares samples of different latents, and "
-                              f"{name} translates with none", hint="set loss.mode_seeking=0")
+                              f"{cls.name} translates with none", hint="set loss.mode_seeking=0")
 
     def _last_batch(self) -> tuple[Tensor, Tensor | None]:
         if self._real is None:
@@ -46,7 +47,7 @@ class _NeedsRealBatch:
         return self._real, self._labels
 
 
-class CycleObjective(_NeedsRealBatch):
+class CycleObjective(TranslationObjective):
     """Zhu et al. 2017. G: A -> B, F: B -> A, D_A and D_B.
 
     D_X: the adversarial loss on real X vs pooled fakes of X, halved (the paper's
@@ -57,18 +58,22 @@ class CycleObjective(_NeedsRealBatch):
     with lambda = ``loss.cycle_weight`` and the least-squares loss by default.
     """
 
-    conditioning = "translation"
+    conditioning = TRANSLATION
+    name = "cyclegan"
 
     def __init__(self, cfg: Config, G: torch.nn.Module, D: torch.nn.Module,
-                 gen: torch.Generator, device: torch.device, num_classes: int = 0):
-        self.G, self.D, self.gen, self.device = G, D, gen, device
+                 rng: torch.Generator, device: torch.device, num_classes: int = 0):
+        super().__init__(cfg, G, D, rng, device, num_classes)
         self.loss: AdversarialLoss = LOSSES.get(cfg.loss.name)
         self.lam = cfg.loss.cycle_weight
         self.idt = cfg.loss.identity_weight * cfg.loss.cycle_weight
-        self.pool_a = ImagePool(cfg.train.pool_size, gen)
-        self.pool_b = ImagePool(cfg.train.pool_size, gen)
+        self.pool_a = ImagePool(cfg.train.pool_size, rng)
+        self.pool_b = ImagePool(cfg.train.pool_size, rng)
         self._fakes: tuple[Tensor, Tensor] | None = None  # (F(b), G(a)) of the last G step
-        self._no_latents(cfg, "cyclegan")
+
+    @classmethod
+    def validate(cls, cfg: Config, spec: DataSpec | None) -> None:
+        super().validate(cfg, spec)
         for key in ("gp", "r1"):
             if getattr(cfg.reg, key):
                 raise ConfigError(f"reg.{key} is not supported by the cycle objective",
@@ -116,15 +121,14 @@ class CycleObjective(_NeedsRealBatch):
         return out
 
     def load(self, tensors: dict[str, Tensor]) -> None:
-        for name, pool in (("pool_a.", self.pool_a), ("pool_b.", self.pool_b)):
-            pool.load({k[len(name):]: v for k, v in tensors.items() if k.startswith(name)},
-                      self.device)
+        for name, pool in (("pool_a", self.pool_a), ("pool_b", self.pool_b)):
+            pool.load(section(tensors, name), self.device)
         if "cycle.fake_a" in tensors:
             self._fakes = (tensors["cycle.fake_a"].to(self.device),
                            tensors["cycle.fake_b"].to(self.device))
 
 
-class StarGANObjective(_NeedsRealBatch):
+class StarGANObjective(TranslationObjective):
     """Choi et al. 2018, eq. 1-7 (Wasserstein form with gradient penalty, sec. 4.2).
 
     Targets: each real image gets the domain of another image of its batch (a random
@@ -136,17 +140,16 @@ class StarGANObjective(_NeedsRealBatch):
     vectors (several at once: binary cross-entropy, as for CelebA).
     """
 
-    conditioning = "domain"
+    conditioning = DOMAIN
+    name = "stargan"
 
     def __init__(self, cfg: Config, G: torch.nn.Module, D: torch.nn.Module,
-                 gen: torch.Generator, device: torch.device, num_classes: int = 0):
-        self.G, self.D, self.gen, self.device = G, D, gen, device
+                 rng: torch.Generator, device: torch.device, num_classes: int = 0):
+        super().__init__(cfg, G, D, rng, device, num_classes)
         self.loss: AdversarialLoss = LOSSES.get(cfg.loss.name)
         self.cls_weight, self.rec_weight, self.gp = (cfg.loss.cls_weight, cfg.loss.rec_weight,
                                                      cfg.reg.gp)
-        self.num_classes = num_classes
         self._targets: Tensor | None = None
-        self._no_latents(cfg, "stargan")
 
     def _cls_loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         if labels.is_floating_point():
@@ -162,7 +165,7 @@ class StarGANObjective(_NeedsRealBatch):
         if labels is None:
             raise ConfigError("StarGAN needs domain labels",
                               hint="use one sub-folder per domain, or --data domains:shapes-colours")
-        perm = torch.randperm(len(real), generator=self.gen).to(real.device)
+        perm = torch.randperm(len(real), generator=self.rng).to(real.device)
         targets = labels[perm]
         self._real, self._labels, self._targets = real, labels, targets
         src_real, cls_real = self.D.forward_with_classes(real)
@@ -177,7 +180,7 @@ class StarGANObjective(_NeedsRealBatch):
         if self.loss.wasserstein:
             stats["wdist"] = (src_real.mean() - src_fake.mean()).detach()
         if self.gp:
-            alpha = torch.rand(len(real), generator=self.gen).to(self.device)
+            alpha = torch.rand(len(real), generator=self.rng).to(self.device)
             gp = gradient_penalty(self.D, real, fake, alpha)
             loss = loss + self.gp * gp
             stats["gp"] = gp.detach()
@@ -194,12 +197,6 @@ class StarGANObjective(_NeedsRealBatch):
         loss = adv + self.cls_weight * cls_loss + self.rec_weight * rec
         return loss, {"g_loss": adv.detach(), "cls_g": cls_loss.detach(), "rec": rec.detach(),
                       "acc_fake": self._accuracy(cls.detach(), self._targets)}
-
-    def state(self) -> dict[str, Tensor]:
-        return {}
-
-    def load(self, tensors: dict[str, Tensor]) -> None:
-        pass
 
 
 OBJECTIVES.register("cycle", CycleObjective, tasks={"translation"})
