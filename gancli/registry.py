@@ -76,6 +76,11 @@ class Registry:
         self._load()
         return sorted(self._entries.items())
 
+    def values(self) -> list[Any]:
+        """Every registered object, in registration order."""
+        self._load()
+        return list(self._entries.values())
+
 
 FAMILIES = Registry("model family", "gancli.models")
 LOSSES = Registry("loss", "gancli.losses")

@@ -177,5 +177,8 @@ def test_trainer_save_round_trips(tmp_path):
 def test_registered_as_metric():
     from gancli.registry import METRICS
 
-    assert METRICS.get("digits") is digit_scores
-    assert METRICS.meta("digits")["kind"] == "images"
+    from gancli.metrics.digits import digits_score
+
+    metric = METRICS.get("digits")
+    assert metric.function() is digits_score and metric.needs == "samples"
+    assert METRICS.meta("digits")["kind"] == "samples"

@@ -7,22 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, TruncationOpt, emit_json, state
+from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, TruncationOpt, emit_json, output, state
 from gancli.errors import GancliError, UsageError, excerpt
-
-LABELS = {
-    "fid": "FID", "kid": "KID", "kid_std": "KID std (subsets)", "is": "IS", "is_std": "IS std (splits)",
-    "fd_digits": "FD-digits", "kd_digits": "KD-digits", "kd_digits_std": "KD-digits std (subsets)",
-    "cs_digits": "digits classifier score", "cs_digits_std": "classifier score std (splits)",
-    "precision": "precision (k=3)", "recall": "recall (k=3)", "density": "density (k=5)",
-    "coverage": "coverage (k=5)", "modes": "modes recovered", "modes_total": "modes in the mixture",
-    "high_quality": "high-quality share (< 3 sigma)", "reverse_kl": "reverse KL (mode histogram)",
-    "tstr": "TSTR accuracy", "trtr": "TRTR accuracy", "tstr_gap": "TRTR - TSTR",
-    "tstr_train_samples": "TSTR training samples", "tstr_test_samples": "real test samples",
-    "digits_confident": "confident digits (p > 0.9)", "digits_evenness": "class evenness",
-    "digits_classes_present": "digit classes present",
-}
-
+from gancli.metrics import catalog
 
 def _finite(obj):
     """JSON has no inf/nan: write them as null."""
@@ -75,11 +62,12 @@ def render(result: dict) -> None:
     title = (f"{result['fake']['spec']} vs {result['real']['spec']}" if result["real"] else
              result["fake"]["spec"])
     table = Table(title=title, title_justify="left")
+    labels = catalog.labels()
     table.add_column("metric", no_wrap=True)
     table.add_column("value" if len(seeds) == 1 else f"mean ± std over {len(seeds)} seeds", no_wrap=True)
     for key, v in result["values"].items():
         value = _fmt(v["mean"]) if v["std"] is None else f"{_fmt(v['mean'])} ± {_fmt(v['std'])}"
-        table.add_row(LABELS.get(key, key), value)
+        table.add_row(labels.get(key, key), value)
     console.print(table)
     lines = [f"samples: {result['samples']['fake']} generated/fake"
              + (f", {result['samples']['real']} real" if result["samples"]["real"] else "")]
@@ -110,7 +98,7 @@ def render(result: dict) -> None:
 def evaluate(
     ctx: typer.Context,
     metrics: Annotated[list[str], typer.Argument(
-        metavar="METRIC", help="fid, kid, is, prdc (precision/recall/density/coverage), modes, tstr, digits.",
+        metavar="METRIC", help=catalog.help_text(),
         show_default=False)],
     fake: Annotated[str, typer.Option(
         "--fake", help="Generated side: a run folder or checkpoint (samples made by seed, in "
@@ -169,16 +157,15 @@ def evaluate(
 
       gancli evaluate modes --fake runs/wgan-gp-toy-001 --real toy:grid25
     """
-    from gancli.metrics.evaluate import Settings, check_metrics
+    from gancli.metrics.evaluate import Settings
     from gancli.metrics.evaluate import evaluate as run_evaluation
     from gancli.metrics.sources import resolve_source
     from gancli.runtime import resolve_device
     from gancli.sampling import parse_seeds
 
     app = state(ctx)
-    json_out = json_out or app.json
-    quiet = quiet or app.quiet
-    names = check_metrics(metrics)
+    json_out, quiet = (mode := output(ctx, json_out, quiet)).json, mode.quiet
+    asked = catalog.check_metrics(metrics)
     if features not in ("inception", "digits"):
         raise UsageError(f"unknown --features {excerpt(features)}", hint="use inception or digits")
     seed_list = parse_seeds(seeds, limit=1000) if seeds else [0]
@@ -188,12 +175,10 @@ def evaluate(
         if not (quiet or json_out):
             typer.echo(msg, err=True)
 
-    from gancli.metrics.evaluate import FEATURE_METRICS
-
     # the feature network's input side: reading a folder larger than this only costs memory
-    cap = NATIVE_SIZE[features] if any(m in FEATURE_METRICS for m in names) else None
+    cap = NATIVE_SIZE[features] if any(m.uses_features for m in asked) else None
     fake_src = resolve_source(fake, dev, resolution=resolution, cap=cap)
-    if real is None and fake_src.kind == "generator" and any(m != "is" and m != "digits" for m in names):
+    if real is None and fake_src.kind == "generator" and any(m.real != "none" for m in asked):
         real = fake_src.model.cfg.data.source
         progress(f"--real not given: using the model's training data, {real}")
     real_src = (resolve_source(real, dev, like=fake_src.image_size(), resolution=resolution, cap=cap)
@@ -203,7 +188,7 @@ def evaluate(
                         weights=weights, download=download_weights, truncation=truncation,
                         tstr_epochs=tstr_epochs, cache=not no_cache)
     try:
-        result = run_evaluation(names, real_src, fake_src, settings, dev, progress)
+        result = run_evaluation([m.name for m in asked], real_src, fake_src, settings, dev, progress)
     except ValueError as e:  # too few samples for a metric and the like
         raise GancliError(str(e), hint="use more samples (--n, --n-real)") from None
     if working is not None:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from gancli.data.digits import digits_split  # noqa: F401  (re-exported)
 from gancli.errors import DataError, GancliError
-from gancli.registry import METRICS
+from gancli.imaging import from_uint8
 
 WEIGHTS_FILE = Path(__file__).with_name("digits_classifier.safetensors")
 # Written into the safetensors metadata; a file with another value is not ours.
@@ -77,7 +77,7 @@ def prepare(images: torch.Tensor) -> torch.Tensor:
         raise DataError(f"digit images must be (N, 1|3, H, W), not {tuple(images.shape)}",
                         hint="pass a batch of grey or RGB images")
     if images.dtype == torch.uint8:
-        x = images.float() / 127.5 - 1.0
+        x = from_uint8(images)
     elif images.is_floating_point():
         x = torch.nan_to_num(images.float(), nan=0.0).clamp(-1.0, 1.0)
     else:
@@ -200,6 +200,12 @@ def digit_scores(images: torch.Tensor, threshold: float = 0.9,
     }
 
 
-METRICS.register("digits", digit_scores, kind="images",
-                 summary="shipped digits CNN: confident share, predicted-class counts, evenness, "
-                         "classes present")
+def digits_score(inp) -> dict:
+    """``digits`` for ``gancli evaluate`` (``catalog``)."""
+    if inp.fake.sample_kind != "images":
+        raise GancliError("the digits score needs images",
+                          hint=f"{inp.fake.spec} holds {inp.fake.sample_kind}")
+    x, _ = inp.samples(inp.n)
+    r = digit_scores(x)
+    return {"digits_confident": r["confident"], "digits_evenness": r["class_evenness"],
+            "digits_classes_present": r["classes_present"]}

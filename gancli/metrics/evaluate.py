@@ -23,39 +23,10 @@ import torch
 from gancli.errors import GancliError
 from gancli.fileio import atomic_write_bytes
 from gancli.metrics import frechet, scores
+from gancli.metrics.catalog import Metric, MetricInputs, check_metrics, metrics as all_metrics
 from gancli.metrics.sources import Source
-from gancli.registry import METRICS
 
 CACHE_FORMAT = "gancli-eval-stats/1"
-FEATURE_METRICS = ("fid", "kid", "is", "prdc")
-SAMPLE_METRICS = ("modes", "tstr", "digits")
-ALL_METRICS = FEATURE_METRICS + SAMPLE_METRICS
-DEFAULT_N = 10_000
-MODES_N = 2_500  # the PacGAN protocol
-TSTR_MAX = 1_297  # tstr_digits trains on at most as many fakes as there are real training digits
-# with the digits extractor the numbers are not "Inception" ones: they get their own names
-DIGITS_NAMES = {"fid": "fd_digits", "kid": "kd_digits", "kid_std": "kd_digits_std",
-                "is": "cs_digits", "is_std": "cs_digits_std"}
-
-# registered so `METRICS.names()` lists everything evaluate can compute
-METRICS.register("fid", frechet.frechet_between, kind="features",
-                 summary="Fréchet distance of Gaussian fits to features (FID on Inception pool_3)")
-METRICS.register("kid", scores.kid, kind="features",
-                 summary="kernel distance: unbiased polynomial MMD^2, 100 subsets x 1000")
-METRICS.register("is", scores.inception_score, kind="features",
-                 summary="Inception Score, 10 splits, logits without bias")
-METRICS.register("prdc", scores.prdc, kind="features",
-                 summary="precision/recall (k=3) and density/coverage (k=5) on the same features")
-
-
-def _tstr(*args, **kwargs):
-    from gancli.metrics.tstr import tstr_digits
-
-    return tstr_digits(*args, **kwargs)
-
-
-METRICS.register("tstr", _tstr, kind="conditional",
-                 summary="train on synthetic, test on real held-out digits, next to TRTR")
 
 
 @dataclass
@@ -70,19 +41,6 @@ class Settings:
     truncation: float = 1.0
     tstr_epochs: int = 30
     cache: bool = True
-
-
-def check_metrics(names: list[str]) -> list[str]:
-    out = []
-    for name in names:
-        for part in name.replace(",", " ").split():
-            part = part.strip().lower()
-            METRICS.get(part)  # an unknown name: error listing the known ones
-            if part not in out:
-                out.append(part)
-    if not out:
-        raise GancliError("no metric given", hint=f"metrics: {', '.join(ALL_METRICS)}")
-    return out
 
 
 def _log(progress: Callable[[str], None] | None, msg: str) -> None:
@@ -182,25 +140,7 @@ def real_features(real: Source, n_real: int | None, extractor, settings: Setting
     return out
 
 
-def feature_scores(metrics: list[str], real: dict | None, fake_feats: np.ndarray,
-                   fake_logits: np.ndarray | None) -> dict:
-    out: dict = {}
-    if "fid" in metrics:
-        mu, sigma = frechet.feature_stats(fake_feats)
-        out["fid"] = frechet.frechet_distance(real["mu"], real["sigma"], mu, sigma)
-    if "kid" in metrics:
-        k = scores.kid(real["features"], fake_feats)
-        out.update(kid=k["kid"], kid_std=k["kid_std"])
-    if "is" in metrics:
-        s = scores.inception_score(fake_logits)
-        out.update({"is": s["is"], "is_std": s["is_std"]})
-    if "prdc" in metrics:
-        p = scores.prdc(real["features"], fake_feats)
-        out.update({k: p[k] for k in ("precision", "recall", "density", "coverage")})
-    return out
-
-
-def _fake_images_and_labels(fake: Source, n: int, settings: Settings, gen_seed: int,
+def held_samples(fake: Source, n: int, settings: Settings, gen_seed: int,
                             held: dict | None = None):
     """``n`` samples (and labels) held in memory. A model's sample i is the same whatever ``n``
     (seed ``gen_seed * 1e6 + i``, label ``i mod classes``), so with ``held`` (one dict per
@@ -220,56 +160,6 @@ def _fake_images_and_labels(fake: Source, n: int, settings: Settings, gen_seed: 
     return x, y
 
 
-def modes_score(fake: Source, real: Source | None, n: int, settings: Settings, gen_seed: int,
-                held: dict | None = None) -> dict:
-    from gancli.metrics.toy import mode_coverage
-
-    modes, sigma = (real.modes, real.sigma) if real is not None and real.modes is not None else \
-        (fake.modes, fake.sigma)
-    if modes is None or sigma is None:
-        raise GancliError("modes needs a Gaussian-mixture reference (toy:grid25, toy:ring8)",
-                          hint="pass --real toy:grid25 (or the mixture the model was trained on)")
-    if fake.sample_kind != "points":
-        raise GancliError("modes needs 2-D points", hint=f"{fake.spec} holds {fake.sample_kind}")
-    pts, _ = _fake_images_and_labels(fake, n, settings, gen_seed, held)
-    r = mode_coverage(pts, torch.as_tensor(modes, dtype=torch.float32), float(sigma))
-    return {"modes": r["modes"], "modes_total": r["modes_total"], "high_quality": r["high_quality"],
-            "reverse_kl": r["reverse_kl"]}
-
-
-def tstr_score(fake: Source, n: int, settings: Settings, gen_seed: int,
-               held: dict | None = None) -> dict:
-    from gancli.metrics.tstr import tstr_digits
-
-    if fake.kind == "generator":
-        m = fake.model
-        if not m.conditional:
-            raise GancliError("tstr needs a class-conditional model (cgan, acgan, adcgan)",
-                              hint=f"{fake.spec} is {m.cfg.name} ({m.cfg.objective})")
-        if m.data.get("name") != "digits" or len(m.classes) != 10:
-            raise GancliError("tstr tests on the held-out real digits: the model must be trained on digits",
-                              hint=f"{fake.spec} was trained on {m.data.get('name')}")
-    elif fake.y is None:
-        raise GancliError(f"tstr needs labelled samples; {fake.spec} has no labels",
-                          hint="sample a conditional model to an .npz (it stores `labels`)")
-    x, y = _fake_images_and_labels(fake, min(n, TSTR_MAX), settings, gen_seed, held)
-    r = tstr_digits(x, y, seed=gen_seed, epochs=settings.tstr_epochs)
-    return {"tstr": r["tstr"], "trtr": r["trtr"], "tstr_gap": r["gap"],
-            "tstr_train_samples": r["train_samples"], "tstr_test_samples": r["test_samples"]}
-
-
-def digits_score(fake: Source, n: int, settings: Settings, gen_seed: int,
-                 held: dict | None = None) -> dict:
-    from gancli.metrics.digits import digit_scores
-
-    if fake.sample_kind != "images":
-        raise GancliError("the digits score needs images", hint=f"{fake.spec} holds {fake.sample_kind}")
-    x, _ = _fake_images_and_labels(fake, n, settings, gen_seed, held)
-    r = digit_scores(x)
-    return {"digits_confident": r["confident"], "digits_evenness": r["class_evenness"],
-            "digits_classes_present": r["classes_present"]}
-
-
 def summarise(per_seed: list[dict]) -> dict:
     """{name: {mean, std (sample std over seeds, None for one seed), per_seed}}."""
     out = {}
@@ -284,101 +174,135 @@ def summarise(per_seed: list[dict]) -> dict:
 
 def evaluate(metrics: list[str], real: Source | None, fake: Source, settings: Settings,
              device: torch.device, progress: Callable[[str], None] | None = None) -> dict:
-    metrics = check_metrics(metrics)
-    feature_metrics = [m for m in metrics if m in FEATURE_METRICS]
-    only_points = all(m == "modes" for m in metrics)
-    n = settings.n or (MODES_N if only_points else DEFAULT_N)
-    notes: list[str] = []
-    if fake.kind == "stats":
-        if metrics != ["fid"] and not (fake.stats.get("features") is not None
-                                       and set(metrics) <= {"fid", "kid", "prdc"}):
-            raise GancliError(f"--fake {fake.spec} holds statistics: only fid (and kid/prdc when it "
-                              "stores features) can use it", hint="give samples, a folder or a model")
-        if len(settings.seeds) > 1:
-            raise GancliError("--seeds needs generated samples, not a statistics file", hint="drop --seeds")
+    """Compute ``metrics`` (names) of ``fake`` against ``real`` for every seed of
+    ``settings.seeds``: {"metrics", "values": {key: {mean, std, per_seed}}, "samples", "seeds",
+    "features", "settings", "fake", "real", "notes"}. What each metric needs and how it is
+    computed comes from its registration (``gancli.metrics.catalog``). Errors: ``GancliError``
+    (a metric this input cannot give), ``ValueError`` (too few samples for a metric)."""
+    asked = check_metrics(metrics)
+    names = [m.name for m in asked]
+    run = [m for m in all_metrics() if m in asked]  # evaluation order: the registry's
+    on_features = [m for m in run if m.uses_features]
+    n = settings.n or max(m.default_n for m in run)
+    check_inputs(run, real, fake, settings, n)
     if fake.kind in ("images", "points") and settings.n is None:
         n = min(n, len(fake.x))
-    if fake.kind in ("images", "points") and len(settings.seeds) > 1 and n >= len(fake.x):
-        raise GancliError(f"--seeds on {fake.spec} would pick the same {len(fake.x)} samples every time",
-                          hint="use --n smaller than the data, or a model as --fake")
 
-    extractor = None
-    real_side = None
-    if feature_metrics:
+    extractor, real_side = None, None
+    if on_features:
         from gancli.metrics.features import load_extractor
 
-        if fake.sample_kind == "points":
-            raise GancliError(f"{', '.join(feature_metrics)} need images; {fake.spec} holds 2-D points",
-                              hint="for 2-D data use: gancli evaluate modes ...")
         extractor = load_extractor(settings.features, device, settings.weights, settings.download)
         if fake.kind == "stats":
             check_stats(fake, extractor)
-        needs_real = [m for m in feature_metrics if m != "is"]
-        if needs_real:
-            if real is None:
-                raise GancliError(f"{', '.join(needs_real)} need --real", hint="for example --real digits")
-            if real.kind == "stats" and real.stats.get("features") is None and \
-                    any(m in ("kid", "prdc") for m in needs_real):
-                raise GancliError(f"{real.spec} holds only mu/sigma: kid and prdc need features",
-                                  hint="use the real data itself (its features are cached after one run)")
-            if real.sample_kind == "points":
-                raise GancliError(f"{real.spec} holds 2-D points, not images", hint="use --real with images")
+        if any(m.real == "required" for m in on_features):
             n_real = settings.n_real or (n if real.kind == "generator" else None)
             real_side = real_features(real, n_real, extractor, settings, progress)
-        if "is" in metrics and fake.kind == "stats":
-            raise GancliError("is needs generated samples", hint="give samples, a folder or a model")
 
-    per_seed = []
-    for s in settings.seeds:
-        row: dict = {}
-        if feature_metrics:
-            if fake.kind == "stats":
-                fake_feats, fake_logits = fake.stats.get("features"), None
-                if metrics == ["fid"]:
-                    row["fid"] = frechet.frechet_distance(real_side["mu"], real_side["sigma"],
-                                                          fake.stats["mu"], fake.stats["sigma"])
-                    per_seed.append(row)
-                    continue
-            else:
-                _log(progress, f"fake: {fake.spec}: features of {n} samples (seed {s})")
-                fake_feats, fake_logits = extract(fake, n, extractor, settings, s, logits="is" in metrics)
-            row.update(feature_scores(feature_metrics, real_side, fake_feats, fake_logits))
-        held: dict = {}  # this seed's samples, generated once for modes / digits / tstr
-        if "modes" in metrics:
-            row.update(modes_score(fake, real, n, settings, s, held))
-        if "digits" in metrics:  # before tstr: it holds the larger count, tstr reuses a prefix
-            row.update(digits_score(fake, n, settings, s, held))
-        if "tstr" in metrics:
-            _log(progress, f"tstr: training a classifier on generated digits (seed {s})")
-            row.update(tstr_score(fake, n, settings, s, held))
-        if extractor is not None and extractor.name == "digits":
-            row = {DIGITS_NAMES.get(k, k): v for k, v in row.items()}
-        per_seed.append(row)
-
-    if "tstr" in metrics and fake.kind == "generator":
-        from gancli.metrics.tstr import held_out_note
-
-        notes += filter(None, [held_out_note(fake.model.cfg.data.source)])
-    kid_size = min(scores.KID_SUBSET_SIZE, n, (real_side or {}).get("count") or n)
-    if "kid" in metrics and kid_size < scores.KID_SUBSET_SIZE:
-        notes.append(f"KID subsets hold {kid_size} samples (fewer than 1000 available)")
-    smallest = min(n, (real_side or {}).get("count") or n)
-    if "fid" in metrics and smallest < 2048 and settings.features == "inception":
-        notes.append("fewer than 2048 samples on a side: the 2048-d covariance is singular and FID is "
-                     "biased upward; papers use 50,000")
-    fake_count = fake.available if fake.kind == "stats" else n
-    result = {
-        "metrics": metrics,
+    per_seed = [score_seed(run, real, fake, settings, n, s, extractor, real_side, progress)
+                for s in settings.seeds]
+    return {
+        "metrics": names,
         "values": summarise(per_seed),
-        "samples": {"fake": fake_count, "real": (real_side or {}).get("count")},
+        "samples": {"fake": fake.available if fake.kind == "stats" else n,
+                    "real": (real_side or {}).get("count")},
         "seeds": settings.seeds,
         "features": extractor.info() if extractor is not None else None,
-        "settings": {"kid_subsets": scores.KID_SUBSETS, "kid_subset_size": kid_size if "kid" in metrics
-                     else scores.KID_SUBSET_SIZE, "is_splits": scores.IS_SPLITS, "pr_k": scores.PR_K,
+        "settings": {"kid_subsets": scores.KID_SUBSETS,
+                     "kid_subset_size": kid_subset_size(names, n, real_side),
+                     "is_splits": scores.IS_SPLITS, "pr_k": scores.PR_K,
                      "dc_k": scores.DC_K, "rng_seed": scores.RNG_SEED, "truncation": settings.truncation},
         "fake": fake.describe(),
         "real": {**real.describe(), "cache": (real_side or {}).get("cache"),
                  "cache_file": (real_side or {}).get("cache_file")} if real is not None else None,
-        "notes": notes,
+        "notes": notes(names, fake, settings, n, real_side),
     }
-    return result
+
+
+def check_inputs(run: list[Metric], real: Source | None, fake: Source, settings: Settings,
+                 n: int) -> None:
+    """Refuse, before any work, what the requested metrics cannot get from these sources."""
+    needs = {m.needs for m in run}
+    on_features = [m for m in run if m.uses_features]
+    if fake.kind == "stats":
+        if not needs <= {"moments", "features"} or (
+                needs != {"moments"} and fake.stats.get("features") is None):
+            raise GancliError(f"--fake {fake.spec} holds statistics: only fid (and kid/prdc when it "
+                              "stores features) can use it", hint="give samples, a folder or a model")
+        if len(settings.seeds) > 1:
+            raise GancliError("--seeds needs generated samples, not a statistics file", hint="drop --seeds")
+    if fake.kind in ("images", "points") and len(settings.seeds) > 1 and \
+            (n if settings.n is not None else min(n, len(fake.x))) >= len(fake.x):
+        raise GancliError(f"--seeds on {fake.spec} would pick the same {len(fake.x)} samples every time",
+                          hint="use --n smaller than the data, or a model as --fake")
+    if not on_features:
+        return
+    if fake.sample_kind == "points":
+        raise GancliError(f"{', '.join(m.name for m in on_features)} need images; {fake.spec} holds "
+                          "2-D points", hint="for 2-D data use: gancli evaluate modes ...")
+    need_real = [m for m in on_features if m.real == "required"]
+    if need_real:
+        if real is None:
+            raise GancliError(f"{', '.join(m.name for m in need_real)} need --real",
+                              hint="for example --real digits")
+        if real.kind == "stats" and real.stats.get("features") is None and \
+                any(m.needs == "features" for m in need_real):
+            raise GancliError(f"{real.spec} holds only mu/sigma: kid and prdc need features",
+                              hint="use the real data itself (its features are cached after one run)")
+        if real.sample_kind == "points":
+            raise GancliError(f"{real.spec} holds 2-D points, not images", hint="use --real with images")
+    if "logits" in needs and fake.kind == "stats":
+        raise GancliError("is needs generated samples", hint="give samples, a folder or a model")
+
+
+def score_seed(run: list[Metric], real: Source | None, fake: Source, settings: Settings, n: int,
+               seed: int, extractor, real_side: dict | None, progress) -> dict:
+    """Every requested metric for one generation seed: {key: number}."""
+    inp = MetricInputs(fake, real, n, seed, settings, real_side=real_side, progress=progress)
+    if any(m.uses_features for m in run):
+        if fake.kind != "stats":
+            _log(progress, f"fake: {fake.spec}: features of {n} samples (seed {seed})")
+            inp.fake_features, inp.fake_logits = extract(
+                fake, n, extractor, settings, seed, logits=any(m.needs == "logits" for m in run))
+        elif [m.name for m in run] == ["fid"]:  # the file's own mean and covariance
+            return {"fid": frechet.frechet_distance(real_side["mu"], real_side["sigma"],
+                                                    fake.stats["mu"], fake.stats["sigma"])}
+        else:
+            inp.fake_features = fake.stats.get("features")
+    held: dict = {}  # this seed's samples, generated once for the metrics that hold samples
+
+    def samples(k: int):
+        return held_samples(fake, k, settings, seed, held)
+
+    inp.samples = samples
+    row: dict = {}
+    for metric in run:
+        row.update(metric.function()(inp))
+    if extractor is not None and extractor.name == "digits":
+        renamed = {k: v for m in run for k, v in m.digits_keys.items()}
+        row = {renamed.get(k, k): v for k, v in row.items()}
+    return row
+
+
+def kid_subset_size(names: list[str], n: int, real_side: dict | None) -> int:
+    """The subset size KID used (smaller than 1000 with fewer samples), for the report."""
+    size = min(scores.KID_SUBSET_SIZE, n, (real_side or {}).get("count") or n)
+    return size if "kid" in names else scores.KID_SUBSET_SIZE
+
+
+def notes(names: list[str], fake: Source, settings: Settings, n: int,
+          real_side: dict | None) -> list[str]:
+    """What a reader of the numbers should know: held-out data, small KID subsets, FID bias."""
+    out: list[str] = []
+    if "tstr" in names and fake.kind == "generator":
+        from gancli.metrics.tstr import held_out_note
+
+        out += filter(None, [held_out_note(fake.model.cfg.data.source)])
+    kid_size = min(scores.KID_SUBSET_SIZE, n, (real_side or {}).get("count") or n)
+    if "kid" in names and kid_size < scores.KID_SUBSET_SIZE:
+        out.append(f"KID subsets hold {kid_size} samples (fewer than 1000 available)")
+    smallest = min(n, (real_side or {}).get("count") or n)
+    if "fid" in names and smallest < 2048 and settings.features == "inception":
+        out.append("fewer than 2048 samples on a side: the 2048-d covariance is singular and FID is "
+                   "biased upward; papers use 50,000")
+    return out

@@ -52,3 +52,10 @@ def frechet_distance(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.nd
 def frechet_between(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> float:
     """Fréchet distance between two (N, D) feature sets."""
     return frechet_distance(*feature_stats(a), *feature_stats(b))
+
+
+def fid_score(inp) -> dict:
+    """``fid`` for ``gancli evaluate`` (``catalog``): the Fréchet distance between the real
+    side's Gaussian fit and one of the generated features (Heusel et al. 2017, eq. 6)."""
+    mu, sigma = feature_stats(inp.fake_features)
+    return {"fid": frechet_distance(inp.real_side["mu"], inp.real_side["sigma"], mu, sigma)}

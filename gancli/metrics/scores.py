@@ -91,3 +91,21 @@ def prdc(real: np.ndarray, fake: np.ndarray, pr_k: int = PR_K, dc_k: int = DC_K,
     return {"precision": precise / len(f), "recall": float(recalled.double().mean()),
             "density": dense / (dc_k * len(f)), "coverage": float((nearest_fake < r_dc).double().mean()),
             "pr_k": pr_k, "dc_k": dc_k}
+
+
+# -- as ``gancli evaluate`` calls them (``catalog``): MetricInputs in, named numbers out --------
+
+
+def kid_score(inp) -> dict:
+    k = kid(inp.real_side["features"], inp.fake_features)
+    return {"kid": k["kid"], "kid_std": k["kid_std"]}
+
+
+def is_score(inp) -> dict:
+    s = inception_score(inp.fake_logits)
+    return {"is": s["is"], "is_std": s["is_std"]}
+
+
+def prdc_score(inp) -> dict:
+    p = prdc(inp.real_side["features"], inp.fake_features)
+    return {k: p[k] for k in ("precision", "recall", "density", "coverage")}

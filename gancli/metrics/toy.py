@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from gancli.registry import METRICS
+from gancli.errors import GancliError
 
 
 def mode_coverage(points: torch.Tensor, modes: torch.Tensor, sigma: float,
@@ -38,5 +38,18 @@ def mode_coverage(points: torch.Tensor, modes: torch.Tensor, sigma: float,
             "reverse_kl": reverse_kl, "samples": len(points)}
 
 
-METRICS.register("modes", mode_coverage, kind="points",
-                 summary="toy-mixture mode coverage, high-quality share, reverse KL (PacGAN)")
+def modes_score(inp) -> dict:
+    """``modes`` for ``gancli evaluate`` (``catalog``): the mixture of ``--real`` when it has
+    one, else the one the generated side knows (a model trained on toy data)."""
+    real, fake = inp.real, inp.fake
+    modes, sigma = (real.modes, real.sigma) if real is not None and real.modes is not None else \
+        (fake.modes, fake.sigma)
+    if modes is None or sigma is None:
+        raise GancliError("modes needs a Gaussian-mixture reference (toy:grid25, toy:ring8)",
+                          hint="pass --real toy:grid25 (or the mixture the model was trained on)")
+    if fake.sample_kind != "points":
+        raise GancliError("modes needs 2-D points", hint=f"{fake.spec} holds {fake.sample_kind}")
+    pts, _ = inp.samples(inp.n)
+    r = mode_coverage(pts, torch.as_tensor(modes, dtype=torch.float32), float(sigma))
+    return {"modes": r["modes"], "modes_total": r["modes_total"], "high_quality": r["high_quality"],
+            "reverse_kl": r["reverse_kl"]}

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from gancli.errors import GancliError
+from gancli.imaging import from_uint8
 from gancli.metrics.digits import DigitsNet, digits_split, prepare
 
 
@@ -61,9 +63,9 @@ def tstr_digits(fake_x: torch.Tensor, fake_y: torch.Tensor, seed: int = 0,
 
     digits = load_digits(16)
     train_idx, test_idx = digits_split()
-    real_x = digits.x[train_idx].float() / 127.5 - 1
+    real_x = from_uint8(digits.x[train_idx])
     real_y = digits.y[train_idx]
-    test_x, test_y = digits.x[test_idx].float() / 127.5 - 1, digits.y[test_idx]
+    test_x, test_y = from_uint8(digits.x[test_idx]), digits.y[test_idx]
     n = min(len(fake_x), len(real_x))
     # a random subset (kept in order) when there are more fakes than real training digits:
     # generated sets often come sorted by class, and their first n would miss classes
@@ -72,3 +74,29 @@ def tstr_digits(fake_x: torch.Tensor, fake_y: torch.Tensor, seed: int = 0,
     trtr = accuracy(fit_classifier(real_x[:n], real_y[:n], seed, epochs), test_x, test_y)
     return {"tstr": tstr, "trtr": trtr, "gap": trtr - tstr, "train_samples": n,
             "test_samples": len(test_x)}
+
+
+TSTR_MAX = 1_297  # trains on at most as many fakes as there are real training digits
+
+
+def tstr_score(inp) -> dict:
+    """``tstr`` for ``gancli evaluate`` (``catalog``): a class-conditional model trained on
+    digits, or labelled samples."""
+    fake = inp.fake
+    if fake.kind == "generator":
+        m = fake.model
+        if not m.conditional:
+            raise GancliError("tstr needs a class-conditional model (cgan, acgan, adcgan)",
+                              hint=f"{fake.spec} is {m.cfg.name} ({m.cfg.objective})")
+        if m.data.get("name") != "digits" or len(m.classes) != 10:
+            raise GancliError("tstr tests on the held-out real digits: the model must be trained on digits",
+                              hint=f"{fake.spec} was trained on {m.data.get('name')}")
+    elif fake.y is None:
+        raise GancliError(f"tstr needs labelled samples; {fake.spec} has no labels",
+                          hint="sample a conditional model to an .npz (it stores `labels`)")
+    if inp.progress is not None:
+        inp.progress(f"tstr: training a classifier on generated digits (seed {inp.seed})")
+    x, y = inp.samples(min(inp.n, TSTR_MAX))
+    r = tstr_digits(x, y, seed=inp.seed, epochs=inp.settings.tstr_epochs)
+    return {"tstr": r["tstr"], "trtr": r["trtr"], "tstr_gap": r["gap"],
+            "tstr_train_samples": r["train_samples"], "tstr_test_samples": r["test_samples"]}
