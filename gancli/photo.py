@@ -24,6 +24,7 @@ import torch
 from PIL import Image, ImageOps
 
 from gancli.errors import GancliError
+from gancli.imaging import from_uint8
 
 # working sizes never exceed this many times the requested short side along the long side,
 # so a 10000 x 10 strip costs what a 32 x 320 one does
@@ -112,7 +113,7 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
     a = np.asarray(img, dtype=np.uint8)
     if a.ndim == 2:
         a = a[:, :, None]
-    return torch.from_numpy(a.copy()).permute(2, 0, 1)[None].float().div(127.5).sub(1.0)
+    return from_uint8(torch.from_numpy(a.copy()).permute(2, 0, 1)[None])
 
 
 def from_tensor(x: torch.Tensor) -> Image.Image:

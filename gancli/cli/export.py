@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gancli.cli._options import JsonOpt, QuietOpt, RunArg, emit_json, state
+from gancli.cli._options import JsonOpt, QuietOpt, RunArg, output
 
 
 def export(
@@ -43,16 +43,16 @@ def export(
     """
     from gancli.export import export as run_export
 
-    app = state(ctx)
     report = run_export(run, out, format_, direction, ema)
-    if json_out or app.json:
-        emit_json(report)
-    elif not (quiet or app.quiet):
-        extra = (f", {report['max_abs_diff_2x']:.2e} at twice the resolution"
-                 if "max_abs_diff_2x" in report else "")
-        typer.echo(f"{report['format']} {report['out']}: {report['bytes']:,} bytes; "
-                   f"{report['preset']} step {report['step']} ({report['weights']}); inputs "
-                   f"{', '.join(report['inputs'])} -> {report['output']}, dynamic "
-                   f"{', '.join(report['dynamic'])}; max |diff| vs PyTorch on seeds 0-7 "
-                   f"{report['max_abs_diff']:.2e}{extra} (tolerance {report['tolerance']:g})",
-                   err=True)
+    output(ctx, json_out, quiet).result(report, lambda: describe(report))
+
+
+def describe(report: dict) -> str:
+    """The one-line summary of an export."""
+    extra = (f", {report['max_abs_diff_2x']:.2e} at twice the resolution"
+             if "max_abs_diff_2x" in report else "")
+    return (f"{report['format']} {report['out']}: {report['bytes']:,} bytes; "
+            f"{report['preset']} step {report['step']} ({report['weights']}); inputs "
+            f"{', '.join(report['inputs'])} -> {report['output']}, dynamic "
+            f"{', '.join(report['dynamic'])}; max |diff| vs PyTorch on seeds 0-7 "
+            f"{report['max_abs_diff']:.2e}{extra} (tolerance {report['tolerance']:g})")

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, RunArg, TruncationOpt, emit_json, state
+from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, RunArg, TruncationOpt, output, state
 from gancli.errors import GancliError, UsageError, excerpt
 
 
@@ -52,7 +52,6 @@ def interpolate(
     """
     import torch
 
-    from gancli import imaging
     from gancli.inference import generate_from_latents, load_generator
     from gancli.models.base import one_hot
     from gancli.sampling import latents_for_seeds, parse_arithmetic, parse_seeds, truncate
@@ -115,8 +114,19 @@ def interpolate(
     if model.conditional and labels is None:
         labels = torch.full((len(z),), model.class_index(class_), dtype=torch.long)
     path.parent.mkdir(parents=True, exist_ok=True)
-    outs = generate_from_latents(model, z, labels=labels)
-    if model.spec.kind == "points":
+    save_walk(generate_from_latents(model, z, labels=labels), model.spec.kind, path, nrow, fps)
+    output(ctx, json_out, quiet).result(
+        {"checkpoint": str(model.path), "frames": len(z),
+         "method": "lerp" if mode == "classes" else method, "out": str(path), "mode": mode},
+        lambda: f"{len(z)} images from {model.path} -> {path}")
+
+
+def save_walk(outs, kind: str, path: Path, nrow: int, fps: float) -> None:
+    """A walk's outputs as a grid (.png/.jpg), an animation (.gif), or for 2-D points one
+    scatter plot (.png)."""
+    from gancli import imaging
+
+    if kind == "points":
         if path.suffix.lower() == ".gif":
             raise GancliError("a 2-D model's walk is drawn as one scatter plot",
                               hint="use --out walk.png")
@@ -127,12 +137,6 @@ def interpolate(
     else:
         img = imaging.grid(imaging.to_uint8(outs), nrow=nrow)
         imaging.save_image(img if path.suffix.lower() == ".png" else img.convert("RGB"), path)
-    if json_out or app.json:
-        emit_json({"checkpoint": str(model.path), "frames": len(z),
-                   "method": "lerp" if mode == "classes" else method,
-                   "out": str(path), "mode": mode})
-    elif not (quiet or app.quiet):
-        typer.echo(f"{len(z)} images from {model.path} -> {path}", err=True)
 
 
 def check_frames(anchors: int, steps: int, grid: bool) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gancli.cli._options import JsonOpt, QuietOpt, emit_json, state
+from gancli.cli._options import JsonOpt, QuietOpt, emit_json, output
 from gancli.errors import GancliError
 
 
@@ -45,8 +45,8 @@ def plot(
     from gancli import plotting
     from gancli.fileio import atomic_write_bytes
 
-    app = state(ctx)
-    json_out = json_out or app.json
+    out_mode = output(ctx, json_out, quiet)
+    json_out = out_mode.json
     if smooth and window:
         raise GancliError("give --smooth or --window, not both",
                           hint="--smooth 0.9 (EMA) or --window 20 (trailing mean)")
@@ -70,7 +70,7 @@ def plot(
     if json_out:
         emit_json({"out": written, "metrics": keys, "smooth": smooth, "window": window,
                    "runs": plotting.series_json(curves, keys, smooth, window)})
-    elif not (quiet or app.quiet):
+    elif not out_mode.quiet:
         skipped = sum(c.skipped for c in curves)
         note = f"; {skipped} damaged line(s) of metrics.jsonl skipped" if skipped else ""
         typer.echo(f"{len(keys)} metric(s) of {len(curves)} run(s) -> {written}{note}", err=True)

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from gancli.cli._options import (DeviceOpt, JsonOpt, QuietOpt, RunArg, SeedsOpt, TruncationOpt,
-                                 emit_json, state)
+                                 output, state)
 from gancli.errors import GancliError, UsageError, excerpt
 
 
@@ -135,14 +135,12 @@ def sample(
     check_output_memory(model, len(seed_list))
     samples = generate(model, seed_list, truncation, labels=labels if codes is None else codes)
     written = write_outputs(model, out, seed_list, samples, nrow, labels, codes)
-    if json_out or app.json:
-        emit_json({"checkpoint": str(model.path), "step": model.step, "samples": len(seed_list),
-                   "seeds": seed_list if len(seed_list) <= 1000 else None,
-                   "truncation": truncation, "out": written})
-    elif not (quiet or app.quiet):
-        where = written[0] if len(written) == 1 else f"{len(written)} files in {Path(out)}"
-        typer.echo(f"{len(seed_list)} samples from {model.path} (step {model.step}) -> {where}",
-                   err=True)
+    where = written[0] if len(written) == 1 else f"{len(written)} files in {Path(out)}"
+    output(ctx, json_out, quiet).result(
+        {"checkpoint": str(model.path), "step": model.step, "samples": len(seed_list),
+         "seeds": seed_list if len(seed_list) <= 1000 else None, "truncation": truncation,
+         "out": written},
+        lambda: f"{len(seed_list)} samples from {model.path} (step {model.step}) -> {where}")
 
 
 def check_output_memory(model, n: int) -> None:

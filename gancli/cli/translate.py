@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, emit_json, state
+from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, emit_json, output, state
 from gancli.errors import GancliError, excerpt
 
 
@@ -57,8 +57,7 @@ def translate(
     from gancli.inference import load_translator
 
     app = state(ctx)
-    json_out = json_out or app.json
-    quiet = quiet or app.quiet
+    json_out, quiet = (mode := output(ctx, json_out, quiet)).json, mode.quiet
     tr = load_translator(resolve_model(model), device or app.device)
     jobs = plan_targets(tr, direction, to)
     src_path = Path(src).expanduser()
