@@ -1,9 +1,10 @@
 """Data at real scale: prepare a CelebA-layout folder into a dataset store and train from it.
 
 1. Generates ``--n`` JPEGs of 178x218 (CelebA's aligned size) in ``ROOT/celeba/img_align_celeba``:
-   deterministic smooth random pixels (a bicubic upscale of a 9x8 random image plus a fixed
-   grain from a bank of noise tiles), JPEG quality 90, ~10 kB each like CelebA's. Made in
-   parallel; reused when already there.
+   deterministic, different pixels per file (one of 64 smooth bases, a bicubic upscale of a 9x8
+   random image, shifted, tinted and overlaid with one of 16 grain tiles; all parameters drawn
+   up front from ``--seed``), JPEG quality 90, ~10 kB each like CelebA's. Chunks of 500 files
+   per process; files already there are kept.
 2. ``gancli data prepare`` at ``--resolution`` (default 128) with every core: wall time and
    peak memory. Then the decode rate of ``gancli data prepare`` on the first ``--pil-n`` files
    against a plain single-process PIL loop (open, RGB, resize the shorter side with LANCZOS,
@@ -43,45 +44,77 @@ from pathlib import Path
 import numpy as np
 
 W, H = 178, 218
-_BANK = None
+BANK = 64  # smooth base images; every file is one of them, shifted, tinted and grained
+PAD = 24  # base images are this much larger than a file, so shifts stay inside them
+GEN_CHUNK = 500  # files per generator task
+_BASES: np.ndarray | None = None
+_GRAIN: np.ndarray | None = None
 
 
-def _noise_bank() -> np.ndarray:
-    global _BANK
-    if _BANK is None:
-        rng = np.random.default_rng(12345)
-        _BANK = rng.integers(-6, 7, (16, H, W, 3), dtype=np.int16)
-    return _BANK
+def _bank(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(BANK smooth bases (BANK, H+PAD, W+PAD, 3) int16, 16 grain tiles (16, H, W, 3) int16),
+    a pure function of ``seed``; made once per worker (about 0.2 s)."""
+    global _BASES, _GRAIN
+    if _BASES is None:
+        from PIL import Image
+
+        rng = np.random.default_rng(seed)
+        small = rng.integers(0, 256, (BANK, 9, 8, 3), dtype=np.uint8)
+        _BASES = np.stack([np.asarray(Image.fromarray(s).resize((W + PAD, H + PAD),
+                                                              Image.Resampling.BICUBIC), np.int16)
+                           for s in small])
+        _GRAIN = rng.integers(-6, 7, (16, H, W, 3), dtype=np.int16)
+    return _BASES, _GRAIN
 
 
-def _make(args: tuple[str, int]) -> None:
+def _params(n: int, seed: int) -> np.ndarray:
+    """Per file (n, 6) int16: base, shift y, shift x, tint R, G, B; drawn for all files at once,
+    so a file's pixels do not depend on how the work is split."""
+    rng = np.random.default_rng([seed, n])
+    return np.stack([rng.integers(0, BANK, n), rng.integers(0, PAD + 1, n),
+                     rng.integers(0, PAD + 1, n), *rng.integers(-40, 41, (3, n))], 1).astype(np.int16)
+
+
+def _make_chunk(job: tuple[str, int, int, np.ndarray]) -> int:
+    """Write files ``start .. start+len(params)-1`` (those not there yet); returns how many."""
     from PIL import Image
 
-    folder, i = args
-    path = Path(folder) / f"{i + 1:06d}.jpg"
-    if path.exists():
-        return
-    rng = np.random.default_rng(i)
-    small = rng.integers(0, 256, (9, 8, 3), dtype=np.uint8)
-    img = np.asarray(Image.fromarray(small).resize((W, H), Image.Resampling.BICUBIC), np.int16)
-    img = np.clip(img + _noise_bank()[i % 16], 0, 255).astype(np.uint8)
-    tmp = path.with_suffix(".tmp")
-    Image.fromarray(img).save(tmp, "JPEG", quality=90)
-    os.replace(tmp, path)
+    folder, seed, start, params = job
+    bases, grain = _bank(seed)
+    made = 0
+    for k, (b, dy, dx, *tint) in enumerate(params.tolist()):
+        i = start + k
+        path = os.path.join(folder, f"{i + 1:06d}.jpg")
+        if os.path.exists(path):
+            continue
+        img = bases[b, dy:dy + H, dx:dx + W] + grain[i % 16] + np.asarray(tint, np.int16)
+        tmp = os.path.join(folder, f".{i + 1:06d}.tmp")
+        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(tmp, "JPEG", quality=90)
+        os.replace(tmp, path)
+        made += 1
+    return made
 
 
-def generate(root: Path, n: int) -> Path:
+def generate(root: Path, n: int, seed: int = 0) -> Path:
+    """``n`` CelebA-sized JPEGs in ``root/celeba/img_align_celeba`` (000001.jpg ...), every one
+    different (one of ``BANK`` smooth bases, shifted by up to ``PAD`` px, tinted, plus one of 16
+    grain tiles), byte-identical for a given ``seed``; files already there are kept."""
     folder = root / "celeba" / "img_align_celeba"
     folder.mkdir(parents=True, exist_ok=True)
-    have = sum(1 for _ in folder.glob("*.jpg"))
+    names = set(os.listdir(folder))
+    have = sum(1 for i in range(n) if f"{i + 1:06d}.jpg" in names)
     if have < n:
         t0 = time.perf_counter()
-        with Pool(os.cpu_count()) as pool:
-            pool.map(_make, [(str(folder), i) for i in range(n)], chunksize=256)
-        print(f"generated {n - have} JPEGs in {time.perf_counter() - t0:.0f} s", flush=True)
-    extra = sorted(folder.glob("*.jpg"))[n:]  # a larger folder from an earlier run: trim
-    for p in extra:
-        p.unlink()
+        params = _params(n, seed)
+        jobs = [(str(folder), seed, s, params[s:s + GEN_CHUNK]) for s in range(0, n, GEN_CHUNK)
+                if any(f"{i + 1:06d}.jpg" not in names for i in range(s, min(n, s + GEN_CHUNK)))]
+        with Pool(len(os.sched_getaffinity(0))) as pool:
+            made = sum(pool.imap_unordered(_make_chunk, jobs))
+        dt = time.perf_counter() - t0
+        print(f"generated {made} JPEGs in {dt:.0f} s ({made / dt:.0f} files/s)", flush=True)
+    extra = sorted(p for p in names if p.endswith(".jpg") and p > f"{n:06d}.jpg")
+    for p in extra:  # a larger folder from an earlier run: trim
+        (folder / p).unlink()
     return folder
 
 
@@ -227,6 +260,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=200_000)
     ap.add_argument("--root", default="/tmp/gancli-datascale")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the generated JPEGs")
     ap.add_argument("--resolution", type=int, default=128)
     ap.add_argument("--pil-n", type=int, default=3000, help="files of the interleaved decode "
                     "comparison (gancli prepare against a plain PIL loop)")
@@ -245,7 +279,7 @@ def main() -> None:
                     "store), decode, kill, train")
     args = ap.parse_args()
     root = Path(args.root)
-    folder = generate(root, args.n)
+    folder = generate(root, args.n, args.seed)
     env = {**os.environ, "GANCLI_CACHE": str(root / "cache")}
     gancli = [sys.executable, "-m", "gancli"]
     pixels_gb = args.n * 3 * args.resolution ** 2 / 1e9
