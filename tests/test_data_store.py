@@ -65,7 +65,12 @@ def test_round_trip_pixels_labels_classes_and_skips(tmp_path, cli):
     r = cli("data", "info", str(tmp_path / "st"), "--verify", "--json")
     info = json.loads(r.out)
     assert r.code == 0 and info["n"] == 25 and info["counts"] == [13, 12]
-    assert info["bytes"] == 25 * 3 * 64 + 25 * 8 and info["verified"] == "sha256"
+    names = opened.store.names()  # each sample's source file, in the order of the listing
+    assert names == sorted(images._scan(src)[0][i][0] for i in range(27)
+                           if images._scan(src)[0][i][0] not in ("cat/notes.png", "dog/broken.jpg"))
+    names_bytes = os.path.getsize(tmp_path / "st" / "names.jsonl")
+    assert names_bytes == sum(len(json.dumps(n)) + 1 for n in names)
+    assert info["bytes"] == 25 * 3 * 64 + 25 * 8 + names_bytes and info["verified"] == "sha256"
     # --data STORE gives the same dataset as the folder itself
     ds = load_dataset(DataConfig(source=str(tmp_path / "st"), resolution=8, labels=True))
     assert len(ds) == 25 and ds.shape == (3, 8, 8) and ds.classes == ["cat", "dog"]

@@ -4,8 +4,8 @@ The folder is scanned (``images._scan``), then decoded by a process pool in chun
 (``images._decode_image``: grey or RGB, shorter side resized to ``resolution`` with LANCZOS,
 center square crop; JPEGs decoded through libjpeg's DCT scaling when that still gives at least
 ``resolution`` pixels, exactly as the in-memory loader does, so the pixels are the same).
-Finished chunks are appended in file order to ``OUT.partial/pixels.u8`` (and ``labels.i64``)
-with at most ``2 x workers`` chunks in flight, so memory is bounded by the chunk size, not by
+Finished chunks are appended in file order to ``OUT.partial/pixels.u8`` (and ``labels.i64``,
+and each used file's name to ``names.jsonl``) with at most ``2 x workers`` chunks in flight, so memory is bounded by the chunk size, not by
 the folder.
 
 Kill-safety: after each flush of data (``fsync``), a journal (``journal.json``, written
@@ -31,7 +31,8 @@ from typing import Callable
 import numpy as np
 
 from gancli.data import images
-from gancli.data.store import LABELS, META, PIXELS, STORE_FORMAT, STORE_VERSION, Store, fingerprint
+from gancli.data.store import (LABELS, META, NAMES, PIXELS, STORE_FORMAT, STORE_VERSION, Store,
+                                fingerprint)
 from gancli.errors import DataError
 from gancli.fileio import atomic_write_bytes, fsync_dir
 
@@ -39,6 +40,7 @@ JOURNAL = "journal.json"
 MAX_EXAMPLES = 10  # skipped files named in the summary and meta.json
 CHUNK_BYTES = 8 << 20  # decoded bytes per chunk of work (64 files at 128 px RGB is 3 MB)
 JOURNAL_EVERY_S = 2.0  # seconds between journal writes (each one fsyncs the data)
+_GREY_PROBE = 64  # headers read in-process before the pool looks at the rest (_decide_channels)
 
 Progress = Callable[[dict], None]
 
@@ -278,7 +280,8 @@ def _prepare(root, out, key, entries, broken, n_other, resolution, channels, lab
     if journal is None:
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
-        journal = {"key": key, "channels": channels, "done": 0, "rows": 0, "skipped": len(broken),
+        journal = {"key": key, "channels": channels, "done": 0, "rows": 0, "names_bytes": 0,
+                   "skipped": len(broken),
                    "examples": [[b, _broken_reason(root, b)] for b in broken[:MAX_EXAMPLES]],
                    "reasons": _broken_reasons(root, broken)}
     resumed_from = journal["done"]
@@ -294,12 +297,14 @@ def _prepare(root, out, key, entries, broken, n_other, resolution, channels, lab
         c = journal["channels"]
         sample_bytes = c * resolution * resolution
         chunk = max(1, min(64, CHUNK_BYTES // sample_bytes))
-        pix_path, lab_path = partial / PIXELS, partial / LABELS
-        with open(pix_path, "a+b") as pix, open(lab_path, "a+b") as lab:
+        pix_path, lab_path, names_path = partial / PIXELS, partial / LABELS, partial / NAMES
+        with open(pix_path, "a+b") as pix, open(lab_path, "a+b") as lab, \
+                open(names_path, "a+b") as names:
             pix.truncate(journal["rows"] * sample_bytes)  # cut what the last journal did not vouch for
             lab.truncate(journal["rows"] * 8 if labels else 0)
-            pix.seek(0, os.SEEK_END)
-            lab.seek(0, os.SEEK_END)
+            names.truncate(journal["names_bytes"])
+            for f in (pix, lab, names):
+                f.seek(0, os.SEEK_END)
             starts = range(journal["done"], len(rels), chunk)
             jobs = ((str(root), rels[s:s + chunk], resolution, c) for s in starts)
             last_journal = time.perf_counter()
@@ -308,6 +313,10 @@ def _prepare(root, out, key, entries, broken, n_other, resolution, channels, lab
                 if labels:
                     lab.write(np.array([class_of[rels[s + p].split("/", 1)[0]] for p in used],
                                        dtype="<i8").tobytes())
+                # one JSON string per line: any file name (newlines, undecodable bytes) survives
+                line = "".join(json.dumps(rels[s + p]) + "\n" for p in used).encode()
+                names.write(line)
+                journal["names_bytes"] += len(line)
                 for p, reason in skipped:
                     journal["skipped"] += 1
                     journal["reasons"][reason] = journal["reasons"].get(reason, 0) + 1
@@ -317,7 +326,7 @@ def _prepare(root, out, key, entries, broken, n_other, resolution, channels, lab
                 journal["done"] = min(len(rels), s + chunk)
                 now = time.perf_counter()
                 if now - last_journal >= JOURNAL_EVERY_S or journal["done"] == len(rels):
-                    for f in (pix, lab):
+                    for f in (pix, lab, names):
                         f.flush()
                         os.fsync(f.fileno())
                     _write_journal(partial, journal)
@@ -354,7 +363,7 @@ def _prepare(root, out, key, entries, broken, n_other, resolution, channels, lab
     else:
         (partial / LABELS).unlink(missing_ok=True)
     files = {}
-    for name in (PIXELS, LABELS) if labels else (PIXELS,):
+    for name in (PIXELS, LABELS, NAMES) if labels else (PIXELS, NAMES):
         path = partial / name
         files[name] = {"bytes": path.stat().st_size, "sha256": _sha256(path),
                        "fingerprint": fingerprint(path)}
@@ -382,6 +391,13 @@ def _prepare(root, out, key, entries, broken, n_other, resolution, channels, lab
 
 
 def _decide_channels(pool: _Pool, root: Path, rels: list[str]) -> int:
+    """3 as soon as one file's header has a colour mode, else 1. The first ``_GREY_PROBE``
+    headers are read here: a colour folder is nearly always settled by its first file, while
+    handing the pool 2 x workers chunks of 512 headers first read 2,048 headers (0.15 ms of
+    CPU each) before the first answer, about 6 % of the decode time of 3,000 CelebA JPEGs."""
+    if not _grey_chunk(str(root), rels[:_GREY_PROBE]):
+        return 3
+    rels = rels[_GREY_PROBE:]
     jobs = ((str(root), rels[s:s + 512]) for s in range(0, len(rels), 512))
     for grey in pool.imap(_grey_chunk, jobs):
         if not grey:
@@ -423,7 +439,8 @@ def _read_journal(partial: Path, key: str) -> dict | None:
     except (OSError, ValueError, UnicodeDecodeError):
         return None
     ok = isinstance(j, dict) and j.get("key") == key
-    ok = ok and all(isinstance(j.get(k), int) and j[k] >= 0 for k in ("done", "rows", "skipped"))
+    ok = ok and all(isinstance(j.get(k), int) and j[k] >= 0
+                    for k in ("done", "rows", "skipped", "names_bytes"))
     ok = ok and isinstance(j.get("examples"), list) and isinstance(j.get("reasons"), dict)
     ok = ok and j.get("channels") in (None, 1, 3)
     return j if ok else None
