@@ -193,8 +193,8 @@ def prepare(src: str | Path, out: str | Path, resolution: int, channels: int | N
             files' headers before decoding).
         labels: store class labels from the sub-folders.
         workers: decoding processes (default: every core this process may use).
-        progress: called with a dict (``phase``, ``done``, ``total``, ``used``, ``skipped``,
-            ``files_s``, ``eta_s``) after each chunk.
+        progress: called with a dict (``phase``, ``source``, ``done``, ``total``, ``used``,
+            ``skipped``, ``files_s``, ``eta_s``) after each chunk.
         scan: ``images._scan(src)`` when the caller already has it.
 
     Returns:
@@ -334,7 +334,8 @@ def _prepare(root, out, key, entries, broken, n_other, resolution, channels, lab
                 if progress is not None:
                     done_now = journal["done"] - resumed_from
                     rate = done_now / max(now - t0, 1e-9)
-                    progress({"phase": "decode", "done": journal["done"], "total": len(rels),
+                    progress({"phase": "decode", "source": str(root), "done": journal["done"],
+                              "total": len(rels),
                               "used": journal["rows"], "skipped": journal["skipped"],
                               "files_s": rate, "eta_s": (len(rels) - journal["done"]) / max(rate, 1e-9)})
     finally:
