@@ -144,10 +144,33 @@ def _pss_tree(pid: int) -> int:
     return total
 
 
-def measured(cmd: list[str], env: dict | None = None, kill_when=None) -> dict:
+def _cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system, every thread) that process ``pid`` has used so far."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _logged_steps(metrics: Path) -> list[int]:
+    try:
+        rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return []
+    return [r["step"] for r in rows if "elapsed_s" in r]
+
+
+def measured(cmd: list[str], env: dict | None = None, kill_when=None,
+             metrics: Path | None = None) -> dict:
     """Run ``cmd``; wall seconds, exit code, ru_maxrss (bytes, largest process) and the peak
-    summed PSS of its process tree. ``kill_when()`` true -> SIGKILL it."""
+    summed PSS of its process tree. ``kill_when()`` true -> SIGKILL it. With ``metrics`` (the
+    run's metrics.jsonl): ``cpu_steps`` = (first logged step, CPU s of the process when it
+    appeared, last logged step, CPU s when that one appeared), sampled every 0.2 s, so the
+    CPU time of training alone (start-up and data loading excluded) can be told."""
     t0 = time.perf_counter()
+    seen: list = []
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = [0]
     out_lines: list[str] = []
@@ -166,6 +189,10 @@ def measured(cmd: list[str], env: dict | None = None, kill_when=None) -> dict:
             proc.returncode = os.waitstatus_to_exitcode(status)
             break
         peak[0] = max(peak[0], _pss_tree(proc.pid))
+        if metrics is not None:
+            steps, cpu = _logged_steps(metrics), _cpu_s(proc.pid)
+            if steps and cpu is not None and (not seen or steps[-1] != seen[-1][0]):
+                seen.append((steps[-1], cpu))
         if kill_when is not None and not killed and kill_when():
             os.kill(proc.pid, signal.SIGKILL)
             killed = True
@@ -174,7 +201,8 @@ def measured(cmd: list[str], env: dict | None = None, kill_when=None) -> dict:
     err_reader.join(5)
     return {"seconds": time.perf_counter() - t0, "code": proc.returncode, "killed": killed,
             "maxrss": usage.ru_maxrss * 1024, "pss_peak": peak[0], "out": "".join(out_lines),
-            "err": "".join(err_box)}
+            "err": "".join(err_box),
+            "cpu_steps": (*seen[0], *seen[-1]) if len(seen) >= 2 else None}
 
 
 def pil_loop(folder: Path, n: int, resolution: int) -> float:
@@ -216,8 +244,8 @@ def decode_comparison(folder: Path, n: int, resolution: int, repeats: int, env: 
         assert r["code"] == 0, r["err"][-2000:]
         ours.append(json.loads(r["out"].strip().splitlines()[-1])["files_s"])
         plain.append(pil_loop(subset, n, resolution))
-        print(f"  decode: gancli prepare {ours[-1]:.0f} files/s, plain PIL {plain[-1]:.0f} files/s",
-              flush=True)
+        print(f"  decode: gancli prepare {ours[-1]:.0f} files/s, plain PIL {plain[-1]:.0f} files/s, "
+              f"load average {os.getloadavg()[0]:.1f}", flush=True)
         shutil.rmtree(out, ignore_errors=True)
     return statistics.median(ours), statistics.median(plain)
 
@@ -347,42 +375,58 @@ def main() -> None:
         store_cmd = gancli + ["train", "dcgan", "--data", str(store), "--out", str(runs), "--device",
                               "cpu", "--quiet", *flags]
         ram_cmd = [sys.executable, "-c", TRAIN_RAM, str(store), str(ram_n), str(runs), *sets]
+        store_cpu, ram_cpu, loads = [], [], []
         for rep in range(args.train_repeats):
+            ms = runs / f"dcgan-{rep + 1:03d}" / "metrics.jsonl"
+            mr = runs / f"ram-{rep + 1:03d}" / "metrics.jsonl"
+            loads.append(os.getloadavg()[0])
             if args.concurrent:  # side by side, one core's worth each: both see the same load
                 env1 = {**env, "OMP_NUM_THREADS": "1"}
                 box: dict = {}
-                th = threading.Thread(target=lambda box=box, env1=env1: box.update(m=measured(ram_cmd, env1)))
+                th = threading.Thread(target=lambda box=box, env1=env1: box.update(
+                    m=measured(ram_cmd, env1, metrics=mr)))
                 th.start()
-                t = measured(store_cmd, env1)
+                t = measured(store_cmd, env1, metrics=ms)
                 th.join()
                 m = box["m"]
             elif rep % 2 == 0:  # one after the other, A B then B A: a drifting load cancels
-                t = measured(store_cmd, env)
-                m = measured(ram_cmd, env)
+                t = measured(store_cmd, env, metrics=ms)
+                m = measured(ram_cmd, env, metrics=mr)
             else:
-                m = measured(ram_cmd, env)
-                t = measured(store_cmd, env)
+                m = measured(ram_cmd, env, metrics=mr)
+                t = measured(store_cmd, env, metrics=ms)
+            loads.append(os.getloadavg()[0])
             assert t["code"] == 0, t["err"][-2000:]
             assert m["code"] == 0, m["err"][-2000:]
-            store_rates.append(img_rate(runs / f"dcgan-{rep + 1:03d}"))
-            ram_rates.append(img_rate(runs / f"ram-{rep + 1:03d}"))
+            store_rates.append(img_rate(ms.parent))
+            ram_rates.append(img_rate(mr.parent))
+            for box_, r in ((store_cpu, t), (ram_cpu, m)):  # images per CPU second of training
+                s0, c0, s1, c1 = r["cpu_steps"]
+                box_.append((s1 - s0) * args.batch_size / (c1 - c0))
             store_rss, store_pss = max(store_rss, t["maxrss"]), max(store_pss, t["pss_peak"])
             ram_rss = max(ram_rss, m["maxrss"])
-            print(f"  train: store {store_rates[-1]:.1f} img/s, in RAM {ram_rates[-1]:.1f} img/s",
-                  flush=True)
+            print(f"  train: store {store_rates[-1]:.1f} img/s ({store_cpu[-1]:.1f} per CPU s), "
+                  f"in RAM {ram_rates[-1]:.1f} img/s ({ram_cpu[-1]:.1f} per CPU s), load "
+                  f"{loads[-2]:.1f} -> {loads[-1]:.1f}", flush=True)
         s_rate, r_rate = statistics.mean(store_rates), statistics.mean(ram_rates)
+        s_cpu, r_cpu = statistics.mean(store_cpu), statistics.mean(ram_cpu)
         table += [("train: runs", f"dcgan, {args.train_repeats} x {args.steps} steps each way, "
                                   f"batch {args.batch_size}, widths {args.width}, "
                                   f"{args.resolution} px, CPU, "
                                   + ("side by side, 1 thread each" if args.concurrent
-                                     else "one after the other")),
+                                     else "one after the other, A B B A")),
+                  ("train: load average (1 min) before/after each pair",
+                   ", ".join(f"{v:.1f}" for v in loads)),
                   ("train from the store: peak RSS (largest process)", f"{store_rss / 1e9:.2f} GB"),
                   ("train from the store: peak PSS", f"{store_pss / 1e9:.2f} GB"),
-                  ("train from the store", f"{s_rate:.1f} img/s ({args.n} samples)"),
+                  ("train from the store", f"{s_rate:.1f} img/s, {s_cpu:.1f} img per CPU s "
+                                           f"({args.n} samples)"),
                   ("train in RAM: peak RSS", f"{ram_rss / 1e9:.2f} GB ({ram_n} samples as one "
                                              "tensor)"),
-                  ("train in RAM", f"{r_rate:.1f} img/s"),
-                  ("store / in RAM (means)", f"{s_rate / r_rate:.3f}x")]
+                  ("train in RAM", f"{r_rate:.1f} img/s, {r_cpu:.1f} img per CPU s"),
+                  ("store / in RAM (means): wall img/s", f"{s_rate / r_rate:.3f}x (runs: "
+                   + ", ".join(f"{a:.1f}/{b:.1f}" for a, b in zip(store_rates, ram_rates)) + ")"),
+                  ("store / in RAM (means): img per CPU second", f"{s_cpu / r_cpu:.3f}x")]
     table.append(("load average at the end (1 min)", f"{os.getloadavg()[0]:.1f}"))
     print("\n| measure | value |\n|---|---|")
     for k_, v in table:
