@@ -398,6 +398,16 @@ def test_evaluate_reads_a_store_and_a_folder_alike(tmp_path, cli):
         assert out["samples"]["fake"] == 60
         scores.append(out["values"]["fd_digits"]["mean"])
     assert scores[0] == scores[1]  # the same pixels, read from the folder's cached store or the store
+    # neither is one tensor of the whole set; preparing a new folder shows progress
+    from gancli.data.store import LazyImages
+    from gancli.metrics.sources import resolve_source
+
+    for spec in (tmp_path / "imgs", tmp_path / "st"):
+        assert isinstance(resolve_source(str(spec), torch.device("cpu")).x, LazyImages)
+    (tmp_path / "imgs" / "000.png").unlink()  # another listing: prepared again
+    r = cli("evaluate", "fid", "--features", "digits", "--fake", str(tmp_path / "imgs"), "--real",
+            "digits", "--no-cache")
+    assert r.code == 0 and "preparing data: 59/59 files (100%)" in r.err, r.err
     assert list((Path(os.environ["GANCLI_CACHE"]) / "datasets").glob("store-*"))
 
 
