@@ -496,3 +496,8 @@ def test_attribute_folder_is_read_from_a_store_by_file_name(tmp_path):
     sub = load_dataset(DataConfig(source=str(root), resolution=8, attributes="Black_Hair,Male",
                                   size=2, allow_empty_classes=True), task="multi-domain")
     assert torch.equal(sub.x[:], ref[torch.tensor([1, 2])]) and len(sub) == 2
+    # a store prepared from the folder: the table is found next to its source folder
+    prepare(root, tmp_path / "st", 8)
+    st = load_dataset(DataConfig(source=str(tmp_path / "st"), resolution=8,
+                                 attributes="Black_Hair,Male"), task="multi-domain")
+    assert isinstance(st.x, RowImages) and torch.equal(st.x[:], ds.x[:]) and torch.equal(st.y, ds.y)

@@ -113,9 +113,14 @@ def load_dataset(cfg: DataConfig, seed: int = 0, task: str = "unconditional",
     if Path(spec).expanduser().exists():
         root = Path(spec).expanduser()
         if is_store_path(root):
-            if task == "translation" or (task == "multi-domain" and cfg.attributes):
-                raise DataError(f"{root} is a prepared dataset store; {task} models read the image "
-                                "folder itself", hint="pass the original image folder as --data")
+            if task == "translation":
+                raise DataError(f"{root} is a prepared dataset store; translation models read the "
+                                "trainA/ and trainB/ folders (each prepared into the cache)",
+                                hint="pass the original image folder as --data")
+            if task == "multi-domain" and cfg.attributes:  # the store's names.jsonl meets the table
+                from gancli.data.translation import load_attribute_folder
+
+                return load_attribute_folder(root, cfg, progress)
             from gancli.data.stored import store_dataset
 
             return store_dataset(root, replace(cfg, labels=cfg.labels or task == "multi-domain"))

@@ -268,7 +268,8 @@ def load_attribute_folder(root: Path, cfg, progress=None) -> Dataset:
     """Images of ``root`` that the attribute file lists, labelled by the chosen attributes.
 
     The folder is prepared into a dataset store (in the cache, once; ``progress`` is told
-    how it goes) and read per batch: ``x`` is a ``RowImages`` over the listed samples of the
+    how it goes), or ``root`` is a store made by ``gancli data prepare`` (the table is then
+    looked for next to the folder it was made from), and read per batch: ``x`` is a ``RowImages`` over the listed samples of the
     store, matched by file name through the store's ``names.jsonl``; ``y`` is float32
     (N, attributes) of 0/1.
 
@@ -278,10 +279,18 @@ def load_attribute_folder(root: Path, cfg, progress=None) -> Dataset:
     """
     from dataclasses import replace
 
+    from gancli.data import is_store_path
     from gancli.data.images import _scan
     from gancli.data.store import RowImages, Store
-    from gancli.data.stored import folder_dataset
+    from gancli.data.stored import folder_dataset, store_dataset
 
+    stored = is_store_path(root)  # a prepared store: the table is looked for by its source
+    store = Store(root) if stored else None
+    names = store.names() if store is not None else None
+    if store is not None and names is None:
+        raise DataError(f"dataset store {root} does not name its source files (format version 1)",
+                        hint="prepare it again with this gancli version, or pass the image folder")
+    folder = Path(store.meta.get("source") or root) if store is not None else root
     wanted = [a.strip() for a in cfg.attributes.split(",") if a.strip()]
     if len(wanted) < 2:
         raise DataError("StarGAN needs at least two attributes",
@@ -289,20 +298,31 @@ def load_attribute_folder(root: Path, cfg, progress=None) -> Dataset:
     if cfg.attr_file:
         attr_path = Path(cfg.attr_file).expanduser()
     else:
-        found = [p for p in (root / ATTR_FILE, root.parent / ATTR_FILE) if p.is_file()]
+        found = [p for p in (folder / ATTR_FILE, folder.parent / ATTR_FILE) if p.is_file()]
         if not found:
-            raise DataError(f"no {ATTR_FILE} in {root} or next to it",
+            raise DataError(f"no {ATTR_FILE} in {folder} or next to it",
                             hint="pass the attribute file with --set data.attr_file=PATH")
         attr_path = found[0]
     table = read_attribute_file(attr_path, wanted)
-    entries, _, _ = _scan(root)
-    listed = [rel for rel, _, _ in entries if Path(rel).name in table]
-    if not listed:
-        raise DataError(f"none of the images in {root} is listed in {attr_path.name}",
-                        hint="the attribute file names files by their base name, e.g. 000001.jpg")
-    ds = folder_dataset(root, replace(cfg, labels=False, attributes="", source=str(root)), progress)
-    names = Store(Path(ds.info["store"]), check=False).names()
+    plain = replace(cfg, labels=False, attributes="", source=str(root))
+    if store is None:
+        entries, _, _ = _scan(root)
+        listed = [rel for rel, _, _ in entries if Path(rel).name in table]
+        if not listed:
+            raise DataError(f"none of the images in {root} is listed in {attr_path.name}",
+                            hint="the attribute file names files by their base name, e.g. "
+                                 "000001.jpg")
+        ds = folder_dataset(root, plain, progress)
+        names = Store(Path(ds.info["store"]), check=False).names()
+    else:
+        ds = store_dataset(root, plain)
     decoded = [i for i, rel in enumerate(names) if Path(rel).name in table]  # store rows
+    if store is not None:
+        listed = decoded  # what the store could not decode was counted when it was prepared
+        if not decoded:
+            raise DataError(f"none of the {store.n} images of the store {root} is listed in "
+                            f"{attr_path.name}", hint="the attribute file names files by their "
+                            "base name, e.g. 000001.jpg")
     if not decoded:
         raise DataError(f"no listed image in {root} could be decoded", hint="are the files complete?")
     rows = decoded[:cfg.size] if cfg.size else decoded
