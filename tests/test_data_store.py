@@ -176,8 +176,13 @@ def test_damaged_store_is_refused_naming_the_file(tmp_path, cli):
     assert cli("data", "info", str(big)).code == 0  # sizes and fingerprint still match
     r = cli("data", "info", str(big), "--verify")
     assert r.code == 1 and "pixels.u8" in r.err and "sha256" in r.err
-    labels.write_bytes(labels.read_bytes()[:-8])
+    good_labels = labels.read_bytes()
+    labels.write_bytes(good_labels[:-8])
     refused("labels.i64")
+    labels.write_bytes(good_labels)
+    names = tmp_path / "st" / "names.jsonl"
+    names.write_bytes(names.read_bytes().replace(b'"cat/', b'"dog/', 1))  # same size, edited
+    refused("names.jsonl", "edited")
     meta.write_text(meta.read_text().replace('"n": 25', '"n": 26'))
     refused("meta.json", "inconsistent")
     meta.write_text("{not json")
