@@ -205,12 +205,13 @@ def measured(cmd: list[str], env: dict | None = None, kill_when=None,
             "cpu_steps": (*seen[0], *seen[-1]) if len(seen) >= 2 else None}
 
 
-def pil_loop(folder: Path, n: int, resolution: int) -> float:
-    """Images/s of a plain single-process PIL decode of the first ``n`` files."""
+def pil_loop(folder: Path, n: int, resolution: int) -> tuple[float, float]:
+    """(images/s, CPU ms per image) of a plain single-process PIL decode of the first ``n``
+    files."""
     from PIL import Image
 
     files = sorted(folder.glob("*.jpg"))[:n]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for f in files:
         with Image.open(f) as im:
             im = im.convert("RGB")
@@ -221,33 +222,44 @@ def pil_loop(folder: Path, n: int, resolution: int) -> float:
             w, h = im.size
             left, top = (w - resolution) // 2, (h - resolution) // 2
             np.asarray(im.crop((left, top, left + resolution, top + resolution)))
-    return len(files) / (time.perf_counter() - t0)
+    return len(files) / (time.perf_counter() - t0), (time.process_time() - c0) / len(files) * 1e3
 
 
 def decode_comparison(folder: Path, n: int, resolution: int, repeats: int, env: dict,
-                      gancli: list[str]) -> tuple[float, float]:
+                      gancli: list[str]) -> dict:
     """Median files/s of ``gancli data prepare`` (every core) and of the plain PIL loop on the
     same first ``n`` files, interleaved ``repeats`` times so that the machine's load (shared
-    cores) hits both alike. The prepare rate is its own (decode loop only, no start-up)."""
+    cores) hits both alike. The prepare rate is its own (decode loop only, no start-up). Also
+    the CPU ms per file of each (prepare: its process and workers together) and the cores
+    the prepare actually got (CPU s / wall s): under load, fewer than its workers."""
     subset = folder.parent / f"subset-{n}"
     if not subset.is_dir() or sum(1 for _ in subset.iterdir()) != n:
         shutil.rmtree(subset, ignore_errors=True)
         subset.mkdir()
         for f in sorted(folder.glob("*.jpg"))[:n]:
             (subset / f.name).symlink_to(f)
-    ours, plain = [], []
+    ours, plain, ours_cpu, plain_cpu, cores = [], [], [], [], []
     for _ in range(repeats):
         out = folder.parent / "subset-store"
         shutil.rmtree(out, ignore_errors=True)
         r = measured(gancli + ["data", "prepare", str(subset), "--out", str(out), "--resolution",
                                str(resolution), "--json"], env)
         assert r["code"] == 0, r["err"][-2000:]
-        ours.append(json.loads(r["out"].strip().splitlines()[-1])["files_s"])
-        plain.append(pil_loop(subset, n, resolution))
-        print(f"  decode: gancli prepare {ours[-1]:.0f} files/s, plain PIL {plain[-1]:.0f} files/s, "
-              f"load average {os.getloadavg()[0]:.1f}", flush=True)
+        done = json.loads(r["out"].strip().splitlines()[-1])
+        ours.append(done["files_s"])
+        ours_cpu.append(done["cpu_seconds"] / done["n"] * 1e3)
+        cores.append(done["cpu_seconds"] / done["seconds"])
+        rate, cpu = pil_loop(subset, n, resolution)
+        plain.append(rate)
+        plain_cpu.append(cpu)
+        print(f"  decode: gancli prepare {ours[-1]:.0f} files/s ({ours_cpu[-1]:.2f} CPU ms/file, "
+              f"{cores[-1]:.2f} cores), plain PIL {plain[-1]:.0f} files/s ({plain_cpu[-1]:.2f} CPU "
+              f"ms/file), load average {os.getloadavg()[0]:.1f}", flush=True)
         shutil.rmtree(out, ignore_errors=True)
-    return statistics.median(ours), statistics.median(plain)
+    med = statistics.median
+    return {"ours": med(ours), "plain": med(plain), "ours_cpu": med(ours_cpu),
+            "plain_cpu": med(plain_cpu), "cores": med(cores),
+            "runs": [(a, b) for a, b in zip(ours, plain)]}
 
 
 def sha_files(store: Path) -> dict:
@@ -329,12 +341,17 @@ def main() -> None:
                   ("prepare: peak RSS (largest process)", f"{prep['maxrss'] / 1e9:.2f} GB"),
                   ("prepare: peak PSS (all processes)", f"{prep['pss_peak'] / 1e9:.2f} GB")]
     if "decode" not in args.skip:
-        ours, pil = decode_comparison(folder, min(args.pil_n, args.n), args.resolution,
-                                      args.repeats, env, gancli)
+        load0 = os.getloadavg()[0]
+        d = decode_comparison(folder, min(args.pil_n, args.n), args.resolution, args.repeats, env,
+                              gancli)
         table += [(f"decode, first {min(args.pil_n, args.n)} files, median of {args.repeats} "
-                   "interleaved: gancli prepare", f"{ours:.0f} files/s"),
-                  ("... plain single-process PIL loop", f"{pil:.0f} files/s"),
-                  ("prepare / plain PIL", f"{ours / pil:.2f}x")]
+                   "interleaved: gancli prepare", f"{d['ours']:.0f} files/s ({d['ours_cpu']:.2f} CPU "
+                                                 f"ms/file, {d['cores']:.2f} cores obtained)"),
+                  ("... plain single-process PIL loop", f"{d['plain']:.0f} files/s "
+                                                        f"({d['plain_cpu']:.2f} CPU ms/file)"),
+                  ("prepare / plain PIL (medians)", f"{d['ours'] / d['plain']:.2f}x (runs: "
+                   + ", ".join(f"{a:.0f}/{b:.0f}" for a, b in d["runs"]) + "; load average "
+                   f"{load0:.1f} -> {os.getloadavg()[0]:.1f})")]
     print("\n".join(f"{k}: {v}" for k, v in table), flush=True)
 
     if args.kill_at > 0 and "kill" not in args.skip:

@@ -200,8 +200,9 @@ def prepare(src: str | Path, out: str | Path, resolution: int, channels: int | N
     Returns:
         The summary: ``status`` (``"prepared"``, ``"resumed"`` or ``"exists"``), ``path``, ``n``,
         ``skipped``, ``skipped_examples`` ([path, reason] pairs), ``reasons`` (count per
-        reason), ``resolution``, ``channels``, ``classes``, ``counts``, ``bytes``, ``seconds``,
-        ``files_s``.
+        reason), ``resolution``, ``channels``, ``classes``, ``counts``, ``bytes``, ``seconds``
+        (wall time of the decode), ``files_s`` and ``cpu_seconds`` (CPU time of the decode,
+        this process and its workers together).
 
     Raises:
         DataError: a missing source, no usable image, a bad label layout, ``out`` holding
@@ -262,7 +263,8 @@ def _existing(out: Path, key: str) -> dict:
     if store.meta.get("key") != key:
         raise DataError(f"{out} already holds a store made from other files or settings",
                         hint="choose another --out, or delete it to prepare it again")
-    return {**summary_of(store), "status": "exists", "seconds": 0.0, "files_s": 0.0}
+    return {**summary_of(store), "status": "exists", "seconds": 0.0, "files_s": 0.0,
+            "cpu_seconds": 0.0}
 
 
 def summary_of(store: Store) -> dict:
@@ -289,7 +291,7 @@ def _prepare(root, out, key, entries, broken, n_other, resolution, channels, lab
     folders = sorted({rel.split("/", 1)[0] for rel in rels}) if labels else None
     class_of = {name: i for i, name in enumerate(folders)} if labels else None
     pool = _Pool(min(workers, max(1, len(rels) // 8)))
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_seconds()
     try:
         if journal["channels"] is None:
             journal["channels"] = _decide_channels(pool, root, rels)
@@ -341,6 +343,7 @@ def _prepare(root, out, key, entries, broken, n_other, resolution, channels, lab
     finally:
         pool.close()
     seconds = time.perf_counter() - t0
+    cpu = _cpu_seconds() - cpu0  # the workers have been joined: their time is counted
     if journal["rows"] == 0:
         shutil.rmtree(partial, ignore_errors=True)
         looked = len(rels) + len(broken)
@@ -388,7 +391,16 @@ def _prepare(root, out, key, entries, broken, n_other, resolution, channels, lab
     fsync_dir(out.parent)
     store = Store(out)
     return {**summary_of(store), "status": "resumed" if resumed_from else "prepared",
-            "seconds": seconds, "files_s": (len(rels) - resumed_from) / max(seconds, 1e-9)}
+            "seconds": seconds, "files_s": (len(rels) - resumed_from) / max(seconds, 1e-9),
+            "cpu_seconds": cpu}
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its finished (joined) children."""
+    import resource
+
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def _decide_channels(pool: _Pool, root: Path, rels: list[str]) -> int:
