@@ -262,6 +262,34 @@ def decode_comparison(folder: Path, n: int, resolution: int, repeats: int, env: 
             "runs": [(a, b) for a, b in zip(ours, plain)]}
 
 
+def batch_path(store: Path, ram_n: int, batch_size: int, steps: int, repeats: int = 2) -> dict:
+    """CPU and wall ms per ``Batches.next()`` (one thread, flips on, no model): the data path
+    alone, from the store against the first ``ram_n`` samples as one in-memory tensor; the
+    two alternate ``repeats`` times. Means over repeats."""
+    import torch
+
+    from gancli.data.base import Dataset
+    from gancli.data.batches import Batches
+    from gancli.data.store import open_store
+
+    torch.set_num_threads(1)
+    x = open_store(store).x
+    sets = {"store": Dataset("store", "images", x), "ram": Dataset("ram", "images", x[:ram_n])}
+    got: dict = {"store": [], "ram": []}
+    for _ in range(repeats):
+        for name, data in sets.items():
+            b = Batches(data, batch_size, seed=0, device=torch.device("cpu"), flip=True)
+            for _ in range(5):
+                b.next()
+            c0, t0 = time.process_time(), time.perf_counter()
+            for _ in range(steps):
+                b.next()
+            got[name].append(((time.process_time() - c0) / steps * 1e3,
+                              (time.perf_counter() - t0) / steps * 1e3))
+            b.close()
+    return {k: tuple(statistics.mean(v[i] for v in runs) for i in (0, 1)) for k, runs in got.items()}
+
+
 def sha_files(store: Path) -> dict:
     return json.loads((store / "meta.json").read_text())["files"]
 
@@ -316,7 +344,7 @@ def main() -> None:
                     "the same time (OMP_NUM_THREADS=1 each) rather than one after the other: on a "
                     "machine shared with other jobs, both then run under the same load")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: prepare (reuse the "
-                    "store), decode, kill, train")
+                    "store), decode, kill, batches, train")
     args = ap.parse_args()
     root = Path(args.root)
     folder = generate(root, args.n, args.seed)
@@ -378,6 +406,15 @@ def main() -> None:
                   ("killed + resumed store == uninterrupted (sha256 of every file)", str(same))]
         print("\n".join(f"{k_}: {v}" for k_, v in table[-2:]), flush=True)
         shutil.rmtree(again, ignore_errors=True)
+
+    if "batches" not in args.skip:
+        bp = batch_path(store, min(args.ram_n, args.n), args.batch_size, 300)
+        table += [(f"data path alone: Batches.next(), batch {args.batch_size}, 1 thread, flips, "
+                   "CPU / wall ms per batch: from the store", f"{bp['store'][0]:.2f} / "
+                                                             f"{bp['store'][1]:.2f}"),
+                  (f"... first {min(args.ram_n, args.n)} samples as one tensor in RAM",
+                   f"{bp['ram'][0]:.2f} / {bp['ram'][1]:.2f}")]
+        print("\n".join(f"{k}: {v}" for k, v in table[-2:]), flush=True)
 
     if "train" not in args.skip:
         sets = [f"data.resolution={args.resolution}", f"model.g_width={args.width}",
