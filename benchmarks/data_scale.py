@@ -437,7 +437,7 @@ def main() -> None:
             if args.concurrent:  # side by side, one core's worth each: both see the same load
                 env1 = {**env, "OMP_NUM_THREADS": "1"}
                 box: dict = {}
-                th = threading.Thread(target=lambda box=box, env1=env1: box.update(
+                th = threading.Thread(target=lambda box=box, env1=env1, mr=mr: box.update(
                     m=measured(ram_cmd, env1, metrics=mr)))
                 th.start()
                 t = measured(store_cmd, env1, metrics=ms)

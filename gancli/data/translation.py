@@ -23,7 +23,6 @@ Built-ins (no download):
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
