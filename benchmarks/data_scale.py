@@ -1,9 +1,10 @@
 """Data at real scale: prepare a CelebA-layout folder into a dataset store and train from it.
 
 1. Generates ``--n`` JPEGs of 178x218 (CelebA's aligned size) in ``ROOT/celeba/img_align_celeba``:
-   deterministic smooth random pixels (a bicubic upscale of a 9x8 random image plus a fixed
-   grain from a bank of noise tiles), JPEG quality 90, ~10 kB each like CelebA's. Made in
-   parallel; reused when already there.
+   deterministic, different pixels per file (one of 64 smooth bases, a bicubic upscale of a 9x8
+   random image, shifted, tinted and overlaid with one of 16 grain tiles; all parameters drawn
+   up front from ``--seed``), JPEG quality 90, ~10 kB each like CelebA's. Chunks of 500 files
+   per process; files already there are kept.
 2. ``gancli data prepare`` at ``--resolution`` (default 128) with every core: wall time and
    peak memory. Then the decode rate of ``gancli data prepare`` on the first ``--pil-n`` files
    against a plain single-process PIL loop (open, RGB, resize the shorter side with LANCZOS,
@@ -43,45 +44,77 @@ from pathlib import Path
 import numpy as np
 
 W, H = 178, 218
-_BANK = None
+BANK = 64  # smooth base images; every file is one of them, shifted, tinted and grained
+PAD = 24  # base images are this much larger than a file, so shifts stay inside them
+GEN_CHUNK = 500  # files per generator task
+_BASES: np.ndarray | None = None
+_GRAIN: np.ndarray | None = None
 
 
-def _noise_bank() -> np.ndarray:
-    global _BANK
-    if _BANK is None:
-        rng = np.random.default_rng(12345)
-        _BANK = rng.integers(-6, 7, (16, H, W, 3), dtype=np.int16)
-    return _BANK
+def _bank(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(BANK smooth bases (BANK, H+PAD, W+PAD, 3) int16, 16 grain tiles (16, H, W, 3) int16),
+    a pure function of ``seed``; made once per worker (about 0.2 s)."""
+    global _BASES, _GRAIN
+    if _BASES is None:
+        from PIL import Image
+
+        rng = np.random.default_rng(seed)
+        small = rng.integers(0, 256, (BANK, 9, 8, 3), dtype=np.uint8)
+        _BASES = np.stack([np.asarray(Image.fromarray(s).resize((W + PAD, H + PAD),
+                                                              Image.Resampling.BICUBIC), np.int16)
+                           for s in small])
+        _GRAIN = rng.integers(-6, 7, (16, H, W, 3), dtype=np.int16)
+    return _BASES, _GRAIN
 
 
-def _make(args: tuple[str, int]) -> None:
+def _params(n: int, seed: int) -> np.ndarray:
+    """Per file (n, 6) int16: base, shift y, shift x, tint R, G, B; drawn for all files at once,
+    so a file's pixels do not depend on how the work is split."""
+    rng = np.random.default_rng([seed, n])
+    return np.stack([rng.integers(0, BANK, n), rng.integers(0, PAD + 1, n),
+                     rng.integers(0, PAD + 1, n), *rng.integers(-40, 41, (3, n))], 1).astype(np.int16)
+
+
+def _make_chunk(job: tuple[str, int, int, np.ndarray]) -> int:
+    """Write files ``start .. start+len(params)-1`` (those not there yet); returns how many."""
     from PIL import Image
 
-    folder, i = args
-    path = Path(folder) / f"{i + 1:06d}.jpg"
-    if path.exists():
-        return
-    rng = np.random.default_rng(i)
-    small = rng.integers(0, 256, (9, 8, 3), dtype=np.uint8)
-    img = np.asarray(Image.fromarray(small).resize((W, H), Image.Resampling.BICUBIC), np.int16)
-    img = np.clip(img + _noise_bank()[i % 16], 0, 255).astype(np.uint8)
-    tmp = path.with_suffix(".tmp")
-    Image.fromarray(img).save(tmp, "JPEG", quality=90)
-    os.replace(tmp, path)
+    folder, seed, start, params = job
+    bases, grain = _bank(seed)
+    made = 0
+    for k, (b, dy, dx, *tint) in enumerate(params.tolist()):
+        i = start + k
+        path = os.path.join(folder, f"{i + 1:06d}.jpg")
+        if os.path.exists(path):
+            continue
+        img = bases[b, dy:dy + H, dx:dx + W] + grain[i % 16] + np.asarray(tint, np.int16)
+        tmp = os.path.join(folder, f".{i + 1:06d}.tmp")
+        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(tmp, "JPEG", quality=90)
+        os.replace(tmp, path)
+        made += 1
+    return made
 
 
-def generate(root: Path, n: int) -> Path:
+def generate(root: Path, n: int, seed: int = 0) -> Path:
+    """``n`` CelebA-sized JPEGs in ``root/celeba/img_align_celeba`` (000001.jpg ...), every one
+    different (one of ``BANK`` smooth bases, shifted by up to ``PAD`` px, tinted, plus one of 16
+    grain tiles), byte-identical for a given ``seed``; files already there are kept."""
     folder = root / "celeba" / "img_align_celeba"
     folder.mkdir(parents=True, exist_ok=True)
-    have = sum(1 for _ in folder.glob("*.jpg"))
+    names = set(os.listdir(folder))
+    have = sum(1 for i in range(n) if f"{i + 1:06d}.jpg" in names)
     if have < n:
         t0 = time.perf_counter()
-        with Pool(os.cpu_count()) as pool:
-            pool.map(_make, [(str(folder), i) for i in range(n)], chunksize=256)
-        print(f"generated {n - have} JPEGs in {time.perf_counter() - t0:.0f} s", flush=True)
-    extra = sorted(folder.glob("*.jpg"))[n:]  # a larger folder from an earlier run: trim
-    for p in extra:
-        p.unlink()
+        params = _params(n, seed)
+        jobs = [(str(folder), seed, s, params[s:s + GEN_CHUNK]) for s in range(0, n, GEN_CHUNK)
+                if any(f"{i + 1:06d}.jpg" not in names for i in range(s, min(n, s + GEN_CHUNK)))]
+        with Pool(len(os.sched_getaffinity(0))) as pool:
+            made = sum(pool.imap_unordered(_make_chunk, jobs))
+        dt = time.perf_counter() - t0
+        print(f"generated {made} JPEGs in {dt:.0f} s ({made / dt:.0f} files/s)", flush=True)
+    extra = sorted(p for p in names if p.endswith(".jpg") and p > f"{n:06d}.jpg")
+    for p in extra:  # a larger folder from an earlier run: trim
+        (folder / p).unlink()
     return folder
 
 
@@ -111,10 +144,33 @@ def _pss_tree(pid: int) -> int:
     return total
 
 
-def measured(cmd: list[str], env: dict | None = None, kill_when=None) -> dict:
+def _cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system, every thread) that process ``pid`` has used so far."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _logged_steps(metrics: Path) -> list[int]:
+    try:
+        rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return []
+    return [r["step"] for r in rows if "elapsed_s" in r]
+
+
+def measured(cmd: list[str], env: dict | None = None, kill_when=None,
+             metrics: Path | None = None) -> dict:
     """Run ``cmd``; wall seconds, exit code, ru_maxrss (bytes, largest process) and the peak
-    summed PSS of its process tree. ``kill_when()`` true -> SIGKILL it."""
+    summed PSS of its process tree. ``kill_when()`` true -> SIGKILL it. With ``metrics`` (the
+    run's metrics.jsonl): ``cpu_steps`` = (first logged step, CPU s of the process when it
+    appeared, last logged step, CPU s when that one appeared), sampled every 0.2 s, so the
+    CPU time of training alone (start-up and data loading excluded) can be told."""
     t0 = time.perf_counter()
+    seen: list = []
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = [0]
     out_lines: list[str] = []
@@ -133,6 +189,10 @@ def measured(cmd: list[str], env: dict | None = None, kill_when=None) -> dict:
             proc.returncode = os.waitstatus_to_exitcode(status)
             break
         peak[0] = max(peak[0], _pss_tree(proc.pid))
+        if metrics is not None:
+            steps, cpu = _logged_steps(metrics), _cpu_s(proc.pid)
+            if steps and cpu is not None and (not seen or steps[-1] != seen[-1][0]):
+                seen.append((steps[-1], cpu))
         if kill_when is not None and not killed and kill_when():
             os.kill(proc.pid, signal.SIGKILL)
             killed = True
@@ -141,15 +201,17 @@ def measured(cmd: list[str], env: dict | None = None, kill_when=None) -> dict:
     err_reader.join(5)
     return {"seconds": time.perf_counter() - t0, "code": proc.returncode, "killed": killed,
             "maxrss": usage.ru_maxrss * 1024, "pss_peak": peak[0], "out": "".join(out_lines),
-            "err": "".join(err_box)}
+            "err": "".join(err_box),
+            "cpu_steps": (*seen[0], *seen[-1]) if len(seen) >= 2 else None}
 
 
-def pil_loop(folder: Path, n: int, resolution: int) -> float:
-    """Images/s of a plain single-process PIL decode of the first ``n`` files."""
+def pil_loop(folder: Path, n: int, resolution: int) -> tuple[float, float]:
+    """(images/s, CPU ms per image) of a plain single-process PIL decode of the first ``n``
+    files."""
     from PIL import Image
 
     files = sorted(folder.glob("*.jpg"))[:n]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for f in files:
         with Image.open(f) as im:
             im = im.convert("RGB")
@@ -160,33 +222,72 @@ def pil_loop(folder: Path, n: int, resolution: int) -> float:
             w, h = im.size
             left, top = (w - resolution) // 2, (h - resolution) // 2
             np.asarray(im.crop((left, top, left + resolution, top + resolution)))
-    return len(files) / (time.perf_counter() - t0)
+    return len(files) / (time.perf_counter() - t0), (time.process_time() - c0) / len(files) * 1e3
 
 
 def decode_comparison(folder: Path, n: int, resolution: int, repeats: int, env: dict,
-                      gancli: list[str]) -> tuple[float, float]:
+                      gancli: list[str]) -> dict:
     """Median files/s of ``gancli data prepare`` (every core) and of the plain PIL loop on the
     same first ``n`` files, interleaved ``repeats`` times so that the machine's load (shared
-    cores) hits both alike. The prepare rate is its own (decode loop only, no start-up)."""
+    cores) hits both alike. The prepare rate is its own (decode loop only, no start-up). Also
+    the CPU ms per file of each (prepare: its process and workers together) and the cores
+    the prepare actually got (CPU s / wall s): under load, fewer than its workers."""
     subset = folder.parent / f"subset-{n}"
     if not subset.is_dir() or sum(1 for _ in subset.iterdir()) != n:
         shutil.rmtree(subset, ignore_errors=True)
         subset.mkdir()
         for f in sorted(folder.glob("*.jpg"))[:n]:
             (subset / f.name).symlink_to(f)
-    ours, plain = [], []
+    ours, plain, ours_cpu, plain_cpu, cores = [], [], [], [], []
     for _ in range(repeats):
         out = folder.parent / "subset-store"
         shutil.rmtree(out, ignore_errors=True)
         r = measured(gancli + ["data", "prepare", str(subset), "--out", str(out), "--resolution",
                                str(resolution), "--json"], env)
         assert r["code"] == 0, r["err"][-2000:]
-        ours.append(json.loads(r["out"].strip().splitlines()[-1])["files_s"])
-        plain.append(pil_loop(subset, n, resolution))
-        print(f"  decode: gancli prepare {ours[-1]:.0f} files/s, plain PIL {plain[-1]:.0f} files/s",
-              flush=True)
+        done = json.loads(r["out"].strip().splitlines()[-1])
+        ours.append(done["files_s"])
+        ours_cpu.append(done["cpu_seconds"] / done["n"] * 1e3)
+        cores.append(done["cpu_seconds"] / done["seconds"])
+        rate, cpu = pil_loop(subset, n, resolution)
+        plain.append(rate)
+        plain_cpu.append(cpu)
+        print(f"  decode: gancli prepare {ours[-1]:.0f} files/s ({ours_cpu[-1]:.2f} CPU ms/file, "
+              f"{cores[-1]:.2f} cores), plain PIL {plain[-1]:.0f} files/s ({plain_cpu[-1]:.2f} CPU "
+              f"ms/file), load average {os.getloadavg()[0]:.1f}", flush=True)
         shutil.rmtree(out, ignore_errors=True)
-    return statistics.median(ours), statistics.median(plain)
+    med = statistics.median
+    return {"ours": med(ours), "plain": med(plain), "ours_cpu": med(ours_cpu),
+            "plain_cpu": med(plain_cpu), "cores": med(cores),
+            "runs": [(a, b) for a, b in zip(ours, plain)]}
+
+
+def batch_path(store: Path, ram_n: int, batch_size: int, steps: int, repeats: int = 2) -> dict:
+    """CPU and wall ms per ``Batches.next()`` (one thread, flips on, no model): the data path
+    alone, from the store against the first ``ram_n`` samples as one in-memory tensor; the
+    two alternate ``repeats`` times. Means over repeats."""
+    import torch
+
+    from gancli.data.base import Dataset
+    from gancli.data.batches import Batches
+    from gancli.data.store import open_store
+
+    torch.set_num_threads(1)
+    x = open_store(store).x
+    sets = {"store": Dataset("store", "images", x), "ram": Dataset("ram", "images", x[:ram_n])}
+    got: dict = {"store": [], "ram": []}
+    for _ in range(repeats):
+        for name, data in sets.items():
+            b = Batches(data, batch_size, seed=0, device=torch.device("cpu"), flip=True)
+            for _ in range(5):
+                b.next()
+            c0, t0 = time.process_time(), time.perf_counter()
+            for _ in range(steps):
+                b.next()
+            got[name].append(((time.process_time() - c0) / steps * 1e3,
+                              (time.perf_counter() - t0) / steps * 1e3))
+            b.close()
+    return {k: tuple(statistics.mean(v[i] for v in runs) for i in (0, 1)) for k, runs in got.items()}
 
 
 def sha_files(store: Path) -> dict:
@@ -227,6 +328,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=200_000)
     ap.add_argument("--root", default="/tmp/gancli-datascale")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the generated JPEGs")
     ap.add_argument("--resolution", type=int, default=128)
     ap.add_argument("--pil-n", type=int, default=3000, help="files of the interleaved decode "
                     "comparison (gancli prepare against a plain PIL loop)")
@@ -242,10 +344,10 @@ def main() -> None:
                     "the same time (OMP_NUM_THREADS=1 each) rather than one after the other: on a "
                     "machine shared with other jobs, both then run under the same load")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: prepare (reuse the "
-                    "store), decode, kill, train")
+                    "store), decode, kill, batches, train")
     args = ap.parse_args()
     root = Path(args.root)
-    folder = generate(root, args.n)
+    folder = generate(root, args.n, args.seed)
     env = {**os.environ, "GANCLI_CACHE": str(root / "cache")}
     gancli = [sys.executable, "-m", "gancli"]
     pixels_gb = args.n * 3 * args.resolution ** 2 / 1e9
@@ -267,12 +369,17 @@ def main() -> None:
                   ("prepare: peak RSS (largest process)", f"{prep['maxrss'] / 1e9:.2f} GB"),
                   ("prepare: peak PSS (all processes)", f"{prep['pss_peak'] / 1e9:.2f} GB")]
     if "decode" not in args.skip:
-        ours, pil = decode_comparison(folder, min(args.pil_n, args.n), args.resolution,
-                                      args.repeats, env, gancli)
+        load0 = os.getloadavg()[0]
+        d = decode_comparison(folder, min(args.pil_n, args.n), args.resolution, args.repeats, env,
+                              gancli)
         table += [(f"decode, first {min(args.pil_n, args.n)} files, median of {args.repeats} "
-                   "interleaved: gancli prepare", f"{ours:.0f} files/s"),
-                  ("... plain single-process PIL loop", f"{pil:.0f} files/s"),
-                  ("prepare / plain PIL", f"{ours / pil:.2f}x")]
+                   "interleaved: gancli prepare", f"{d['ours']:.0f} files/s ({d['ours_cpu']:.2f} CPU "
+                                                 f"ms/file, {d['cores']:.2f} cores obtained)"),
+                  ("... plain single-process PIL loop", f"{d['plain']:.0f} files/s "
+                                                        f"({d['plain_cpu']:.2f} CPU ms/file)"),
+                  ("prepare / plain PIL (medians)", f"{d['ours'] / d['plain']:.2f}x (runs: "
+                   + ", ".join(f"{a:.0f}/{b:.0f}" for a, b in d["runs"]) + "; load average "
+                   f"{load0:.1f} -> {os.getloadavg()[0]:.1f})")]
     print("\n".join(f"{k}: {v}" for k, v in table), flush=True)
 
     if args.kill_at > 0 and "kill" not in args.skip:
@@ -300,6 +407,15 @@ def main() -> None:
         print("\n".join(f"{k_}: {v}" for k_, v in table[-2:]), flush=True)
         shutil.rmtree(again, ignore_errors=True)
 
+    if "batches" not in args.skip:
+        bp = batch_path(store, min(args.ram_n, args.n), args.batch_size, 300)
+        table += [(f"data path alone: Batches.next(), batch {args.batch_size}, 1 thread, flips, "
+                   "CPU / wall ms per batch: from the store", f"{bp['store'][0]:.2f} / "
+                                                             f"{bp['store'][1]:.2f}"),
+                  (f"... first {min(args.ram_n, args.n)} samples as one tensor in RAM",
+                   f"{bp['ram'][0]:.2f} / {bp['ram'][1]:.2f}")]
+        print("\n".join(f"{k}: {v}" for k, v in table[-2:]), flush=True)
+
     if "train" not in args.skip:
         sets = [f"data.resolution={args.resolution}", f"model.g_width={args.width}",
                 f"model.d_width={args.width}", "train.sample_every=0", "train.log_every=10",
@@ -313,42 +429,58 @@ def main() -> None:
         store_cmd = gancli + ["train", "dcgan", "--data", str(store), "--out", str(runs), "--device",
                               "cpu", "--quiet", *flags]
         ram_cmd = [sys.executable, "-c", TRAIN_RAM, str(store), str(ram_n), str(runs), *sets]
+        store_cpu, ram_cpu, loads = [], [], []
         for rep in range(args.train_repeats):
+            ms = runs / f"dcgan-{rep + 1:03d}" / "metrics.jsonl"
+            mr = runs / f"ram-{rep + 1:03d}" / "metrics.jsonl"
+            loads.append(os.getloadavg()[0])
             if args.concurrent:  # side by side, one core's worth each: both see the same load
                 env1 = {**env, "OMP_NUM_THREADS": "1"}
                 box: dict = {}
-                th = threading.Thread(target=lambda box=box, env1=env1: box.update(m=measured(ram_cmd, env1)))
+                th = threading.Thread(target=lambda box=box, env1=env1, mr=mr: box.update(
+                    m=measured(ram_cmd, env1, metrics=mr)))
                 th.start()
-                t = measured(store_cmd, env1)
+                t = measured(store_cmd, env1, metrics=ms)
                 th.join()
                 m = box["m"]
             elif rep % 2 == 0:  # one after the other, A B then B A: a drifting load cancels
-                t = measured(store_cmd, env)
-                m = measured(ram_cmd, env)
+                t = measured(store_cmd, env, metrics=ms)
+                m = measured(ram_cmd, env, metrics=mr)
             else:
-                m = measured(ram_cmd, env)
-                t = measured(store_cmd, env)
+                m = measured(ram_cmd, env, metrics=mr)
+                t = measured(store_cmd, env, metrics=ms)
+            loads.append(os.getloadavg()[0])
             assert t["code"] == 0, t["err"][-2000:]
             assert m["code"] == 0, m["err"][-2000:]
-            store_rates.append(img_rate(runs / f"dcgan-{rep + 1:03d}"))
-            ram_rates.append(img_rate(runs / f"ram-{rep + 1:03d}"))
+            store_rates.append(img_rate(ms.parent))
+            ram_rates.append(img_rate(mr.parent))
+            for box_, r in ((store_cpu, t), (ram_cpu, m)):  # images per CPU second of training
+                s0, c0, s1, c1 = r["cpu_steps"]
+                box_.append((s1 - s0) * args.batch_size / (c1 - c0))
             store_rss, store_pss = max(store_rss, t["maxrss"]), max(store_pss, t["pss_peak"])
             ram_rss = max(ram_rss, m["maxrss"])
-            print(f"  train: store {store_rates[-1]:.1f} img/s, in RAM {ram_rates[-1]:.1f} img/s",
-                  flush=True)
+            print(f"  train: store {store_rates[-1]:.1f} img/s ({store_cpu[-1]:.1f} per CPU s), "
+                  f"in RAM {ram_rates[-1]:.1f} img/s ({ram_cpu[-1]:.1f} per CPU s), load "
+                  f"{loads[-2]:.1f} -> {loads[-1]:.1f}", flush=True)
         s_rate, r_rate = statistics.mean(store_rates), statistics.mean(ram_rates)
+        s_cpu, r_cpu = statistics.mean(store_cpu), statistics.mean(ram_cpu)
         table += [("train: runs", f"dcgan, {args.train_repeats} x {args.steps} steps each way, "
                                   f"batch {args.batch_size}, widths {args.width}, "
                                   f"{args.resolution} px, CPU, "
                                   + ("side by side, 1 thread each" if args.concurrent
-                                     else "one after the other")),
+                                     else "one after the other, A B B A")),
+                  ("train: load average (1 min) before/after each pair",
+                   ", ".join(f"{v:.1f}" for v in loads)),
                   ("train from the store: peak RSS (largest process)", f"{store_rss / 1e9:.2f} GB"),
                   ("train from the store: peak PSS", f"{store_pss / 1e9:.2f} GB"),
-                  ("train from the store", f"{s_rate:.1f} img/s ({args.n} samples)"),
+                  ("train from the store", f"{s_rate:.1f} img/s, {s_cpu:.1f} img per CPU s "
+                                           f"({args.n} samples)"),
                   ("train in RAM: peak RSS", f"{ram_rss / 1e9:.2f} GB ({ram_n} samples as one "
                                              "tensor)"),
-                  ("train in RAM", f"{r_rate:.1f} img/s"),
-                  ("store / in RAM (means)", f"{s_rate / r_rate:.3f}x")]
+                  ("train in RAM", f"{r_rate:.1f} img/s, {r_cpu:.1f} img per CPU s"),
+                  ("store / in RAM (means): wall img/s", f"{s_rate / r_rate:.3f}x (runs: "
+                   + ", ".join(f"{a:.1f}/{b:.1f}" for a, b in zip(store_rates, ram_rates)) + ")"),
+                  ("store / in RAM (means): img per CPU second", f"{s_cpu / r_cpu:.3f}x")]
     table.append(("load average at the end (1 min)", f"{os.getloadavg()[0]:.1f}"))
     print("\n| measure | value |\n|---|---|")
     for k_, v in table:

@@ -61,57 +61,40 @@ def memory_bytes(device: str = "cpu") -> int | None:
 
 
 def _data_bytes(cfg: Config) -> tuple[int, str] | None:
-    """Bytes that generated data (toy points, shapes) will take, and the key that sets it."""
-    source = cfg.data.source.strip()
-    if not cfg.data.size:
-        return None
+    """Bytes that generated data (toy points, shapes, shapes-colours) will take in memory, and
+    the key that sets it. Image folders and stores are read per batch and not counted here."""
+    source, size = cfg.data.source.strip(), cfg.data.size
+    side = round(cfg.data.resolution * cfg.data.crop_scale)
     if source.startswith("toy:"):
-        return cfg.data.size * 2 * 4, "data.size"
-    if source == "shapes":
-        return cfg.data.size * cfg.data.resolution ** 2 * (cfg.data.channels or 3), "data.size"
+        return (size * 2 * 4, "data.size") if size else None
+    if source == "shapes":  # the uint8 images and their uint8 masks while drawing
+        return (size or 10_000) * side ** 2 * ((cfg.data.channels or 3) + 1), "data.size"
+    if source == "domains:shapes-colours":  # always RGB
+        return (size or 8000) * side ** 2 * 4, "data.size"
     return None
 
 
 def check_data_size(cfg: Config, device: str = "cpu") -> None:
-    """Before loading data: refuse generated data that cannot fit in memory."""
+    """Before loading data: refuse generated data that cannot fit in memory (more than
+    ``MEMORY_SHARE`` of the RAM). Image folders (also translation and attribute folders) and
+    dataset stores are read from disk per batch whatever their size; the disk space of the
+    store a folder is prepared into is checked by ``gancli.data.prepare.check_disk``, before
+    anything is decoded.
+
+    Raises:
+        ConfigError (exit 2): the generated data would not fit.
+    """
     need = _data_bytes(cfg)
     have = memory_bytes("cpu")
     if need and have and need[0] > MEMORY_SHARE * have:
         key = need[1]
+        if not cfg.data.size:  # the built-in's default count at a large resolution
+            side = round(cfg.data.resolution * cfg.data.crop_scale)
+            raise ConfigError(f"{cfg.data.source.strip()} at {side} px needs about {_gb(need[0])} of "
+                              f"memory for the data; this machine has {_gb(have)}",
+                              hint="lower data.resolution, or data.size (samples drawn)")
         raise ConfigError(f"{key}={cfg.data.size} needs about {_gb(need[0])} of memory for the data; "
                           f"this machine has {_gb(have)}", hint=f"lower {key}")
-
-
-def check_data_memory(cfg: Config, task: str = "unconditional") -> None:
-    """Before decoding anything: refuse data that would be held in memory and cannot fit.
-
-    Image folders and dataset stores are read from disk per batch (a folder is prepared into
-    a store first, whose disk space ``gancli.data.prepare.check_disk`` checks), so they need
-    a few batches of memory whatever their size. Translation folders (CycleGAN layout) and
-    attribute folders are still decoded into memory: their bytes are estimated from the file
-    count (files x channels x side^2, twice for the A/B pairs) and refused when they exceed
-    ``MEMORY_SHARE`` of the RAM.
-    """
-    from gancli.errors import DataError
-
-    src = Path(cfg.data.source.strip() or ".").expanduser()
-    in_memory = task == "translation" or (task == "multi-domain" and bool(cfg.data.attributes))
-    if not cfg.data.source.strip() or not src.is_dir() or not in_memory:
-        return
-    from gancli.data import is_store_path
-
-    if is_store_path(src):
-        return
-    from gancli.data.images import _scan
-
-    files = len(_scan(src)[0])
-    side = round(cfg.data.resolution * cfg.data.crop_scale)
-    need = files * (cfg.data.channels or 3) * side * side * (2 if task == "translation" else 1)
-    have = memory_bytes("cpu")
-    if have and need > MEMORY_SHARE * have:
-        raise DataError(f"{src}: {files} images at {side} px would take about {_gb(need)} of memory "
-                        f"for {task} training; this machine has {_gb(have)}",
-                        hint="lower data.resolution, or train on a subset of the images")
 
 
 @dataclass

@@ -65,7 +65,12 @@ def test_round_trip_pixels_labels_classes_and_skips(tmp_path, cli):
     r = cli("data", "info", str(tmp_path / "st"), "--verify", "--json")
     info = json.loads(r.out)
     assert r.code == 0 and info["n"] == 25 and info["counts"] == [13, 12]
-    assert info["bytes"] == 25 * 3 * 64 + 25 * 8 and info["verified"] == "sha256"
+    names = opened.store.names()  # each sample's source file, in the order of the listing
+    assert names == sorted(images._scan(src)[0][i][0] for i in range(27)
+                           if images._scan(src)[0][i][0] not in ("cat/notes.png", "dog/broken.jpg"))
+    names_bytes = os.path.getsize(tmp_path / "st" / "names.jsonl")
+    assert names_bytes == sum(len(json.dumps(n)) + 1 for n in names)
+    assert info["bytes"] == 25 * 3 * 64 + 25 * 8 + names_bytes and info["verified"] == "sha256"
     # --data STORE gives the same dataset as the folder itself
     ds = load_dataset(DataConfig(source=str(tmp_path / "st"), resolution=8, labels=True))
     assert len(ds) == 25 and ds.shape == (3, 8, 8) and ds.classes == ["cat", "dog"]
@@ -171,8 +176,13 @@ def test_damaged_store_is_refused_naming_the_file(tmp_path, cli):
     assert cli("data", "info", str(big)).code == 0  # sizes and fingerprint still match
     r = cli("data", "info", str(big), "--verify")
     assert r.code == 1 and "pixels.u8" in r.err and "sha256" in r.err
-    labels.write_bytes(labels.read_bytes()[:-8])
+    good_labels = labels.read_bytes()
+    labels.write_bytes(good_labels[:-8])
     refused("labels.i64")
+    labels.write_bytes(good_labels)
+    names = tmp_path / "st" / "names.jsonl"
+    names.write_bytes(names.read_bytes().replace(b'"cat/', b'"dog/', 1))  # same size, edited
+    refused("names.jsonl", "edited")
     meta.write_text(meta.read_text().replace('"n": 25', '"n": 26'))
     refused("meta.json", "inconsistent")
     meta.write_text("{not json")
@@ -263,17 +273,27 @@ def test_preflight_refuses_before_decoding(tmp_path, cli, monkeypatch):
     assert r.code == 1 and "not enough free space" in r.err and "hint:" in r.err
     assert not (tmp_path / "st").exists() and not (tmp_path / "st.partial").exists()
     monkeypatch.undo()
-    monkeypatch.setattr(images, "_decode_image", no_decode)
-    # a translation folder (decoded into memory) larger than the RAM: refused, exit 1
-    for d in ("trainA", "trainB"):
-        _folder(tmp_path / "pairs" / d, per_class=2, classes=("x", "y"))
+    # generated data held in memory that cannot fit: refused before drawing it, exit 2;
+    # 10,000 default shapes at 64 px: 10,000 x 64^2 x (3 channels + 1 mask) bytes = 164 MB
     from gancli import preflight
+    from gancli.data import shapes
 
-    monkeypatch.setattr(preflight, "memory_bytes", lambda device="cpu": 100_000)
-    r = cli("train", "cyclegan", "--data", str(tmp_path / "pairs"), "--set", "data.resolution=64",
-            "--steps", "1", "--out", str(tmp_path / "runs"))
-    assert r.code == 1 and "memory" in r.err and "lower data.resolution" in r.err, r.err
-    assert not (tmp_path / "runs").exists()
+    monkeypatch.setattr(shapes, "_draw_masks", no_decode)
+    monkeypatch.setattr(preflight, "memory_bytes", lambda device="cpu": 200_000_000)
+    r = cli("train", "dcgan", "--data", "shapes", "--set", "data.resolution=64", "--steps", "1",
+            "--out", str(tmp_path / "runs"))
+    assert r.code == 2 and "shapes at 64 px needs about 0.164 GB" in r.err, r.err
+    assert "lower data.resolution" in r.err and not (tmp_path / "runs").exists()
+    # shapes-colours: 5,000 x 128^2 x 4 bytes = 328 MB > 0.8 x 200 MB; 1,000 at 64 px fits
+    r = cli("train", "stargan", "--data", "domains:shapes-colours", "--set", "data.size=5000",
+            "--set", "data.resolution=128", "--steps", "1", "--out", str(tmp_path / "runs"))
+    assert r.code == 2 and "data.size=5000 needs about 0.328 GB" in r.err, r.err
+    assert "hint: lower data.size" in r.err
+    from gancli import load_config
+
+    fits = load_config("stargan", ["data.source=domains:shapes-colours", "data.size=1000",
+                                   "data.resolution=64"])
+    preflight.check_data_size(fits)  # 16 MB: no error
 
 
 def test_resume_with_a_store_is_bit_identical(tmp_path, cli):
@@ -383,6 +403,16 @@ def test_evaluate_reads_a_store_and_a_folder_alike(tmp_path, cli):
         assert out["samples"]["fake"] == 60
         scores.append(out["values"]["fd_digits"]["mean"])
     assert scores[0] == scores[1]  # the same pixels, read from the folder's cached store or the store
+    # neither is one tensor of the whole set; preparing a new folder shows progress
+    from gancli.data.store import LazyImages
+    from gancli.metrics.sources import resolve_source
+
+    for spec in (tmp_path / "imgs", tmp_path / "st"):
+        assert isinstance(resolve_source(str(spec), torch.device("cpu")).x, LazyImages)
+    (tmp_path / "imgs" / "000.png").unlink()  # another listing: prepared again
+    r = cli("evaluate", "fid", "--features", "digits", "--fake", str(tmp_path / "imgs"), "--real",
+            "digits", "--no-cache")
+    assert r.code == 0 and "preparing data: 59/59 files (100%)" in r.err, r.err
     assert list((Path(os.environ["GANCLI_CACHE"]) / "datasets").glob("store-*"))
 
 
@@ -415,3 +445,64 @@ def test_a_fifo_and_a_too_large_image_are_named_in_the_store_path(tmp_path, monk
     assert "not regular files (FIFOs, sockets, devices): a/pipe.png" in notes
     assert "over the pixel limit: a/big.png: too large" in notes
     assert ds.info["skipped_reasons"]["not a regular file"] == 1
+
+
+def test_translation_folder_is_read_from_two_stores_as_make_pairs_would(tmp_path):
+    from gancli.data.store import LazyImages
+    from gancli.data.translation import PairedImages, make_pairs
+
+    rng = np.random.default_rng(1)
+    root = tmp_path / "h2z"
+    for d, n, mode in (("trainA", 7, "L"), ("trainB", 11, "RGB"), ("testA", 3, "RGB"),
+                       ("testB", 2, "RGB")):
+        (root / d).mkdir(parents=True)
+        for i in range(n):
+            shape = (14, 12) if mode == "L" else (14, 12, 3)
+            Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(root / d / f"{i}.png")
+    cfg = DataConfig(source=str(root), resolution=8, crop_scale=1.25, crop="random")
+    ds = load_dataset(cfg, task="translation")
+    assert isinstance(ds.x, PairedImages) and isinstance(ds.test, LazyImages)  # no whole tensor
+    assert ds.kind == "pairs" and ds.x.shape == (11, 2, 3, 10, 10) and ds.shape == (2, 3, 8, 8)
+    assert ds.info["samples_A"] == 7 and ds.info["samples_B"] == 11 and ds.info["test"] == 3
+    # the same samples as the in-memory pairing of the decoded folders (grey A made RGB)
+    a, b = (load_image_folder(root / d, 10, 3, None).x for d in ("trainA", "trainB"))
+    ref = make_pairs(a, b)
+    assert torch.equal(ds.x[torch.arange(11)], ref) and torch.equal(ds.x[4], ref[4])
+    ta, tb = (load_image_folder(root / d, 10, 3, None).x for d in ("testA", "testB"))
+    assert torch.equal(ds.test[:], make_pairs(ta, tb))
+    # batches (random crops, flips) from the stores equal those from the tensor
+    mem = Dataset(ds.name, "pairs", ref, crop_to=8, crop="random")
+    s, m = (Batches(d, 4, seed=3, device=torch.device("cpu"), flip=True) for d in (ds, mem))
+    assert s.stream and not m.stream
+    for _ in range(4):
+        assert torch.equal(s.next()[0], m.next()[0])
+    s.close()
+
+
+def test_attribute_folder_is_read_from_a_store_by_file_name(tmp_path):
+    from gancli.data.store import RowImages
+
+    rng = np.random.default_rng(2)
+    root = tmp_path / "celeba"
+    root.mkdir()
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (10, 9, 3), dtype=np.uint8)).save(root / f"{i:06d}.jpg")
+    (root / "000006.jpg").write_bytes(b"not a jpeg")  # listed, unreadable: skipped and counted
+    rows = ["000006.jpg 1 -1", "000004.jpg 1 1", "000001.jpg -1 1", "000002.jpg 1 -1",
+            "000009.jpg 1 1"]  # 000000, 000003 and 000005 unlisted; 000009 absent
+    (root / "list_attr_celeba.txt").write_text("5\nBlack_Hair Male\n" + "\n".join(rows) + "\n")
+    cfg = DataConfig(source=str(root), resolution=8, attributes="Black_Hair,Male")
+    ds = load_dataset(cfg, task="multi-domain")
+    assert isinstance(ds.x, RowImages) and ds.classes == ["Black_Hair", "Male"]
+    assert ds.info["files"] == 4 and ds.info["skipped"] == 1  # 6 is listed but unreadable
+    ref = load_image_folder(root, 8, 3, None).x  # 000000 ... 000005 in file order
+    assert torch.equal(ds.x[:], ref[torch.tensor([1, 2, 4])])
+    assert ds.y.tolist() == [[0, 1], [1, 0], [1, 1]]
+    sub = load_dataset(DataConfig(source=str(root), resolution=8, attributes="Black_Hair,Male",
+                                  size=2, allow_empty_classes=True), task="multi-domain")
+    assert torch.equal(sub.x[:], ref[torch.tensor([1, 2])]) and len(sub) == 2
+    # a store prepared from the folder: the table is found next to its source folder
+    prepare(root, tmp_path / "st", 8)
+    st = load_dataset(DataConfig(source=str(tmp_path / "st"), resolution=8,
+                                 attributes="Black_Hair,Male"), task="multi-domain")
+    assert isinstance(st.x, RowImages) and torch.equal(st.x[:], ds.x[:]) and torch.equal(st.y, ds.y)

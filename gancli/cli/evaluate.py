@@ -177,12 +177,21 @@ def evaluate(
 
     # the feature network's input side: reading a folder larger than this only costs memory
     cap = NATIVE_SIZE[features] if any(m.uses_features for m in asked) else None
-    fake_src = resolve_source(fake, dev, resolution=resolution, cap=cap)
-    if real is None and fake_src.kind == "generator" and any(m.real != "none" for m in asked):
-        real = fake_src.model.cfg.data.source
-        progress(f"--real not given: using the model's training data, {real}")
-    real_src = (resolve_source(real, dev, like=fake_src.image_size(), resolution=resolution, cap=cap)
-                if real is not None else None)
+    bar = None  # preparing an image folder into a store: a bar, never a blank screen
+    if not (quiet or json_out):
+        from gancli.data.progress import PrepareProgress
+
+        bar = PrepareProgress("auto", label="preparing data")
+    try:
+        fake_src = resolve_source(fake, dev, resolution=resolution, cap=cap, prepare_progress=bar)
+        if real is None and fake_src.kind == "generator" and any(m.real != "none" for m in asked):
+            real = fake_src.model.cfg.data.source
+            progress(f"--real not given: using the model's training data, {real}")
+        real_src = (resolve_source(real, dev, like=fake_src.image_size(), resolution=resolution,
+                                   cap=cap, prepare_progress=bar) if real is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
     working = working_resolution(fake_src, real_src)
     settings = Settings(n=n, n_real=n_real, seeds=seed_list, batch_size=batch_size, features=features,
                         weights=weights, download=download_weights, truncation=truncation,

@@ -341,7 +341,6 @@ def _train(cfg, ckpt, device, dist, json_out: bool, quiet: bool, fixed: Path | N
         from gancli.tblog import check_available
 
         check_available()  # before any work: a missing package is a one-line error
-    preflight.check_data_memory(cfg, cfg.task)  # before decoding anything
     progress = None  # preparing an image folder into a store: never a blank screen
     if dist.main and not quiet:
         import sys

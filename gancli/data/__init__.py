@@ -5,7 +5,8 @@ split), ``shapes``, ``toy:ring8``, ``toy:grid25``,
 ``toy:spiral``, and for translation ``pair:digits-recoloured``, ``pair:digits-inverted`` and
 ``domains:shapes-colours``. ``torchvision:NAME`` reads (or, when asked, downloads) torchvision
 datasets; a folder made by ``gancli data prepare`` is read as a dataset store (from disk,
-per batch); any other folder is an image folder, prepared into a store in the cache first.
+per batch); any other folder is an image folder, prepared into a store in the cache first
+(for translation each domain folder, for attributes the folder the table describes).
 With ``data.crop_scale`` above 1, images are loaded at ``round(resolution x crop_scale)`` and
 each batch is cropped to ``resolution`` (``Dataset.crop_to``).
 """
@@ -112,21 +113,25 @@ def load_dataset(cfg: DataConfig, seed: int = 0, task: str = "unconditional",
     if Path(spec).expanduser().exists():
         root = Path(spec).expanduser()
         if is_store_path(root):
-            if task == "translation" or (task == "multi-domain" and cfg.attributes):
-                raise DataError(f"{root} is a prepared dataset store; {task} models read the image "
-                                "folder itself", hint="pass the original image folder as --data")
+            if task == "translation":
+                raise DataError(f"{root} is a prepared dataset store; translation models read the "
+                                "trainA/ and trainB/ folders (each prepared into the cache)",
+                                hint="pass the original image folder as --data")
+            if task == "multi-domain" and cfg.attributes:  # the store's names.jsonl meets the table
+                from gancli.data.translation import load_attribute_folder
+
+                return load_attribute_folder(root, cfg, progress)
             from gancli.data.stored import store_dataset
 
             return store_dataset(root, replace(cfg, labels=cfg.labels or task == "multi-domain"))
         if task == "translation":
             from gancli.data.translation import load_pair_folder
 
-            cache = cache_dir() / "datasets" if cfg.cache else None
-            return _cropped(load_pair_folder(root, wide.resolution, cfg.channels, cache), cfg)
+            return load_pair_folder(root, cfg, progress)
         if task == "multi-domain" and cfg.attributes:
             from gancli.data.translation import load_attribute_folder
 
-            return _cropped(load_attribute_folder(root, wide), cfg)
+            return load_attribute_folder(root, cfg, progress)
         if task == "multi-domain" and not cfg.labels:
             cfg = replace(cfg, labels=True)  # the sub-folders are the domains
         return _folder(str(root), cfg, seed, progress)

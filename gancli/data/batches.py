@@ -61,7 +61,7 @@ class Batches:
         self._epochs: dict[int, tuple] = {}
         self._pending: tuple[_Plan, Future] | None = None
         self._pool: ThreadPoolExecutor | None = None
-        self._pinned: list[torch.Tensor] = []
+        self._bufs: list[torch.Tensor] = []
         self._events: list = []
         self._slot = 0
 
@@ -106,23 +106,25 @@ class Batches:
         return _Plan(start, pos, idx, flips, top, left)
 
     # ------------------------------------------------------------------ reads
-    def _gather(self, plan: _Plan, slot: int | None) -> tuple[torch.Tensor, int | None]:
-        """Read a plan's samples from the store (in the prefetch thread); on CUDA into pinned
-        buffer ``slot``, once the previous copy out of it has finished."""
-        if slot is None:
-            return self.x.gather(plan.idx), None
+    def _gather(self, plan: _Plan, slot: int) -> tuple[torch.Tensor, int]:
+        """Read a plan's samples from the store (in the prefetch thread) into buffer ``slot``;
+        on CUDA, once the previous copy out of that (pinned) buffer has finished."""
         if self._events[slot] is not None:
             self._events[slot].synchronize()
-        return self.x.gather(plan.idx, self._pinned[slot][:len(plan.idx)]), slot
+        return self.x.gather(plan.idx, self._bufs[slot][:len(plan.idx)]), slot
 
-    def _next_slot(self, plan: _Plan) -> int | None:
-        if self.device.type != "cuda":
-            return None
-        if not self._pinned:  # three pinned buffers used in turn: one read ahead, one copying
+    def _next_slot(self, plan: _Plan) -> int:
+        """The buffer the next read goes to. Buffers are made once and used in turn, so a step
+        allocates no batch memory. CUDA: three pinned ones (one being read ahead, one being
+        copied to the device, one free). CPU: two; ``next`` converts a batch to float (a new
+        tensor) before the read after it can reuse the buffer it came in."""
+        if not self._bufs:
+            cuda = self.device.type == "cuda"
             shape = (len(plan.idx), *self.x.shape[1:])
-            self._pinned = [torch.empty(shape, dtype=torch.uint8, pin_memory=True) for _ in range(3)]
-            self._events = [None] * 3
-        self._slot = (self._slot + 1) % 3
+            self._bufs = [torch.empty(shape, dtype=torch.uint8, pin_memory=cuda)
+                          for _ in range(3 if cuda else 2)]
+            self._events = [None] * len(self._bufs)
+        self._slot = (self._slot + 1) % len(self._bufs)
         return self._slot
 
     def _read(self, plan: _Plan) -> torch.Tensor:
@@ -138,7 +140,7 @@ class Batches:
             x, slot = self._gather(plan, self._next_slot(plan))
         nxt = self._plan(plan.end)
         self._pending = (nxt, self._pool.submit(self._gather, nxt, self._next_slot(nxt)))
-        if slot is not None:
+        if self.device.type == "cuda":
             x = x.to(self.device, non_blocking=True)
             self._events[slot] = torch.cuda.Event()
             self._events[slot].record()

@@ -5,6 +5,9 @@ Layout of a store folder (format version ``STORE_VERSION``)::
     DATASET/
       pixels.u8     raw uint8, N x C x H x W, C-order (one sample = C*H*W contiguous bytes)
       labels.i64    optional: int64 little-endian class index per sample, (N,)
+      names.jsonl   the source file of each sample, relative to the source folder: one JSON
+                    string per line, N lines (attribute tables such as CelebA's are keyed by
+                    file name); absent in version 1 stores, which are still read
       meta.json     what the files hold (below); written last, so a folder without it is
                     never read as a store
 
@@ -42,10 +45,12 @@ import torch
 from gancli.errors import DataError
 
 STORE_FORMAT = "gancli-store"
-STORE_VERSION = 1
+STORE_VERSION = 2
+READ_VERSIONS = (1, 2)  # 1: the same without names.jsonl
 META = "meta.json"
 PIXELS = "pixels.u8"
 LABELS = "labels.i64"
+NAMES = "names.jsonl"
 FINGERPRINT_BLOCKS = 64
 FINGERPRINT_BLOCK = 4096
 
@@ -90,9 +95,9 @@ def read_meta(root: Path) -> dict:
         raise _damaged(file, f"cannot be read ({type(e).__name__})") from None
     if not isinstance(meta, dict) or meta.get("format") != STORE_FORMAT:
         raise _damaged(file, "is not a gancli dataset store description")
-    if meta.get("version") != STORE_VERSION:
+    if meta.get("version") not in READ_VERSIONS:
         raise DataError(f"dataset store {root} has format version {meta.get('version')!r}; this "
-                        f"gancli reads version {STORE_VERSION}",
+                        f"gancli reads versions {', '.join(map(str, READ_VERSIONS))}",
                         hint="prepare it again with this gancli version: gancli data prepare")
     try:
         n, c, r = (int(meta[k]) for k in ("n", "channels", "resolution"))
@@ -103,7 +108,7 @@ def read_meta(root: Path) -> dict:
             ok = ok and LABELS in files and isinstance(classes, list) and len(classes) >= 1
             ok = ok and all(isinstance(s, str) for s in classes)
         for name, rec in files.items():
-            ok = ok and name in (PIXELS, LABELS) and isinstance(rec, dict)
+            ok = ok and name in (PIXELS, LABELS, NAMES) and isinstance(rec, dict)
             ok = ok and isinstance(rec.get("bytes"), int) and isinstance(rec.get("sha256"), str)
         ok = ok and files[PIXELS]["bytes"] == n * c * r * r
         ok = ok and (LABELS not in files or files[LABELS]["bytes"] == 8 * n)
@@ -171,6 +176,20 @@ class Store:
     def images(self) -> "StoredImages":
         return StoredImages(self.root / PIXELS, self.n, self.channels, self.resolution)
 
+    def names(self) -> list[str] | None:
+        """The source file of each sample (paths relative to the source folder, posix), or None
+        for a version 1 store. Read whole: about 20 bytes per sample."""
+        if NAMES not in self.meta["files"]:
+            return None
+        path = self.root / NAMES
+        try:
+            names = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        except (OSError, UnicodeDecodeError, ValueError):
+            raise _damaged(path, "cannot be read") from None
+        if len(names) != self.n or not all(isinstance(v, str) for v in names):
+            raise _damaged(path, f"does not name the {self.n} samples one per line")
+        return names
+
     def labels(self) -> torch.Tensor | None:
         """int64 labels (N,), read whole: 8 bytes per sample."""
         if self.classes is None:
@@ -182,33 +201,82 @@ class Store:
         return y
 
 
-class StoredImages:
-    """uint8 images (N, C, H, W) on disk, indexed like a tensor: ``x[idx]`` reads only ``idx``.
+class LazyImages:
+    """uint8 samples read on demand, indexed like a tensor: ``x[idx]`` reads only ``idx``.
 
-    Supports ``len``, ``shape``, ``dtype``, ``x[int]``, ``x[slice]`` and ``x[index tensor or
-    array]`` (each returns a new uint8 tensor), which is everything gancli does with
-    ``Dataset.x``. ``gather(idx, out)`` reads into a caller's buffer (a pinned one on CUDA).
-    Thread-safe: ``os.preadv`` takes no file position.
+    Subclasses set ``shape`` (a ``torch.Size``; (N, C, H, W), or (N, 2, C, H, W) for pairs)
+    and define ``gather(idx, out=None)``, which reads samples ``idx`` (int64, any order,
+    repeats allowed) into ``out`` (uint8, (len(idx), *shape[1:]), or allocated when None)
+    and returns it. This class adds ``len``, ``nbytes``, ``dim``, ``x[int]``, ``x[slice]``,
+    ``x[index tensor or array]``, ``x[i, ...]`` (each a new uint8 tensor), ``to`` and
+    ``read_all``: everything gancli does with ``Dataset.x``.
     """
 
     dtype = torch.uint8
-
-    def __init__(self, path: Path, n: int, channels: int, resolution: int):
-        self.path = Path(path)
-        self.shape = torch.Size((n, channels, resolution, resolution))
-        self.sample_bytes = channels * resolution * resolution
-        self._fd: int | None = None
-        self._lock = threading.Lock()
+    shape: torch.Size
 
     def __len__(self) -> int:
         return int(self.shape[0])
+
+    @property
+    def sample_bytes(self) -> int:
+        return int(np.prod(self.shape[1:]))
 
     @property
     def nbytes(self) -> int:
         return len(self) * self.sample_bytes
 
     def dim(self) -> int:
-        return 4
+        return len(self.shape)
+
+    def gather(self, idx, out: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _indices(self, idx) -> torch.Tensor:
+        """``idx`` as int64 (k,), negatives counted from the end; IndexError when outside."""
+        idx = torch.as_tensor(idx, dtype=torch.int64).reshape(-1)
+        n = len(self)
+        if len(idx) and (int(idx.min()) < -n or int(idx.max()) >= n):
+            raise IndexError(f"index out of range for {n} stored samples")
+        return torch.where(idx < 0, idx + n, idx)
+
+    def __getitem__(self, key):
+        if isinstance(key, int):
+            return self.gather([key])[0]
+        if isinstance(key, slice):
+            return self.gather(torch.arange(len(self))[key])
+        if isinstance(key, tuple):  # x[i, c, ...] / x[idx, :, 2:6]: read the samples, then slice
+            head = self[key[0]]
+            return head[key[1:]] if isinstance(key[0], int) else head[(slice(None), *key[1:])]
+        if isinstance(key, torch.Tensor) and key.dtype == torch.bool:
+            key = key.nonzero().reshape(-1)
+        return self.gather(torch.as_tensor(np.asarray(key), dtype=torch.int64))
+
+    def to(self, *args, **kwargs) -> torch.Tensor:
+        """The whole set as one tensor (only for sets that fit: see ``Batches``)."""
+        return self.read_all().to(*args, **kwargs)
+
+    def read_all(self, chunk: int = 4096) -> torch.Tensor:
+        out = torch.empty(self.shape, dtype=torch.uint8)
+        for i in range(0, len(self), chunk):
+            j = min(len(self), i + chunk)
+            self.gather(torch.arange(i, j), out[i:j])
+        return out
+
+
+class StoredImages(LazyImages):
+    """uint8 images (N, C, H, W) in a store's ``pixels.u8``, read with ``os.preadv``.
+
+    ``gather(idx, out)`` reads into a caller's buffer (a pinned one on CUDA); ``out`` may be
+    a strided view (the A or B half of a pairs batch) as long as each sample in it is
+    contiguous. Thread-safe: ``os.preadv`` takes no file position.
+    """
+
+    def __init__(self, path: Path, n: int, channels: int, resolution: int):
+        self.path = Path(path)
+        self.shape = torch.Size((n, channels, resolution, resolution))
+        self._fd: int | None = None
+        self._lock = threading.Lock()
 
     def _file(self) -> int:
         with self._lock:
@@ -230,46 +298,33 @@ class StoredImages:
                 pass
 
     def gather(self, idx, out: torch.Tensor | None = None) -> torch.Tensor:
-        """Read samples ``idx`` (int64 indices, any order, repeats allowed) into ``out``
-        (uint8, (len(idx), C, H, W), contiguous; allocated when None)."""
-        idx = torch.as_tensor(idx, dtype=torch.int64).reshape(-1)
-        n = len(self)
-        if len(idx) and (int(idx.min()) < -n or int(idx.max()) >= n):
-            raise IndexError(f"index out of range for {n} stored samples")
+        idx = self._indices(idx)
         if out is None:
             out = torch.empty((len(idx), *self.shape[1:]), dtype=torch.uint8)
-        buf = out.numpy().reshape(len(idx), self.sample_bytes)
         fd, size = self._file(), self.sample_bytes
+        rows = out.numpy()
+        if out.is_contiguous():
+            rows = rows.reshape(len(idx), size)
+        elif not all(rows[r].flags.c_contiguous for r in range(len(idx))):
+            raise ValueError("gather: each sample of out must be contiguous")
         for row, i in enumerate(idx.tolist()):
-            i = i + n if i < 0 else i
-            got = os.preadv(fd, [memoryview(buf[row])], i * size)
-            if got != size:
+            if os.preadv(fd, [memoryview(rows[row].reshape(-1))], i * size) != size:
                 raise DataError(f"dataset store file {self.path} ended early (truncated while in "
                                 "use?)", hint="prepare the store again")
         return out
 
-    def __getitem__(self, key):
-        if isinstance(key, int):
-            return self.gather([key])[0]
-        if isinstance(key, slice):
-            return self.gather(torch.arange(len(self))[key])
-        if isinstance(key, tuple):  # x[i, c, ...] / x[idx, :, 2:6]: read the samples, then slice
-            head = self[key[0]]
-            return head[key[1:]] if isinstance(key[0], int) else head[(slice(None), *key[1:])]
-        if isinstance(key, torch.Tensor) and key.dtype == torch.bool:
-            key = key.nonzero().reshape(-1)
-        return self.gather(torch.as_tensor(np.asarray(key), dtype=torch.int64))
 
-    def to(self, *args, **kwargs) -> torch.Tensor:
-        """The whole store as one tensor (only for stores that fit: see ``Batches``)."""
-        return self.read_all().to(*args, **kwargs)
+class RowImages(LazyImages):
+    """The samples ``rows`` (int64 (k,)) of another ``LazyImages``, in that order: the images
+    of a store that an attribute table lists."""
 
-    def read_all(self, chunk: int = 4096) -> torch.Tensor:
-        out = torch.empty(self.shape, dtype=torch.uint8)
-        for i in range(0, len(self), chunk):
-            j = min(len(self), i + chunk)
-            self.gather(torch.arange(i, j), out[i:j])
-        return out
+    def __init__(self, base: LazyImages, rows):
+        self.base = base
+        self.rows = torch.as_tensor(rows, dtype=torch.int64).reshape(-1)
+        self.shape = torch.Size((len(self.rows), *base.shape[1:]))
+
+    def gather(self, idx, out: torch.Tensor | None = None) -> torch.Tensor:
+        return self.base.gather(self.rows[self._indices(idx)], out)
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Data for image-to-image translation: unpaired A/B pairs and multi-domain sets.
 
-CycleGAN data is two unrelated piles of images, domain A and domain B. We keep them as
-one ``"pairs"`` tensor (N, 2, C, H, W): sample i holds A image ``i % len(A)`` next to
+CycleGAN data is two unrelated piles of images, domain A and domain B. We serve them as
+one ``"pairs"`` set (N, 2, C, H, W) (a tensor for built-ins, a ``PairedImages`` reading two
+dataset stores for folders): sample i holds A image ``i % len(A)`` next to
 B image ``perm[i] % len(B)`` for a fixed random ``perm``, N = the larger pile. The pairing
 means nothing (the losses never compare A_i with B_i); it only lets the one shuffled,
 resumable batch stream of ``Batches`` serve both domains.
@@ -22,13 +23,13 @@ Built-ins (no download):
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from gancli.data.base import Dataset
+from gancli.data.store import LazyImages
 from gancli.errors import DataError, excerpt
 
 PAIR_BUILTINS = ("digits-recoloured", "digits-inverted")
@@ -106,10 +107,50 @@ def pair_test_labels() -> tuple[torch.Tensor, torch.Tensor]:
     return digits.y[order[:n_test]], digits.y[order[half:half + n_test]]
 
 
-def load_pair_folder(root: Path, resolution: int, channels: int | None,
-                     cache_dir: Path | None) -> Dataset:
-    """``root/trainA`` and ``root/trainB`` (CycleGAN's layout); ``testA``/``testB`` if there."""
-    from gancli.data.images import load_image_folder, scan_folder
+class PairedImages(LazyImages):
+    """``make_pairs`` without the copy: pairs (N, 2, C, H, W) uint8 read on demand from two
+    image sets (``LazyImages`` such as prepared stores, or tensors): sample i is A image
+    ``i % len(A)`` next to B image ``perm[i] % len(B)``, with the same ``perm`` (seeded) as
+    ``make_pairs``, so both give the same samples."""
+
+    def __init__(self, a, b, seed: int = 0):
+        if tuple(a.shape[1:]) != tuple(b.shape[1:]):
+            raise DataError(f"domain A images are {tuple(a.shape[1:])} but domain B images are "
+                            f"{tuple(b.shape[1:])}", hint="give both domains the same channels, "
+                            "e.g. --set data.channels=3")
+        self.a, self.b = a, b
+        n = max(len(a), len(b))
+        self.perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        self.shape = torch.Size((n, 2, *a.shape[1:]))
+
+    def gather(self, idx, out: torch.Tensor | None = None) -> torch.Tensor:
+        idx = self._indices(idx)
+        if out is None:
+            out = torch.empty((len(idx), *self.shape[1:]), dtype=torch.uint8)
+        for half, images, rows in ((0, self.a, idx % len(self.a)),
+                                   (1, self.b, self.perm[idx] % len(self.b))):
+            if isinstance(images, torch.Tensor):
+                out[:, half] = images[rows]
+            else:
+                images.gather(rows, out[:, half])
+        return out
+
+
+def load_pair_folder(root: Path, cfg, progress=None) -> Dataset:
+    """``root/trainA`` and ``root/trainB`` (CycleGAN's layout); ``testA``/``testB`` if there.
+
+    Each domain folder is prepared into a dataset store (in the cache, as any image folder;
+    ``progress`` is told how it goes) and read per batch: ``x`` is a ``PairedImages`` over the
+    two stores, never one tensor of the whole data. With ``data.channels`` unset and one
+    domain grey, the grey one is prepared again in RGB.
+
+    Raises:
+        DataError: a missing or empty domain folder, or what preparing a folder raises.
+    """
+    from dataclasses import replace
+
+    from gancli.data.images import scan_folder
+    from gancli.data.stored import folder_dataset
 
     missing = [d for d in ("trainA", "trainB") if not (root / d).is_dir()]
     if missing:
@@ -118,26 +159,31 @@ def load_pair_folder(root: Path, resolution: int, channels: int | None,
                         hint=f"arrange it as {root}/trainA/*.jpg and {root}/trainB/*.jpg "
                              "(the CycleGAN layout)")
     for d in ("trainA", "trainB"):
-        if not scan_folder(root / d).entries:  # before decoding the other domain for nothing
+        if not scan_folder(root / d).entries:  # before preparing the other domain for nothing
             raise DataError(f"domain folder {root / d} holds no image file",
                             hint=f"CycleGAN learns from two domains: put images in both "
                                  f"{root}/trainA/ and {root}/trainB/")
-    sets = {d: load_image_folder(root / d, resolution, channels, cache_dir)
-            for d in ("trainA", "trainB")}
-    if channels is None and sets["trainA"].shape != sets["trainB"].shape:  # one grey, one colour
-        sets = {d: load_image_folder(root / d, resolution, 3, cache_dir) for d in sets}
+    cfg = replace(cfg, labels=False, source=str(root))
+
+    def domain(name: str, channels: int | None) -> Dataset:
+        tell = None if progress is None else (lambda p: progress({**p, "part": name}))
+        return folder_dataset(root / name, replace(cfg, channels=channels), tell)
+
+    sets = {d: domain(d, cfg.channels) for d in ("trainA", "trainB")}
+    if cfg.channels is None and sets["trainA"].shape != sets["trainB"].shape:  # one grey, one colour
+        sets = {d: s if s.shape[0] == 3 else domain(d, 3) for d, s in sets.items()}
     c = sets["trainA"].shape[0]
     test = None
     if (root / "testA").is_dir() and (root / "testB").is_dir():
-        ta = load_image_folder(root / "testA", resolution, c, cache_dir)
-        tb = load_image_folder(root / "testB", resolution, c, cache_dir)
-        test = make_pairs(ta.x, tb.x)
+        test = PairedImages(domain("testA", c).x, domain("testB", c).x)
     info = {"samples_A": len(sets["trainA"]), "samples_B": len(sets["trainB"]),
             "test": 0 if test is None else len(test),
             "skipped": sum(s.info.get("skipped", 0) for s in sets.values()),
-            "cache": sets["trainA"].info.get("cache", "off")}
-    return Dataset(name=str(root), kind="pairs", x=make_pairs(sets["trainA"].x, sets["trainB"].x),
-                   test=test, domains=["A", "B"], info=info)
+            "cache": sets["trainA"].info.get("cache", "off"),
+            "store": [s.info.get("store") for s in sets.values()]}
+    a = sets["trainA"]
+    return Dataset(name=str(root), kind="pairs", x=PairedImages(a.x, sets["trainB"].x),
+                   test=test, domains=["A", "B"], info=info, crop_to=a.crop_to, crop=a.crop)
 
 
 def load_domain_builtin(name: str, resolution: int, n: int, seed: int = 0) -> Dataset:
@@ -217,15 +263,33 @@ def read_attribute_file(path: Path, wanted: list[str]) -> dict[str, list[float]]
     return table
 
 
-def load_attribute_folder(root: Path, cfg) -> Dataset:
+def load_attribute_folder(root: Path, cfg, progress=None) -> Dataset:
     """Images of ``root`` that the attribute file lists, labelled by the chosen attributes.
 
-    Decoded on every run (no cache yet): about 2 ms per CelebA image per core.
+    The folder is prepared into a dataset store (in the cache, once; ``progress`` is told
+    how it goes), or ``root`` is a store made by ``gancli data prepare`` (the table is then
+    looked for next to the folder it was made from), and read per batch: ``x`` is a ``RowImages`` over the listed samples of the
+    store, matched by file name through the store's ``names.jsonl``; ``y`` is float32
+    (N, attributes) of 0/1.
+
+    Raises:
+        DataError: fewer than two attributes, no or a bad attribute file, no listed image, an
+            attribute set for no image (unless ``data.allow_empty_classes``).
     """
-    from concurrent.futures import ThreadPoolExecutor
+    from dataclasses import replace
 
-    from gancli.data.images import _decode_image, _scan, stack_images
+    from gancli.data import is_store_path
+    from gancli.data.images import _scan
+    from gancli.data.store import RowImages, Store
+    from gancli.data.stored import folder_dataset, store_dataset
 
+    stored = is_store_path(root)  # a prepared store: the table is looked for by its source
+    store = Store(root) if stored else None
+    names = store.names() if store is not None else None
+    if store is not None and names is None:
+        raise DataError(f"dataset store {root} does not name its source files (format version 1)",
+                        hint="prepare it again with this gancli version, or pass the image folder")
+    folder = Path(store.meta.get("source") or root) if store is not None else root
     wanted = [a.strip() for a in cfg.attributes.split(",") if a.strip()]
     if len(wanted) < 2:
         raise DataError("StarGAN needs at least two attributes",
@@ -233,33 +297,42 @@ def load_attribute_folder(root: Path, cfg) -> Dataset:
     if cfg.attr_file:
         attr_path = Path(cfg.attr_file).expanduser()
     else:
-        found = [p for p in (root / ATTR_FILE, root.parent / ATTR_FILE) if p.is_file()]
+        found = [p for p in (folder / ATTR_FILE, folder.parent / ATTR_FILE) if p.is_file()]
         if not found:
-            raise DataError(f"no {ATTR_FILE} in {root} or next to it",
+            raise DataError(f"no {ATTR_FILE} in {folder} or next to it",
                             hint="pass the attribute file with --set data.attr_file=PATH")
         attr_path = found[0]
     table = read_attribute_file(attr_path, wanted)
-    entries, _, _ = _scan(root)
-    listed = [rel for rel, _, _ in entries if Path(rel).name in table]
-    if not listed:
-        raise DataError(f"none of the images in {root} is listed in {attr_path.name}",
-                        hint="the attribute file names files by their base name, e.g. 000001.jpg")
-    if cfg.size:
-        listed = listed[:cfg.size]
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        arrays = list(pool.map(lambda rel: _decode_image(root / rel, cfg.resolution, cfg.channels),
-                               listed))
-    used = [(rel, a) for rel, a in zip(listed, arrays) if a is not None]
-    if not used:
+    plain = replace(cfg, labels=False, attributes="", source=str(root))
+    if store is None:
+        entries, _, _ = _scan(root)
+        listed = [rel for rel, _, _ in entries if Path(rel).name in table]
+        if not listed:
+            raise DataError(f"none of the images in {root} is listed in {attr_path.name}",
+                            hint="the attribute file names files by their base name, e.g. "
+                                 "000001.jpg")
+        ds = folder_dataset(root, plain, progress)
+        names = Store(Path(ds.info["store"]), check=False).names()
+    else:
+        ds = store_dataset(root, plain)
+    decoded = [i for i, rel in enumerate(names) if Path(rel).name in table]  # store rows
+    if store is not None:
+        listed = decoded  # what the store could not decode was counted when it was prepared
+        if not decoded:
+            raise DataError(f"none of the {store.n} images of the store {root} is listed in "
+                            f"{attr_path.name}", hint="the attribute file names files by their "
+                            "base name, e.g. 000001.jpg")
+    if not decoded:
         raise DataError(f"no listed image in {root} could be decoded", hint="are the files complete?")
-    x = stack_images([a for _, a in used], cfg.channels)
-    y = torch.tensor([table[Path(rel).name] for rel, _ in used], dtype=torch.float32)
-    info = {"files": len(listed), "skipped": len(listed) - len(used), "cache": "off",
-            "attributes": wanted}
+    rows = decoded[:cfg.size] if cfg.size else decoded
+    x = RowImages(ds.x, rows)
+    y = torch.tensor([table[Path(names[i]).name] for i in rows], dtype=torch.float32)
+    info = {"files": len(listed), "skipped": len(listed) - len(decoded),
+            "cache": ds.info.get("cache", "off"), "attributes": wanted, "store": ds.info.get("store")}
     # an attribute no image has is a domain with no example: --to it would mean nothing
     empty = [a for a, n in zip(wanted, y.sum(0).tolist()) if n == 0]
     if empty and not getattr(cfg, "allow_empty_classes", False):
-        raise DataError(f"attribute {empty[0]} is set for none of the {len(used)} images in {root}"
+        raise DataError(f"attribute {empty[0]} is set for none of the {len(rows)} images in {root}"
                         + (f" (nor is {', '.join(empty[1:])})" if len(empty) > 1 else ""),
                         hint="choose attributes the images have (data.attributes), or train "
                              "without it with --set data.allow_empty_classes=true")
@@ -273,4 +346,4 @@ def load_attribute_folder(root: Path, cfg) -> Dataset:
                     notes=[f"attribute(s) set for no image left out: {', '.join(empty)}; "
                            f"domains: {', '.join(wanted)}"])
     return Dataset(name=str(root), kind="images", x=x, y=y, classes=wanted, info=info,
-                   domains=wanted)
+                   domains=wanted, crop_to=ds.crop_to, crop=ds.crop)

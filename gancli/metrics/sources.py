@@ -147,12 +147,14 @@ class Source:
 
 
 def resolve_source(spec: str, device: torch.device, like: tuple[int, int] | None = None,
-                   resolution: int | None = None, cap: int | None = None) -> Source:
+                   resolution: int | None = None, cap: int | None = None,
+                   prepare_progress=None) -> Source:
     """SPEC -> Source. ``like`` = (resolution, channels) used to load a built-in image dataset
     (the other side's size, so a model trained at 32 px is compared with 32 px digits) and, as
     an upper bound, an image folder. ``resolution``: the working resolution a folder is read at
     (``--resolution``); ``cap``: the feature network's input side, the most a folder is read at
-    without ``resolution``."""
+    without ``resolution``; ``prepare_progress``: told how preparing an image folder into a
+    dataset store goes (``gancli.data.progress.PrepareProgress``)."""
     spec = spec.strip()
     if not spec:
         raise DataError("an empty SPEC", hint="give a run folder, checkpoint, .npz, image folder or "
@@ -170,7 +172,7 @@ def resolve_source(spec: str, device: torch.device, like: tuple[int, int] | None
         raise DataError(f"cannot evaluate {p}: not a .safetensors checkpoint or an .npz file",
                         hint="give a run folder, checkpoint, .npz, image folder or built-in dataset")
     if p.is_dir():
-        return _folder_source(spec, p, like, resolution, cap)
+        return _folder_source(spec, p, like, resolution, cap, prepare_progress)
     return _builtin_source(spec, like)
 
 
@@ -327,7 +329,8 @@ def choose_folder_resolution(sides: list[int], spec: str, like: int | None, cap:
 
 
 def _folder_source(spec: str, p: Path, like: tuple[int, int] | None,
-                   resolution: int | None = None, cap: int | None = None) -> Source:
+                   resolution: int | None = None, cap: int | None = None,
+                   progress=None) -> Source:
     """An image folder (prepared into a store in the cache, read per batch) or a prepared store."""
     from gancli.config import DataConfig
     from gancli.data import is_store_path
@@ -353,7 +356,7 @@ def _folder_source(spec: str, p: Path, like: tuple[int, int] | None,
         raise DataError(f"no image header in {p} could be read", hint="are the files complete?")
     res, info = choose_folder_resolution(sides, spec, like[0] if like else None, cap, resolution)
     ch = like[1] if like is not None else None
-    ds = folder_dataset(p, DataConfig(source=str(p), resolution=res, channels=ch))
+    ds = folder_dataset(p, DataConfig(source=str(p), resolution=res, channels=ch), progress)
     listing = hashlib.sha256(json.dumps(entries).encode()).hexdigest()
     ident = f"folder:{p.resolve()}:{listing}:{res}x{ch}"
     return Source(spec, "images", ident, x=ds.x,
