@@ -1,6 +1,7 @@
 """The training loop: one function for every GAN.
 
-Per generator step: ``n_critic`` discriminator steps (each on a fresh real batch),
+Per generator step: the objective's ``on_step(step)`` hook when it has one (schedules such
+as progressive growing), ``n_critic`` discriminator steps (each on a fresh real batch),
 then one generator step, then EMA, then logging / samples / checkpoints on their
 cadence. What differs between GANs lives in the objective, not here.
 """
@@ -312,6 +313,11 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
         stop.run_dir = run_dir
         while step < t.steps:
             in_step = True  # an OSError from here to `step += 1` leaves a partial step: no save
+            # the objective's own schedule (progressive growing, ...): a pure function of `step`
+            # and its saved state; True asks for fresh optimiser moments (new layers came in)
+            if hasattr(objective, "on_step") and objective.on_step(step):
+                for opt in (opt_G, opt_D):
+                    opt.state.clear()
             progress = step / t.steps
             factor = lr_factor(cfg, step)
             for opt, lr in ((opt_G, cfg.optim.lr_g), (opt_D, cfg.optim.lr_d)):

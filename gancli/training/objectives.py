@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from gancli.config import Config
 from gancli.errors import ConfigError
 from gancli.losses import AdversarialLoss
-from gancli.regularizers import gradient_penalty, r1_penalty
+from gancli.regularizers import drift_penalty, gradient_penalty, r1_penalty
 from gancli.registry import LOSSES, OBJECTIVES
 from gancli.sampling import draw_codes, draw_latents
 from gancli.training.augment import DiffAugment
@@ -75,6 +75,7 @@ class AdversarialObjective:
         self.noise = cfg.loss.instance_noise
         self.augment = DiffAugment(cfg.train.augment, gen)
         self.gp, self.r1 = cfg.reg.gp, cfg.reg.r1
+        self.drift = cfg.reg.drift
         self.mode_seeking = cfg.loss.mode_seeking
         if cfg.train.pool_size and self.conditioning != "none":
             raise ConfigError("the image history pool does not keep labels",
@@ -174,6 +175,10 @@ class AdversarialObjective:
             r1 = r1_penalty(lambda x: self.discriminate(x, y_real)[0], real)
             loss = loss + 0.5 * self.r1 * r1
             stats["r1"] = r1.detach()
+        if self.drift:
+            drift = drift_penalty(d_real)
+            loss = loss + self.drift * drift
+            stats["drift"] = drift.detach()
         return loss, stats
 
     def g_step(self, batch_size: int, progress: float) -> tuple[Tensor, Stats]:
@@ -351,3 +356,4 @@ OBJECTIVES.register("infogan", InfoGANObjective, tasks={"unconditional"})
 
 # translation objectives register themselves on import (cycle, stargan)
 from gancli.training import translation as _translation  # noqa: E402, F401
+from gancli.training import progressive as _progressive  # noqa: E402, F401  (progan's growth)
