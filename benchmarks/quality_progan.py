@@ -113,6 +113,8 @@ def main() -> None:
     for r in rows:
         for ema in ((True, False) if r["preset"] == "progan" else (False,)):
             s = scores(r["run"], ema, args.n) if digits else {}
+            if s and s["weights"] == "G" and ema:
+                continue  # no EMA in this run: the G row follows
             r.setdefault("scores", []).append(s)
             print(json.dumps({**{k: v for k, v in r.items() if k != "scores"}, **s}), flush=True)
     if not digits:

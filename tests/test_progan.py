@@ -70,7 +70,7 @@ def test_pixel_norm_divides_each_pixel_by_its_rms_over_channels():
 
 @pytest.mark.parametrize("stage", [1, 2])
 def test_generator_fade_in_is_old_path_at_alpha_0_and_new_path_at_alpha_1(stage):
-    G = nets().G.eval()
+    G = nets().G  # train mode: the linear output (no batch norm, so still deterministic)
     z = torch.randn(5, 16)
     with torch.no_grad():
         G.grow(stage - 1, 1.0)
@@ -92,6 +92,8 @@ def test_generator_fade_in_is_old_path_at_alpha_0_and_new_path_at_alpha_1(stage)
     assert torch.equal(at1, new)
     assert torch.allclose(mid, 0.75 * old + 0.25 * new, atol=1e-6)
     assert not torch.allclose(old, new)
+    with torch.no_grad():  # outside training the image is clamped to [-1, 1]
+        assert torch.equal(G.eval()(z), mid.clamp(-1, 1)) and mid.abs().max() > 1
 
 
 @pytest.mark.parametrize("stage", [1, 2])

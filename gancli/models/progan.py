@@ -47,8 +47,22 @@ def resize(x: torch.Tensor, size: int) -> torch.Tensor:
     if size < side:
         return F.avg_pool2d(x, side // size)
     if size > side:
-        return F.interpolate(x, scale_factor=size // side, mode="nearest")
+        return upscale(x, size // side)
     return x
+
+
+def upscale(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Nearest-neighbour upsampling of (B, C, H, W) by an integer ``factor``: every pixel
+    repeated factor x factor times (equal to ``F.interpolate(mode="nearest")``; written as
+    repeats so that ONNX / TorchScript export traces it)."""
+    return x.repeat_interleave(factor, 2).repeat_interleave(factor, 3)
+
+
+class Upscale2d(nn.Module):
+    """``upscale`` by 2 as a layer."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return upscale(x, 2)
 
 
 class Growing:
@@ -85,7 +99,8 @@ class Growing:
 
 
 class Generator(Growing, nn.Module):
-    """z (B, z_dim) -> images (B, C, R, R), linear output (about [-1, 1] once trained)."""
+    """z (B, z_dim) float -> images (B, C, R, R): linear output in training mode, clamped to
+    [-1, 1] in eval mode."""
 
     def __init__(self, cfg: ModelConfig, spec: DataSpec):
         super().__init__()
@@ -101,7 +116,7 @@ class Generator(Growing, nn.Module):
         self.to_rgb = nn.ModuleList([EqualizedConv2d(w4, channels, 1, gain=1.0)])
         for s in range(1, self.stages + 1):
             w_in, w_out = stage_width(cfg.g_width, 2 ** (s + 1)), stage_width(cfg.g_width, 2 ** (s + 2))
-            self.blocks.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+            self.blocks.append(nn.Sequential(Upscale2d(),
                                              *self._conv(w_in, w_out), *self._conv(w_out, w_out)))
             self.to_rgb.append(EqualizedConv2d(w_out, channels, 1, gain=1.0))
         self.w4 = w4
@@ -111,16 +126,20 @@ class Generator(Growing, nn.Module):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         stage, alpha = self._current()
-        h = F.leaky_relu(self.dense(self.pixel_norm(z)), SLOPE).view(len(z), self.w4, 4, 4)
+        h = F.leaky_relu(self.dense(self.pixel_norm(z)), SLOPE).view(-1, self.w4, 4, 4)
         h = self.blocks[0](self.pixel_norm(h))
         for s in range(1, stage):
             h = self.blocks[s](h)
         if stage == 0:
-            return resize(self.to_rgb[0](h), self.resolution)
-        new = self.to_rgb[stage](self.blocks[stage](h))
-        if alpha < 1.0:  # fade-in: the previous stage's image, upsampled, blended out
-            new = torch.lerp(resize(self.to_rgb[stage - 1](h), new.shape[-1]), new, alpha)
-        return resize(new, self.resolution)
+            out = self.to_rgb[0](h)
+        else:
+            out = self.to_rgb[stage](self.blocks[stage](h))
+            if alpha < 1.0:  # fade-in: the previous stage's image, upsampled, blended out
+                out = torch.lerp(resize(self.to_rgb[stage - 1](h), out.shape[-1]), out, alpha)
+        out = resize(out, self.resolution)
+        # linear output while training (the paper's); outside training clamped to the [-1, 1]
+        # every consumer of images expects (the official code clips when it saves images)
+        return out if self.training else out.clamp(-1.0, 1.0)
 
 
 class Discriminator(Growing, base.Discriminator):
@@ -164,7 +183,7 @@ class Discriminator(Growing, base.Discriminator):
 
 
 def fade_reals(x: torch.Tensor, stage: int, alpha: float) -> torch.Tensor:
-    """Real images as D sees them at ``stage`` (ProGAN, sec. 3): downscaled to the stage's
+    """Real images as D sees them at ``stage`` (ProGAN, sec. 2): downscaled to the stage's
     resolution and, during a fade-in, blended with their version at the previous stage's
     resolution, ``lerp(upsample(pool(x_s)), x_s, alpha)``, "similarly to how the generator
     output combines two resolutions". (B, C, R, R) in, (B, C, R, R) out (nearest-upsampled

@@ -1,4 +1,4 @@
-"""Progressive growing as a schedule of the objective (Karras et al. 2018, ProGAN, sec. 3).
+"""Progressive growing as a schedule of the objective (Karras et al. 2018, ProGAN, sec. 2).
 
 Training runs in phases of ``train.phase_images`` real images (steps x batch size): the 4x4
 networks first, then for every further octave a fade-in phase, in which the new blocks'
