@@ -144,6 +144,7 @@ def tiny_progan(tmp_path, steps, extra=()):
     cfg = load_config("progan", ["data.size=512", "model.g_width=8", "model.d_width=8",
                                  "train.batch_size=8", f"train.steps={steps}",
                                  "train.log_every=1", "train.ckpt_every=0", "train.sample_n=4",
+                                 "train.n_critic=1",
                                  *extra])
     run = create_run_dir(tmp_path, "progan")
     write_config(run, cfg)
