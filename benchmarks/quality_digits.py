@@ -72,7 +72,7 @@ def unconditional_digits_presets() -> list[str]:
     out = []
     for name in list_presets():
         cfg = load_config(name, [])
-        if cfg.task == "unconditional" and cfg.objective == "unconditional" \
+        if cfg.task == "unconditional" and cfg.objective in ("unconditional", "progressive") \
                 and cfg.data.source.startswith("digits"):
             out.append(name)
     return out

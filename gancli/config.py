@@ -134,6 +134,8 @@ class RegConfig:
     gp: float = _f(0.0, "gradient penalty weight lambda on real/fake interpolates (WGAN-GP)", min=0)
     r1: float = _f(0.0, "R1 penalty weight gamma on real data (penalty gamma/2 * |grad|^2)", min=0)
     clip: float = _f(0.0, "clip D weights to [-c, c] after each D step (WGAN); 0 = off", min=0)
+    drift: float = _f(0.0, "drift term epsilon: D adds epsilon * mean(D(x_real)^2), keeping a "
+                      "Wasserstein critic's values near 0 (ProGAN: 0.001); 0 = off", min=0)
 
 
 @dataclass
@@ -161,6 +163,10 @@ class TrainConfig:
                       "list of translation, cutout, color; empty = off")
     pool_size: int = _f(0, "image history pool for D's fake batch (Shrivastava 2017); 0 = off",
                         min=0)
+    phase_images: int = _f(0, "progressive growing (objective progressive): real images per "
+                           "phase, counted as steps x batch_size; each stage's fade-in and its "
+                           "stabilisation take one phase (ProGAN: 800,000); 0 = the full-resolution "
+                           "network from the first step", min=0)
     seed: int = _f(0, "seed for weights, latents and data order", min=0)
     log_every: int = _f(50, "steps between logged statistics", min=1)
     sample_every: int = _f(500, "steps between sample grids; 0 = only at the end", min=0)

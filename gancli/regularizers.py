@@ -62,6 +62,14 @@ def r1_penalty(D: Callable[[Tensor], Tensor], real: Tensor) -> Tensor:
         return _grad_norm2(D, x).mean()
 
 
+@REGULARIZERS.register("drift")
+def drift_penalty(d_real: Tensor) -> Tensor:
+    """Karras et al. 2018 (ProGAN, appendix A.1): mean D(x)^2 over real samples (the caller
+    scales it by epsilon_drift = 0.001), which keeps a Wasserstein critic's output from
+    drifting far from 0 without changing what it ranks. ``d_real``: (B,) critic values."""
+    return d_real.float().pow(2).mean()
+
+
 @REGULARIZERS.register("clip")
 @torch.no_grad()
 def clip_weights(D: nn.Module, c: float) -> None:

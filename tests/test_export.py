@@ -26,7 +26,9 @@ def runs(tmp_path_factory):
     """One tiny trained run per preset (dcgan with an EMA generator)."""
     root = tmp_path_factory.mktemp("runs")
     out = {}
-    for preset, extra in (("dcgan", ["train.ema=0.9"]), ("cgan", []), ("cyclegan", [])):
+    # progan: stopped at the start of its first fade-in (stage 1, alpha 0): both paths traced
+    for preset, extra in (("dcgan", ["train.ema=0.9"]), ("cgan", []), ("cyclegan", []),
+                          ("progan", ["train.phase_images=8"])):
         sets = [s for s in tiny_overrides(preset) if s != "--set"] + extra + [
             "train.steps=3", "train.batch_size=4", "train.log_every=3", "train.sample_every=0",
             "train.ckpt_every=0"]
@@ -50,7 +52,7 @@ def run_file(path: Path, fmt: str, *inputs: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("fmt, suffix", [("onnx", ".onnx"), ("torchscript", ".pt")])
-@pytest.mark.parametrize("preset", ["dcgan", "cgan", "cyclegan"])
+@pytest.mark.parametrize("preset", ["dcgan", "cgan", "cyclegan", "progan"])
 def test_exported_file_matches_pytorch(cli, runs, tmp_path, preset, fmt, suffix):
     if fmt == "onnx":
         pytest.importorskip("onnxruntime")

@@ -37,6 +37,9 @@ CASES = {
     "acgan": ["model.aux_classifier=tac", "loss.cls_fake=0"],
     # ADC-GAN's 2K-way class head, plus MSGAN's paired labels in G's step
     "adcgan": ["loss.mode_seeking=1"],
+    # ProGAN at 16 px, 6 steps per phase: the stop at step 9 lands mid-fade-in of 8x8 (alpha
+    # 0.5); the resumed run crosses two optimiser resets (steps 12, 18) and a second fade-in
+    "progan": ["data.resolution=16", "train.phase_images=48"],
 }
 
 

@@ -306,7 +306,11 @@ def train_step(s: TrainState) -> None:
     for opt, lr in ((s.opt_G, cfg.optim.lr_g), (s.opt_D, cfg.optim.lr_d)):
         for group in opt.param_groups:
             group["lr"] = lr * s.lr_factor
-    s.objective.on_step(s.step)  # growth schedules, lazy regularisation, ADA: before D
+    # growth schedules, lazy regularisation, ADA: before D; True asks for fresh optimiser
+    # moments (new layers came in: ProGAN's official code resets Adam at every phase)
+    if s.objective.on_step(s.step):
+        for opt in (s.opt_G, s.opt_D):
+            opt.state.clear()
 
     s.D.requires_grad_(True)
     for _ in range(t.n_critic):

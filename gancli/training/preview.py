@@ -69,6 +69,10 @@ class Preview:
             self.G.train(was_training)
         path = folder / f"step-{step:07d}.png"
         extra: dict = {}
+        if hasattr(self.G, "growth"):  # progressive growing: the stage the grid was drawn at
+            extra = self.G.growth()
+            fade = f"-fade{extra['alpha']:.2f}" if extra["alpha"] < 1 and extra["stage"] else ""
+            path = folder / f"step-{step:07d}-{extra['resolution']}px{fade}.png"
         if self.data.kind == "points":
             modes = self.data.modes
             img = imaging.scatter(out.cpu().numpy(), self.real,

@@ -15,7 +15,7 @@ from gancli.errors import ConfigError
 from gancli.losses import AdversarialLoss
 from gancli.models.base import DataSpec
 from gancli.registry import LOSSES, OBJECTIVES
-from gancli.regularizers import gradient_penalty, r1_penalty
+from gancli.regularizers import drift_penalty, gradient_penalty, r1_penalty
 from gancli.reporting import Reporter
 from gancli.sampling import draw_latents
 from gancli.training.augment import DiffAugment, parse_policy
@@ -64,6 +64,7 @@ class AdversarialObjective(Objective):
         self.noise = cfg.loss.instance_noise
         self.augment = DiffAugment(cfg.train.augment, rng)
         self.gp, self.r1 = cfg.reg.gp, cfg.reg.r1
+        self.drift = cfg.reg.drift
         self.mode_seeking = cfg.loss.mode_seeking
         self.pool = ImagePool(cfg.train.pool_size, rng)
 
@@ -183,6 +184,10 @@ class AdversarialObjective(Objective):
             r1 = r1_penalty(lambda x: self.discriminate(x, y_real)[0], real)
             loss = loss + 0.5 * self.r1 * r1
             stats["r1"] = r1.detach()
+        if self.drift:
+            drift = drift_penalty(d_real)
+            loss = loss + self.drift * drift
+            stats["drift"] = drift.detach()
         return loss, stats
 
     def g_step(self, batch_size: int, progress: float) -> tuple[Tensor, Stats]:

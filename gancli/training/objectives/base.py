@@ -3,7 +3,7 @@
 The loop owns the schedule (optimisers, ``n_critic``, EMA, learning-rate decay, cadence);
 an objective owns the maths. Per generator step the loop calls, in this order::
 
-    objective.on_step(step)                    # once, before the D phase (default: nothing)
+    objective.on_step(step)                    # once, before the D phase (True: fresh Adam moments)
     for _ in range(n_critic):
         loss, stats = objective.d_step(real, labels, progress)   # then backward + opt_D
     loss, stats = objective.g_step(batch_size, progress)         # then backward + opt_G
@@ -64,12 +64,15 @@ class Objective(ABC):
         ``--dry-run`` included (there ``spec`` is None: the data is not read). Pure: no
         networks, no random draws. The default accepts everything."""
 
-    def on_step(self, step: int) -> None:  # noqa: B027 (a default: no schedule)
+    def on_step(self, step: int) -> bool:
         """Called by the loop once at the start of every training step (``step`` counts the
         generator steps done so far, 0 for the first), before the D phase: the place for
         growth schedules, lazy regularisation and augmentation controllers. Whatever it
         changes must be a pure function of ``step`` and of the state saved by ``state()``, so
-        ``--resume`` stays bit-identical. The default does nothing."""
+        ``--resume`` stays bit-identical. Returns True to ask the loop to clear both
+        optimisers' moments before this step (new layers came in: ProGAN's official code
+        resets Adam at every phase boundary). The default does nothing and returns False."""
+        return False
 
     @abstractmethod
     def d_step(self, real: Tensor, labels: Tensor | None, progress: float) -> tuple[Tensor, Stats]:
