@@ -44,7 +44,8 @@ class Nets:
 #   info        G(z ++ c) for InfoGAN codes c, D(x) with a head Q(c | x) (Chen et al. 2016)
 #   translation G maps images to images, A -> B and B -> A; D per domain (CycleGAN)
 #   domain      G(x, target domain), D(x) with a domain head (StarGAN)
-CONDITIONINGS = ("none", "concat", "classifier", "info", "translation", "domain")
+#   paired      G(x) -> y for pixel-aligned pairs, D(x, y) on the pair (pix2pix)
+CONDITIONINGS = ("none", "concat", "classifier", "info", "translation", "domain", "paired")
 
 
 @dataclass(frozen=True)

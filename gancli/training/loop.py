@@ -181,6 +181,8 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
     gen = generator(t.seed + 1 + RANK_SEED_STRIDE * dist.rank)  # ranks draw different noise
     batches = Batches(data, t.batch_size, t.seed, device, cfg.data.flip, dist.rank, dist.world)
     objective = objective_cls(cfg, G, D, gen, device, spec.num_classes)
+    if hasattr(objective, "check_data"):  # e.g. pix2pix refuses unpaired data
+        objective.check_data(data)
     if t.compile:
         compile_nets(G, D, cfg, device, reporter, objective)
     tasks = OBJECTIVES.meta(cfg.objective).get("tasks")
@@ -399,7 +401,7 @@ def bn_stats_for_ema(G_ema: torch.nn.Module, cfg: Config, conditioning: str,
     """Re-estimate G_ema's batch-norm statistics for its own weights (see
     ``recompute_bn_stats``), feeding the conditioning G takes: random class labels, InfoGAN
     codes, or none. Translation generators (image inputs) keep the copied statistics."""
-    if conditioning in ("translation", "domain"):
+    if conditioning in ("translation", "domain", "paired"):
         return
     m = cfg.model
     condition = None

@@ -351,3 +351,4 @@ OBJECTIVES.register("infogan", InfoGANObjective, tasks={"unconditional"})
 
 # translation objectives register themselves on import (cycle, stargan)
 from gancli.training import translation as _translation  # noqa: E402, F401
+from gancli.training import pix2pix_objective as _pix2pix  # noqa: E402, F401

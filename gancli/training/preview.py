@@ -23,7 +23,7 @@ class Preview:
                  conditioning: str = "none"):
         self.G, self.data, self.device = G, data, device
         self.conditioning = conditioning
-        if conditioning in ("translation", "domain"):
+        if conditioning in ("translation", "domain", "paired"):
             source = data.test if data.test is not None else data.x
             source = data.fit(source[:TRANSLATION_ROWS])  # data.crop_scale: the centre window
             self.inputs = source.float().div(127.5).sub(1.0).to(device)
@@ -60,7 +60,7 @@ class Preview:
         was_training = self.G.training
         self.G.eval()  # BN running statistics: a sample must not depend on its batch-mates
         try:
-            if self.conditioning in ("translation", "domain"):
+            if self.conditioning in ("translation", "domain", "paired"):
                 return self._write_translation(folder, step)
             ys = self.y.split(512) if self.y is not None else [None] * len(self.z.split(512))
             out = torch.cat([self.G(z, y) for z, y in zip(self.z.split(512), ys)])
@@ -81,9 +81,11 @@ class Preview:
 
     def _write_translation(self, folder: Path, step: int) -> tuple[Path, dict]:
         """CycleGAN: per row a, G(a), F(G(a)), F(a) | b, F(b), G(F(b)), G(b) (input,
-        translation, reconstruction, identity). StarGAN: per row x, then x in every domain."""
+        translation, reconstruction, identity). pix2pix: input, output, target. StarGAN: per row x, then x in every domain."""
         G, x = self.G, self.inputs
-        if self.conditioning == "translation":
+        if self.conditioning == "paired":  # pix2pix: input, output, target (dropout seeded)
+            cols = [x[:, 0], G(x[:, 0], torch.Generator().manual_seed(0)), x[:, 1]]
+        elif self.conditioning == "translation":
             a, b = x[:, 0], x[:, 1]
             g_a, f_b = G.a2b(a), G.b2a(b)
             cols = [a, g_a, G.b2a(g_a), G.b2a(a), b, f_b, G.a2b(f_b), G.a2b(b)]
