@@ -37,6 +37,9 @@ CASES = {
     "acgan": ["model.aux_classifier=tac", "loss.cls_fake=0"],
     # ADC-GAN's 2K-way class head, plus MSGAN's paired labels in G's step
     "adcgan": ["loss.mode_seeking=1"],
+    # pix2pix: G's dropout masks drawn from the run's generator, paired random crops and
+    # flips, a decaying learning rate
+    "pix2pix": ["data.flip=true", "data.crop_scale=1.25", "data.crop=random", "optim.decay_start=10"],
 }
 
 

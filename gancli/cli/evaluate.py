@@ -21,6 +21,7 @@ LABELS = {
     "tstr_train_samples": "TSTR training samples", "tstr_test_samples": "real test samples",
     "digits_confident": "confident digits (p > 0.9)", "digits_evenness": "class evenness",
     "digits_classes_present": "digit classes present",
+    "l1": "L1 (pixels in [0, 1])", "psnr": "PSNR (dB)", "ssim": "SSIM",
 }
 
 
@@ -62,6 +63,15 @@ def working_resolution(*sources) -> dict | None:
         if src is not None:
             src.set_working_resolution(res)
     return {"working": res, "fake": sizes[0], "real": sizes[1] if len(sizes) > 1 else None}
+
+
+def run_paired(names, fake, real, settings, dev, progress) -> dict:
+    from gancli.metrics.paired import evaluate_paired
+
+    try:
+        return evaluate_paired(names, fake, real, settings, dev, progress)
+    except ValueError as e:  # too few pairs for a metric and the like
+        raise GancliError(str(e).splitlines()[0], hint="use more pairs (--n)") from None
 
 
 def render(result: dict) -> None:
@@ -110,7 +120,8 @@ def render(result: dict) -> None:
 def evaluate(
     ctx: typer.Context,
     metrics: Annotated[list[str], typer.Argument(
-        metavar="METRIC", help="fid, kid, is, prdc (precision/recall/density/coverage), modes, tstr, digits.",
+        metavar="METRIC", help="fid, kid, is, prdc (precision/recall/density/coverage), modes, tstr, "
+                               "digits; for a pix2pix model: l1, psnr, ssim, fid, kid.",
         show_default=False)],
     fake: Annotated[str, typer.Option(
         "--fake", help="Generated side: a run folder or checkpoint (samples made by seed, in "
@@ -190,6 +201,18 @@ def evaluate(
 
     from gancli.metrics.evaluate import FEATURE_METRICS
 
+    from gancli.metrics.paired import PAIRED_METRICS, is_paired_model
+
+    if any(m in PAIRED_METRICS for m in names) or is_paired_model(fake):
+        # a paired translation model: its outputs on a paired test set against the targets
+        settings = Settings(n=n, seeds=seed_list, batch_size=batch_size, features=features,
+                            weights=weights, download=download_weights)
+        result = run_paired(names, fake, real, settings, dev, progress)
+        if json_out:
+            emit_json(_finite(result))
+        else:
+            render(result)
+        return
     # the feature network's input side: reading a folder larger than this only costs memory
     cap = NATIVE_SIZE[features] if any(m in FEATURE_METRICS for m in names) else None
     fake_src = resolve_source(fake, dev, resolution=resolution, cap=cap)

@@ -58,6 +58,19 @@ METRICS.register("tstr", _tstr, kind="conditional",
                  summary="train on synthetic, test on real held-out digits, next to TRTR")
 
 
+def _paired(*args, **kwargs):
+    from gancli.metrics.paired import paired_scores
+
+    return paired_scores(*args, **kwargs)
+
+
+for _name, _summary in (("l1", "paired translation: mean |output - target|, pixels in [0, 1]"),
+                        ("psnr", "paired translation: peak signal-to-noise ratio, dB (torchmetrics)"),
+                        ("ssim", "paired translation: structural similarity, 11x11 Gaussian "
+                                 "window (torchmetrics)")):
+    METRICS.register(_name, _paired, kind="paired", summary=_summary)
+
+
 @dataclass
 class Settings:
     n: int | None = None
