@@ -166,6 +166,13 @@ def test_the_same_random_crop_and_flip_apply_to_both_halves():
     assert not all(plain)
 
 
+def test_train_direction_flag_sets_data_direction(cli):
+    r = cli("train", "pix2pix", "--direction", "b2a", "--dry-run")
+    assert r.code == 0 and "direction: b2a" in r.out
+    r = cli("train", "pix2pix", "--direction", "sideways", "--dry-run")
+    assert r.code == 2 and "a2b" in r.err and no_traceback(r.err)
+
+
 def test_direction_b2a_swaps_the_halves_and_the_domain_names():
     a2b = load_dataset(DataConfig(source="paired:digits-outline", resolution=8), 0, "translation")
     b2a = load_dataset(DataConfig(source="paired:digits-outline", resolution=8, direction="b2a"), 0,
