@@ -226,7 +226,6 @@ def test_translate_keeps_any_size_and_the_alpha(tiny_run, tmp_path, cli):
     assert r.code != 0 and "translates a2b" in r.err and no_traceback(r.err)
 
 
-@pytest.mark.slow
 def test_translate_a_4000x3000_photo(tiny_run, tmp_path, cli):
     src = tmp_path / "big.jpg"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (3000, 4000, 3), dtype=np.uint8)).save(src)
@@ -278,3 +277,18 @@ def test_paired_metrics_json_writes_identical_psnr_as_null(tiny_run, tmp_path, c
     r = cli("evaluate", "psnr", "--fake", str(tiny_run), "--n", "4", "--json")
     assert r.code == 0, r.err
     assert json.loads(r.out)["values"]["psnr"]["mean"] is None
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
+def test_export_writes_the_generator_with_dropout_off(tiny_run, tmp_path, cli):
+    from gancli.inference import load_translator
+
+    out = tmp_path / "G.pt"
+    r = cli("export", str(tiny_run), "--format", "torchscript", "--out", str(out), "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["max_abs_diff"] <= 1e-4
+    tr = load_translator(tiny_run, "cpu")
+    x = torch.rand(2, tr.channels, 8, 16, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    assert (torch.jit.load(str(out))(x) - tr(x, dropout=False)).abs().max() <= 1e-4
+    r = cli("export", str(tiny_run), "--out", str(tmp_path / "b.pt"), "--direction", "b2a")
+    assert r.code != 0 and "translates a2b" in r.err
