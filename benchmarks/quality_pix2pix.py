@@ -64,16 +64,27 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", help="keep the runs here (default: a temporary folder)")
     ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument("--only", choices=["pix2pix", "l1"], help="train this one only, then stop")
+    ap.add_argument("--pix2pix", dest="run_pix2pix", help="score this pix2pix run instead of training")
+    ap.add_argument("--l1", dest="run_l1", help="score this L1-only run instead of training")
     args = ap.parse_args()
     out = Path(args.out or tempfile.mkdtemp(prefix="gancli-pix2pix-"))
     common = [f"train.steps={args.steps}", f"optim.decay_start={args.steps // 2}",
               f"train.seed={args.seed}", "train.sample_every=0", "train.ckpt_every=0",
               "train.log_every=100"]
     runs, cpu = {}, {}
+    given = {"pix2pix": args.run_pix2pix, "l1": args.run_l1}
     for name, extra in (("pix2pix", []), ("l1", ["loss.gan_weight=0"])):
+        if given[name]:
+            runs[name] = Path(given[name])
+            continue
+        if args.only and args.only != name:
+            continue
         runs[name], cpu[name] = train_one(common + extra, out, name)
         print(f"trained {name}: {args.steps} steps, {cpu[name] / 60:.1f} CPU min ({runs[name]})",
               flush=True)
+    if args.only:
+        return
 
     ds = load_dataset(load_config("pix2pix").data, 0, "translation")
     x, y = ds.test[:, 0], ds.test[:, 1]
@@ -88,6 +99,9 @@ def main() -> None:
     keys = ["l1", "psnr", "ssim", "fd_digits", "kd_digits"]
     print(f"\n{len(y)} held-out pairs of paired:digits-outline, {args.steps} steps each, seed {args.seed}")
     print(f"{'':10s}" + "".join(f"{k:>12s}" for k in keys) + f"{'CPU min':>10s}")
+    for name, run in runs.items():  # a scored run's steps, from its checkpoint
+        if name not in cpu:
+            print(f"  {name}: {run}")
     for name, row in results.items():
         print(f"{name:10s}" + "".join(f"{row[k]:12.4f}" for k in keys)
               + (f"{cpu[name] / 60:10.1f}" if name in cpu else f"{'':>10s}"))
