@@ -13,6 +13,7 @@ classifier     G(z ++ onehot(y)), D(x) with an auxiliary class head (Odena et al
 info           G(z ++ c) for InfoGAN codes c, D(x) with a head Q(c | x) (Chen et al. 2016)
 translation    G maps images to images, A -> B and B -> A; D per domain (CycleGAN, Zhu et al. 2017)
 domain         G(x, target domain), D(x) with a domain head (StarGAN, Choi et al. 2018)
+paired         G(x) -> y for pixel-aligned pairs, D(x, y) on the pair (pix2pix, Isola et al. 2017)
 =============  ================================================================================
 """
 
@@ -46,6 +47,8 @@ class Conditioning:
     - ``two_way``: G holds both directions, ``a2b`` and ``b2a`` (CycleGAN).
     - ``target_domain``: G takes the target domain (an index, or a 0/1 attribute vector) next to
       the image (StarGAN).
+    - ``paired``: G maps an input image to its pixel-aligned target, one way, with dropout noise
+      from a seeded generator; D judges (input, output) pairs (pix2pix).
     """
 
     name: str
@@ -57,6 +60,7 @@ class Conditioning:
     translates: bool = False
     two_way: bool = False
     target_domain: bool = False
+    paired: bool = False
 
     @property
     def conditional(self) -> bool:
@@ -125,9 +129,10 @@ CLASSIFIER = Conditioning("classifier", class_labels=True, class_head=True)
 INFO = Conditioning("info", codes=True, code_head=True)
 TRANSLATION = Conditioning("translation", translates=True, two_way=True)
 DOMAIN = Conditioning("domain", translates=True, target_domain=True)
+PAIRED = Conditioning("paired", translates=True, paired=True)
 
 CONDITIONINGS: dict[str, Conditioning] = {
-    c.name: c for c in (NONE, CONCAT, CLASSIFIER, INFO, TRANSLATION, DOMAIN)}
+    c.name: c for c in (NONE, CONCAT, CLASSIFIER, INFO, TRANSLATION, DOMAIN, PAIRED)}
 
 
 def as_conditioning(kind: Conditioning | str) -> Conditioning:

@@ -69,6 +69,9 @@ class DataConfig:
                          "(columns of the attribute file) to use as domains; empty = sub-folders")
     attr_file: str = _f("", "the attribute file; empty = list_attr_celeba.txt in the image "
                         "folder or next to it")
+    direction: Literal["a2b", "b2a"] = _f(
+        "a2b", "paired translation (pix2pix): a2b learns A -> B, b2a swaps the halves of every "
+        "pair so B is the input")
 
 
 @dataclass
@@ -99,6 +102,10 @@ class ModelConfig:
                         min=0)
     res_blocks: int = _f(0, "residual blocks in translation generators (cyclegan, stargan); "
                          "0 = the papers' choice: 6 up to 128 px, 9 above", min=0, max=64)
+    dropout: float = _f(0.5, "pix2pix: dropout rate in the U-Net's first three decoder layers "
+                        "(its only noise source); 0 = none", min=0, max=0.9)
+    test_dropout: bool = _f(True, "pix2pix: keep the dropout on when translating, as the paper "
+                            "does (gancli translate --no-dropout turns it off)")
     info_cat: int = _f(0, "categories of InfoGAN's categorical code; 0 = none", min=0)
     info_cont: int = _f(0, "number of InfoGAN continuous codes", min=0)
     aux_classifier: Literal["ac", "tac", "adc"] = _f(
@@ -127,6 +134,9 @@ class LossConfig:
     identity_weight: float = _f(0.5, "identity loss weight, as a fraction of cycle_weight (cyclegan)",
                                 min=0)
     rec_weight: float = _f(10.0, "weight of the reconstruction loss (stargan)", min=0)
+    l1_weight: float = _f(100.0, "weight lambda of the L1 distance to the target (pix2pix)", min=0)
+    gan_weight: float = _f(1.0, "weight of the conditional GAN term in G's loss (pix2pix); 0 = "
+                           "the same U-Net trained with L1 alone", min=0)
 
 
 @dataclass

@@ -157,6 +157,16 @@ def _test_images(seeds: list[int], channels: int, size: tuple[int, int]) -> torc
 
 def _translation_plan(tr: Translator, direction: str | None) -> Plan:
     size = (tr.resolution, tr.resolution)
+    if tr.kind == "paired":  # pix2pix: a fixed graph needs fixed masks, so dropout is off
+        if direction not in (None, tr.direction):
+            raise GancliError(f"this pix2pix model translates {tr.direction}, not '{direction}'",
+                              hint="leave out --direction")
+        tr.model.G.test_dropout = False
+        return Plan(TranslationGraph(tr.model.G), ["image"], "translated",
+                    lambda s: (_test_images(s, tr.channels, size),),
+                    lambda s: tr(_test_images(s, tr.channels, size), dropout=False), spatial=True,
+                    describe={"direction": f"{tr.direction} ({' -> '.join(tr.domains)}); dropout "
+                                           f"off, sides multiples of {tr.model.G.multiple}"})
     if tr.kind == "cycle":
         d = direction or "a2b"
         if d not in ("a2b", "b2a"):

@@ -146,18 +146,25 @@ def generate_from_latents(model: LoadedModel, z: torch.Tensor, batch_size: int =
 
 @dataclass
 class Translator:
-    """A loaded CycleGAN (``kind == "cycle"``) or StarGAN (``kind == "stargan"``) generator."""
+    """A loaded CycleGAN (``kind == "cycle"``), StarGAN (``kind == "stargan"``) or pix2pix
+    (``kind == "paired"``) generator."""
 
     model: LoadedModel
 
     @property
     def kind(self) -> str:
-        return "cycle" if self.model.conditioning.two_way else "stargan"
+        c = self.model.conditioning
+        return "paired" if c.paired else "cycle" if c.two_way else "stargan"
+
+    @property
+    def direction(self) -> str:
+        """pix2pix: the one direction the model was trained for (``data.direction``)."""
+        return self.model.cfg.data.direction
 
     @property
     def domains(self) -> list[str]:
         """CycleGAN: the names of domains A and B; StarGAN: the domains it can translate to."""
-        if self.kind == "cycle":
+        if self.kind in ("cycle", "paired"):
             return list(self.model.data.get("domains") or ["A", "B"])
         return self.model.classes
 
@@ -169,7 +176,7 @@ class Translator:
     @property
     def channels(self) -> int:
         shape = self.model.spec.shape
-        return int(shape[1] if self.kind == "cycle" else shape[0])
+        return int(shape[1] if self.kind in ("cycle", "paired") else shape[0])
 
     @property
     def resolution(self) -> int:
@@ -188,12 +195,18 @@ class Translator:
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, direction: str = "a2b",
-                 target: int | list[int] = 0) -> torch.Tensor:
+                 target: int | list[int] = 0, dropout: bool | None = None,
+                 seed: int = 0) -> torch.Tensor:
         """Translate a batch (N, C, H, W) in [-1, 1] (H, W multiples of 4); returns it on the CPU.
 
         StarGAN: ``target`` is a domain index, or for an attribute model the indices of the
-        attributes to switch on (the others are off)."""
+        attributes to switch on (the others are off). pix2pix: any H, W (the input is padded
+        by reflection to the U-Net's multiple and the output cropped back); ``dropout``
+        overrides ``model.test_dropout`` (the paper keeps it on), whose masks are drawn from
+        a generator seeded with ``seed``, so a translation is repeatable."""
         x = x.to(self.model.device)
+        if self.kind == "paired":
+            return self._paired(x, dropout, seed)
         if self.kind == "cycle":
             out = self.model.G(x, direction)
         elif self.multi_label:
@@ -204,6 +217,24 @@ class Translator:
             y = torch.full((len(x),), int(target), dtype=torch.long, device=x.device)
             out = self.model.G(x, y)
         return out.float().cpu()
+
+
+    def _paired(self, x: torch.Tensor, dropout: bool | None, seed: int) -> torch.Tensor:
+        G = self.model.G
+        m = G.multiple
+        h, w = x.shape[-2:]
+        pad_h, pad_w = -h % m, -w % m
+        if pad_h or pad_w:
+            mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+            x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+        keep = G.test_dropout
+        if dropout is not None:
+            G.test_dropout = dropout
+        try:
+            out = G(x, torch.Generator().manual_seed(seed))
+        finally:
+            G.test_dropout = keep
+        return out[..., :h, :w].float().cpu()
 
 
 def load_translator(spec: str | Path, device: str | torch.device | None = None) -> Translator:

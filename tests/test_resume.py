@@ -40,6 +40,9 @@ CASES = {
     # ProGAN at 16 px, 6 steps per phase: the stop at step 9 lands mid-fade-in of 8x8 (alpha
     # 0.5); the resumed run crosses two optimiser resets (steps 12, 18) and a second fade-in
     "progan": ["data.resolution=16", "train.phase_images=48"],
+    # pix2pix: G's dropout masks drawn from the run's generator, paired random crops and
+    # flips, a decaying learning rate
+    "pix2pix": ["data.flip=true", "data.crop_scale=1.25", "data.crop=random", "optim.decay_start=10"],
 }
 
 

@@ -51,6 +51,15 @@ def working_resolution(*sources) -> dict | None:
     return {"working": res, "fake": sizes[0], "real": sizes[1] if len(sizes) > 1 else None}
 
 
+def run_paired(names, fake, real, settings, dev, progress) -> dict:
+    from gancli.metrics.paired import evaluate_paired
+
+    try:
+        return evaluate_paired(names, fake, real, settings, dev, progress)
+    except ValueError as e:  # too few pairs for a metric and the like
+        raise GancliError(str(e).splitlines()[0], hint="use more pairs (--n)") from None
+
+
 def render(result: dict) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -175,6 +184,18 @@ def evaluate(
         if not (quiet or json_out):
             typer.echo(msg, err=True)
 
+    from gancli.metrics.paired import is_paired_model
+
+    if any(m.needs == "pairs" for m in asked) or is_paired_model(fake):
+        # a paired translation model: its outputs on a paired test set against the targets
+        settings = Settings(n=n, seeds=seed_list, batch_size=batch_size, features=features,
+                            weights=weights, download=download_weights)
+        result = run_paired([m.name for m in asked], fake, real, settings, dev, progress)
+        if json_out:
+            emit_json(_finite(result))
+        else:
+            render(result)
+        return
     # the feature network's input side: reading a folder larger than this only costs memory
     cap = NATIVE_SIZE[features] if any(m.uses_features for m in asked) else None
     bar = None  # preparing an image folder into a store: a bar, never a blank screen

@@ -47,6 +47,9 @@ def train(
     data: Annotated[Optional[str], typer.Option(
         "--data", help="Image folder, digits, shapes, toy:ring8|grid25|spiral, torchvision:NAME.",
         rich_help_panel="Data")] = None,
+    direction: Annotated[Optional[str], typer.Option(
+        "--direction", help="Paired translation (pix2pix): a2b learns A -> B, b2a learns B -> A "
+        "(data.direction).", show_default=False, rich_help_panel="Data")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Generator steps.", min=1)] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Batch size.", min=1)] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed for weights, latents and data order.",
@@ -114,7 +117,7 @@ def train(
 
     app = state(ctx)
     json_out, quiet = (mode := output(ctx, json_out, quiet)).json, mode.quiet
-    flags = _flags(data__source=data, train__steps=steps, train__batch_size=batch_size,
+    flags = _flags(data__source=data, data__direction=direction, train__steps=steps, train__batch_size=batch_size,
                    train__seed=seed, run__out=out, train__sample_every=sample_every,
                    train__ckpt_every=ckpt_every, train__ckpt_minutes=ckpt_minutes,
                    train__log_every=log_every, train__on_nan=on_nan,

@@ -1,4 +1,5 @@
-"""``gancli translate``: one photo, or a folder of them, through a CycleGAN or StarGAN model."""
+"""``gancli translate``: one photo, or a folder of them, through a CycleGAN, StarGAN or pix2pix
+model."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def translate(
                             "kept). Default: in the current directory, NAME-TAG.EXT or "
                             "FOLDER-TAG/.")] = None,
     direction: Annotated[Optional[str], typer.Option(
-        help="CycleGAN: a2b (A to B, the default) or b2a.")] = None,
+        help="CycleGAN: a2b (A to B, the default) or b2a. pix2pix: only the direction it "
+             "was trained for (data.direction).")] = None,
     to: Annotated[Optional[str], typer.Option(
         "--to", help="StarGAN: target domain(s), by name or index, comma-separated: one "
                      "output each (default: every domain). For an attribute model, one output "
@@ -36,6 +38,11 @@ def translate(
         min=4, max=8192, help="Translate with this shorter side (the model is fully "
                               "convolutional), then resize back to the input's size. Default: the "
                               "model's training resolution.")] = None,
+    dropout: Annotated[Optional[bool], typer.Option(
+        "--dropout/--no-dropout", help="pix2pix: keep the U-Net's dropout on (the paper's test-"
+                                       "time noise; seeded, so repeatable) or turn it off. Default: "
+                                       "the model's model.test_dropout (on).",
+        show_default=False)] = None,
     device: DeviceOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -59,7 +66,7 @@ def translate(
     app = state(ctx)
     json_out, quiet = (mode := output(ctx, json_out, quiet)).json, mode.quiet
     tr = load_translator(resolve_model(model), device or app.device)
-    jobs = plan_targets(tr, direction, to)
+    jobs = plan_targets(tr, direction, to, dropout)
     src_path = Path(src).expanduser()
     if not src_path.exists():
         raise GancliError(f"no such file or folder: {src_path}", hint="check --in")
@@ -105,8 +112,21 @@ def resolve_model(spec: str) -> str:
                       hint=f"train one first (gancli train {spec}) or pass runs/NAME-NNN")
 
 
-def plan_targets(tr, direction: Optional[str], to: Optional[str]) -> list[tuple[str, dict]]:
+def plan_targets(tr, direction: Optional[str], to: Optional[str],
+                 dropout: Optional[bool] = None) -> list[tuple[str, dict]]:
     """[(tag for file names, arguments for the translator)] for each requested translation."""
+    if dropout is not None and tr.kind != "paired":
+        raise GancliError("--dropout/--no-dropout is for pix2pix models",
+                          hint="CycleGAN and StarGAN generators have no test-time dropout")
+    if tr.kind == "paired":
+        if to:
+            raise GancliError("--to picks StarGAN target domains; a pix2pix model has one direction",
+                              hint=f"this one translates {tr.direction}")
+        if direction and direction != tr.direction:
+            raise GancliError(f"this pix2pix model translates {tr.direction} "
+                              f"({' -> '.join(tr.domains)}), not {excerpt(direction)}",
+                              hint=f"train one with --set data.direction={direction}")
+        return [(tr.direction, {} if dropout is None else {"dropout": dropout})]
     if tr.kind == "cycle":
         if to:
             raise GancliError("--to picks StarGAN target domains; a CycleGAN model has a direction",

@@ -2,8 +2,8 @@
 
 Built-ins need no network: ``digits`` (``digits:train`` / ``digits:test`` for its fixed
 split), ``shapes``, ``toy:ring8``, ``toy:grid25``,
-``toy:spiral``, and for translation ``pair:digits-recoloured``, ``pair:digits-inverted`` and
-``domains:shapes-colours``. ``torchvision:NAME`` reads (or, when asked, downloads) torchvision
+``toy:spiral``, and for translation ``pair:digits-recoloured``, ``pair:digits-inverted``,
+``paired:digits-outline`` (pix2pix) and ``domains:shapes-colours``. ``torchvision:NAME`` reads (or, when asked, downloads) torchvision
 datasets; a folder made by ``gancli data prepare`` is read as a dataset store (from disk,
 per batch); any other folder is an image folder, prepared into a store in the cache first
 (for translation each domain folder, for attributes the folder the table describes).
@@ -63,6 +63,13 @@ def _pair(arg: str, cfg: DataConfig, seed: int) -> Dataset:
     from gancli.data.translation import load_pair_builtin
 
     return load_pair_builtin(arg, cfg.resolution, cfg.channels)
+
+
+@DATASETS.register("paired", kind="pairs")
+def _paired(arg: str, cfg: DataConfig, seed: int) -> Dataset:
+    from gancli.data.paired import load_paired_builtin
+
+    return load_paired_builtin(arg, cfg.resolution, cfg.channels)
 
 
 @DATASETS.register("domains", kind="images")
@@ -125,8 +132,12 @@ def load_dataset(cfg: DataConfig, seed: int = 0, task: str = "unconditional",
 
             return store_dataset(root, replace(cfg, labels=cfg.labels or task == "multi-domain"))
         if task == "translation":
+            from gancli.data.paired import load_paired_folder, orient, paired_layout
             from gancli.data.translation import load_pair_folder
 
+            if paired_layout(root):  # pix2pix: train/ of A|B images, or A/ and B/ by name
+                return orient(_cropped(load_paired_folder(root, wide.resolution, cfg.channels), cfg),
+                              cfg.direction)
             return load_pair_folder(root, cfg, progress)
         if task == "multi-domain" and cfg.attributes:
             from gancli.data.translation import load_attribute_folder
@@ -137,8 +148,10 @@ def load_dataset(cfg: DataConfig, seed: int = 0, task: str = "unconditional",
         return _folder(str(root), cfg, seed, progress)
     name, _, arg = spec.partition(":")
     if name in DATASETS and name != "folder":
-        return _cropped(DATASETS.get(name)(arg, wide, seed), cfg)
+        from gancli.data.paired import orient
+
+        return orient(_cropped(DATASETS.get(name)(arg, wide, seed), cfg), cfg.direction)
     builtins = ("digits, shapes, toy:ring8, toy:grid25, toy:spiral, torchvision:mnist, "
-                "pair:digits-recoloured, domains:shapes-colours")
+                "pair:digits-recoloured, paired:digits-outline, domains:shapes-colours")
     raise DataError(f"no such folder and no built-in dataset {excerpt(spec)}",
                     hint=f"give an existing image folder, or one of: {builtins}")

@@ -21,7 +21,10 @@ from gancli.registry import METRICS
 #   features  the features themselves (a statistics file only when it stores them)
 #   logits    the feature network's class logits of the generated side
 #   samples   the generated samples themselves (held in memory once per seed, shared)
-Needs = Literal["moments", "features", "logits", "samples"]
+#   pairs     a paired translation model's outputs on a paired test set, against the true
+#             targets (pix2pix): computed by ``gancli.metrics.paired.evaluate_paired``, which
+#             also scores fid/kid of the outputs against the targets
+Needs = Literal["moments", "features", "logits", "samples", "pairs"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class Metric:
     @property
     def uses_features(self) -> bool:
         """Computed on the feature network's outputs (fid, kid, is, prdc)."""
-        return self.needs != "samples"
+        return self.needs not in ("samples", "pairs")
 
     def function(self) -> Callable[[MetricInputs], dict]:
         import importlib
@@ -125,6 +128,15 @@ register_metric(Metric(  # the real side shown is the data the model learnt; it 
     labels={"tstr": "TSTR accuracy", "trtr": "TRTR accuracy", "tstr_gap": "TRTR - TSTR",
             "tstr_train_samples": "TSTR training samples",
             "tstr_test_samples": "real test samples"}))
+
+for _name, _summary, _label in (
+        ("l1", "paired translation: mean |output - target|, pixels in [0, 1]",
+         "L1 (pixels in [0, 1])"),
+        ("psnr", "paired translation: peak signal-to-noise ratio, dB (torchmetrics)", "PSNR (dB)"),
+        ("ssim", "paired translation: structural similarity, 11x11 Gaussian window (torchmetrics)",
+         "SSIM")):
+    register_metric(Metric(_name, _summary, needs="pairs", real="optional",
+                           compute="gancli.metrics.paired:paired_scores", labels={_name: _label}))
 
 
 def metrics() -> list[Metric]:

@@ -250,6 +250,7 @@ def build_state(cfg: Config, run_dir: Path, device: torch.device, reporter: Repo
     t = cfg.train
     spec = DataSpec(data.kind, data.shape, data.num_classes)
     objective_cls = validate_run(cfg, spec)  # before anything is built
+    objective_cls.check_data(data)  # e.g. pix2pix refuses unpaired data
     dist = current(device)
     if t.global_batch and t.global_batch != t.batch_size * dist.world:
         raise ConfigError(f"train.global_batch {t.global_batch} != train.batch_size {t.batch_size}"

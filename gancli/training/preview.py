@@ -86,9 +86,11 @@ class Preview:
 
     def _write_translation(self, folder: Path, step: int) -> tuple[Path, dict]:
         """CycleGAN: per row a, G(a), F(G(a)), F(a) | b, F(b), G(F(b)), G(b) (input,
-        translation, reconstruction, identity). StarGAN: per row x, then x in every domain."""
+        translation, reconstruction, identity). pix2pix: input, output, target. StarGAN: per row x, then x in every domain."""
         G, x = self.G, self.inputs
-        if self.conditioning.two_way:
+        if self.conditioning.paired:  # pix2pix: input, output, target (dropout seeded)
+            cols = [x[:, 0], G(x[:, 0], torch.Generator().manual_seed(0)), x[:, 1]]
+        elif self.conditioning.two_way:
             a, b = x[:, 0], x[:, 1]
             g_a, f_b = G.a2b(a), G.b2a(b)
             cols = [a, g_a, G.b2a(g_a), G.b2a(a), b, f_b, G.a2b(f_b), G.a2b(b)]

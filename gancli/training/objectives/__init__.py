@@ -11,14 +11,15 @@ from __future__ import annotations
 from gancli.config import Config
 from gancli.models.base import DataSpec, check_family
 from gancli.registry import FAMILIES, OBJECTIVES
-from gancli.training.objectives import adversarial, conditional, infogan, progressive, translation
+from gancli.training.objectives import (adversarial, conditional, infogan, pix2pix, progressive,
+                                        translation)
 from gancli.training.objectives.adversarial import AdversarialObjective, flip_logits
 from gancli.training.objectives.base import Objective, Stats, check_task
 from gancli.training.objectives.conditional import ACGANObjective, ConditionalObjective
 from gancli.training.objectives.infogan import InfoGANObjective
 from gancli.training.objectives.translation import CycleObjective, StarGANObjective
 
-MODULES = (adversarial, conditional, infogan, progressive, translation)  # each registers its objectives
+MODULES = (adversarial, conditional, infogan, pix2pix, progressive, translation)  # each registers its objectives
 
 __all__ = ["ACGANObjective", "AdversarialObjective", "ConditionalObjective", "CycleObjective",
            "InfoGANObjective", "MODULES", "Objective", "StarGANObjective", "Stats",

@@ -64,6 +64,13 @@ class Objective(ABC):
         ``--dry-run`` included (there ``spec`` is None: the data is not read). Pure: no
         networks, no random draws. The default accepts everything."""
 
+    @classmethod  # noqa: B027 (a default: accepts any data)
+    def check_data(cls, data) -> None:
+        """Refuse loaded data this objective cannot train, beyond what ``DataSpec`` says (a
+        ``gancli.data.Dataset``; e.g. pix2pix refuses CycleGAN's unpaired ``trainA``/``trainB``),
+        with a ``ConfigError``. Called once after the data is loaded, before any network is
+        built; ``--dry-run`` reads no data and skips it. The default accepts everything."""
+
     def on_step(self, step: int) -> bool:
         """Called by the loop once at the start of every training step (``step`` counts the
         generator steps done so far, 0 for the first), before the D phase: the place for
