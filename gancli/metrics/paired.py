@@ -120,7 +120,8 @@ def evaluate_paired(metrics: list[str], fake_spec: str, real_spec: str | None, s
     from gancli.data import load_dataset
     from gancli.inference import load_translator
     from gancli.metrics import frechet, scores
-    from gancli.metrics.evaluate import DIGITS_NAMES, summarise
+    from gancli.metrics.catalog import METRICS
+    from gancli.metrics.evaluate import summarise
 
     allowed = PAIRED_METRICS + ("fid", "kid")
     other = [m for m in metrics if m not in allowed]
@@ -173,7 +174,9 @@ def evaluate_paired(metrics: list[str], fake_spec: str, real_spec: str | None, s
                 k = scores.kid(real_feats, fake_feats)
                 row.update(kid=k["kid"], kid_std=k["kid_std"])
             if extractor.name == "digits":
-                row = {DIGITS_NAMES.get(k, k): v for k, v in row.items()}
+                renamed = {k: v for name in feature_metrics
+                           for k, v in METRICS.get(name).digits_keys.items()}
+                row = {renamed.get(k, k): v for k, v in row.items()}
         per_seed.append(row)
     if "kid" in feature_metrics and n < scores.KID_SUBSET_SIZE:
         notes.append(f"KID subsets hold {n} samples (fewer than 1000 available)")
