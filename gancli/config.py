@@ -87,16 +87,20 @@ class ModelConfig:
     d_norm: Norm = _f("batch", "normalisation in D (WGAN-GP: no batch norm in the critic)")
     d_act: Literal["leaky_relu", "relu", "maxout"] = _f("leaky_relu", "activation in D")
     maxout_pieces: int = _f(5, "pieces per maxout unit (d_act=maxout)", min=2)
-    init: Literal["dcgan", "he", "torch"] = _f(
-        "dcgan", "weight init: dcgan = N(0, 0.02), he = He-uniform, torch = PyTorch default")
+    init: Literal["dcgan", "he", "torch", "ortho"] = _f(
+        "dcgan", "weight init: dcgan = N(0, 0.02), he = He-uniform, torch = PyTorch default, "
+        "ortho = orthogonal matrices (Saxe et al. 2014; BigGAN)")
     pack: int = _f(1, "PacGAN packing: D judges this many samples at once, concatenated "
                    "(Lin et al. 2018); 1 = off", min=1, max=16)
     mbstd: int = _f(0, "minibatch standard deviation in D: group size (ProGAN uses 4); 0 = off",
                     min=0)
     sn_g: bool = _f(False, "spectral normalisation in G (resnet family)")
     sn_d: bool = _f(False, "spectral normalisation in D (resnet family)")
-    attention: int = _f(0, "resolution at which to add self-attention; 0 = none (resnet family)",
-                        min=0)
+    attention: int = _f(0, "resolution at which to add self-attention; 0 = none (resnet and biggan "
+                        "families)", min=0)
+    shared_dim: int = _f(128, "biggan family: width of the shared class embedding that, joined "
+                         "with one chunk of z per block, gives every conditional batch norm its "
+                         "gains and biases (Brock et al. 2019)", min=1, max=4096)
     res_blocks: int = _f(0, "residual blocks in translation generators (cyclegan, stargan); "
                          "0 = the papers' choice: 6 up to 128 px, 9 above", min=0, max=64)
     info_cat: int = _f(0, "categories of InfoGAN's categorical code; 0 = none", min=0)
@@ -134,6 +138,9 @@ class RegConfig:
     gp: float = _f(0.0, "gradient penalty weight lambda on real/fake interpolates (WGAN-GP)", min=0)
     r1: float = _f(0.0, "R1 penalty weight gamma on real data (penalty gamma/2 * |grad|^2)", min=0)
     clip: float = _f(0.0, "clip D weights to [-c, c] after each D step (WGAN); 0 = off", min=0)
+    ortho: float = _f(0.0, "orthogonal regularisation of G (BigGAN): G's loss adds beta * sum of "
+                      "|W W^T * (1 - I)|_F^2 over its weight matrices (one row per filter); the "
+                      "paper's beta is 1e-4; 0 = off", min=0)
 
 
 @dataclass

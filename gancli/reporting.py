@@ -23,6 +23,7 @@ COLUMNS = [
     ("d_a", "D_A", "{:.4f}"), ("d_b", "D_B", "{:.4f}"), ("g_a", "G_A", "{:.4f}"),
     ("g_b", "G_B", "{:.4f}"), ("cycle_a", "cycle A", "{:.4f}"), ("cycle_b", "cycle B", "{:.4f}"),
     ("idt", "identity", "{:.4f}"), ("rec", "rec", "{:.4f}"), ("acc_fake", "acc(G)", "{:.3f}"),
+    ("ortho", "ortho", "{:.4g}"),  # BigGAN's orthogonal penalty of G, before the beta factor
 ]
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, TruncationOpt, emit_json, state
+from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, ThresholdOpt, TruncationOpt, emit_json, state
 from gancli.errors import GancliError, UsageError, excerpt
 
 LABELS = {
@@ -142,6 +142,7 @@ def evaluate(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=4096,
                                             help="Images per generator / feature batch.")] = 64,
     truncation: TruncationOpt = 1.0,
+    truncation_threshold: ThresholdOpt = None,
     resolution: Annotated[Optional[int], typer.Option(
         "--resolution", min=4, max=4096,
         help="Working resolution (px) for image folders [default: the smallest image's short side, "
@@ -193,6 +194,13 @@ def evaluate(
     # the feature network's input side: reading a folder larger than this only costs memory
     cap = NATIVE_SIZE[features] if any(m in FEATURE_METRICS for m in names) else None
     fake_src = resolve_source(fake, dev, resolution=resolution, cap=cap)
+    if truncation_threshold is not None:
+        from gancli.sampling import check_threshold
+
+        if fake_src.kind != "generator":
+            raise UsageError("--truncation-threshold draws a model's latents; --fake is not a model",
+                             hint="give a run folder or checkpoint as --fake")
+        check_threshold(truncation_threshold, fake_src.model.cfg.model.z_dist)
     if real is None and fake_src.kind == "generator" and any(m != "is" and m != "digits" for m in names):
         real = fake_src.model.cfg.data.source
         progress(f"--real not given: using the model's training data, {real}")
@@ -201,6 +209,7 @@ def evaluate(
     working = working_resolution(fake_src, real_src)
     settings = Settings(n=n, n_real=n_real, seeds=seed_list, batch_size=batch_size, features=features,
                         weights=weights, download=download_weights, truncation=truncation,
+                        threshold=truncation_threshold,
                         tstr_epochs=tstr_epochs, cache=not no_cache)
     try:
         result = run_evaluation(names, real_src, fake_src, settings, dev, progress)

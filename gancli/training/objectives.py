@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from gancli.config import Config
 from gancli.errors import ConfigError
 from gancli.losses import AdversarialLoss
-from gancli.regularizers import gradient_penalty, r1_penalty
+from gancli.regularizers import gradient_penalty, orthogonal_penalty, ortho_weights, r1_penalty
 from gancli.registry import LOSSES, OBJECTIVES
 from gancli.sampling import draw_codes, draw_latents
 from gancli.training.augment import DiffAugment
@@ -53,7 +53,8 @@ class AdversarialObjective:
     (``loss.label_smoothing``), flipped labels for D (``loss.label_flip``), annealed
     instance noise on D's inputs (``loss.instance_noise``), DiffAugment on every D input
     (``train.augment``), an image history pool (``train.pool_size``), and MSGAN's
-    mode-seeking term for G (``loss.mode_seeking``, see ``_mode_seeking``).
+    mode-seeking term for G (``loss.mode_seeking``, see ``_mode_seeking``), and BigGAN's
+    orthogonal regularisation of G's weights (``reg.ortho``, see ``orthogonal_penalty``).
     """
 
     conditioning = "none"
@@ -76,6 +77,8 @@ class AdversarialObjective:
         self.augment = DiffAugment(cfg.train.augment, gen)
         self.gp, self.r1 = cfg.reg.gp, cfg.reg.r1
         self.mode_seeking = cfg.loss.mode_seeking
+        self.ortho = cfg.reg.ortho  # BigGAN's orthogonal regularisation of G's weights
+        self.ortho_weights = ortho_weights(G) if self.ortho else []
         if cfg.train.pool_size and self.conditioning != "none":
             raise ConfigError("the image history pool does not keep labels",
                               hint="set train.pool_size=0 for a conditional preset")
@@ -208,6 +211,10 @@ class AdversarialObjective:
         if ms is not None:
             stats["ms"] = ms.detach()
             loss = loss + ms
+        if self.ortho:
+            ortho = orthogonal_penalty(self.ortho_weights)
+            stats["ortho"] = ortho.detach()
+            loss = loss + self.ortho * ortho
         return loss, stats
 
     # -- resume --------------------------------------------------------------------------------

@@ -69,7 +69,7 @@ class CycleObjective(_NeedsRealBatch):
         self.pool_b = ImagePool(cfg.train.pool_size, gen)
         self._fakes: tuple[Tensor, Tensor] | None = None  # (F(b), G(a)) of the last G step
         self._no_latents(cfg, "cyclegan")
-        for key in ("gp", "r1"):
+        for key in ("gp", "r1", "ortho"):
             if getattr(cfg.reg, key):
                 raise ConfigError(f"reg.{key} is not supported by the cycle objective",
                                   hint=f"set reg.{key}=0")
@@ -147,6 +147,9 @@ class StarGANObjective(_NeedsRealBatch):
         self.num_classes = num_classes
         self._targets: Tensor | None = None
         self._no_latents(cfg, "stargan")
+        if cfg.reg.ortho:
+            raise ConfigError("reg.ortho is not supported by the stargan objective",
+                              hint="set reg.ortho=0")
 
     def _cls_loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         if labels.is_floating_point():
