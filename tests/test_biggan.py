@@ -3,8 +3,6 @@ hierarchical latent, orthogonal initialisation, and the threshold truncation tri
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,7 +15,6 @@ from gancli.models.biggan import ConditionalBatchNorm2d
 from gancli.regularizers import ortho_weights, orthogonal_penalty
 from gancli.sampling import MIN_THRESHOLD, latents_for_seeds, resample_beyond
 
-from conftest import TINY, no_traceback, tiny_overrides
 
 DIGITS = DataSpec("images", (1, 16, 16), 10)
 
@@ -76,9 +73,9 @@ def test_reg_ortho_adds_beta_times_the_penalty_to_g_loss_only():
     base, stats0 = g_loss(0.0)
     loss, stats = g_loss(0.5)
     assert "ortho" not in stats0
-    penalty = orthogonal_penalty(ortho_weights(nets.G))
-    assert float(stats["ortho"]) == pytest.approx(float(penalty.detach()))
-    assert float(loss - base) == pytest.approx(0.5 * float(penalty), rel=1e-5)
+    penalty = orthogonal_penalty(ortho_weights(nets.G)).detach()
+    assert float(stats["ortho"]) == pytest.approx(float(penalty))
+    assert float((loss - base).detach()) == pytest.approx(0.5 * float(penalty), rel=1e-5)
 
 
 @pytest.mark.parametrize("objective", ["cycle", "stargan"])
@@ -108,8 +105,8 @@ def test_conditional_bn_is_bn_times_one_plus_gain_plus_bias():
         cbn.bias.weight.copy_(-torch.arange(12.0).view(3, 4) / 20)
     x, c = torch.randn(5, 3, 2, 2), torch.randn(5, 4)
     normed = F.batch_norm(x, None, None, training=True)
-    gain = 1 + c @ cbn.gain.weight.t() + cbn.gain.bias
-    bias = c @ cbn.bias.weight.t() + cbn.bias.bias
+    gain = 1 + c @ cbn.gain.weight.t()
+    bias = c @ cbn.bias.weight.t()
     assert torch.allclose(cbn(x, c), normed * gain[:, :, None, None] + bias[:, :, None, None],
                           atol=1e-5)
     assert not any(p.requires_grad for p in cbn.norm.parameters())  # no affine of its own
@@ -187,38 +184,23 @@ def test_resampling_edge_cases():
         resample_beyond(plain, 1.0, "sphere", torch.Generator())
 
 
-def test_sample_interpolate_and_evaluate_take_a_truncation_threshold(cli, tmp_path):
-    """One tiny biggan run: its live table has the ortho column; sample, interpolate and
-    evaluate take --truncation-threshold; a bad threshold is one line, exit 2."""
-    r = cli("train", "biggan", *TINY, *tiny_overrides("biggan"), "--out", str(tmp_path), "--json")
-    assert r.code == 0, r.err
-    steps = [json.loads(line) for line in r.out.splitlines() if '"step"' in line]
-    assert any("ortho" in e for e in steps)
-    run = str(tmp_path / "biggan-001")
-    r = cli("sample", run, "--class", "3", "--seeds", "0-3", "--truncation-threshold", "0.5",
-            "--out", str(tmp_path / "t.npz"), "--json")
-    assert r.code == 0, r.err
-    assert json.loads(r.out)["truncation_threshold"] == 0.5
-    import numpy as np
+def test_the_live_table_shows_the_orthogonal_penalty():
+    import io
 
-    from gancli.inference import generate, load_generator
+    from gancli.reporting import PlainReporter
 
-    with np.load(tmp_path / "t.npz") as f:
-        written = f["samples"]
-    model = load_generator(run, "cpu")
-    labels = torch.full((4,), 3)
-    want = generate(model, [0, 1, 2, 3], labels=labels, threshold=0.5)
-    plain = generate(model, [0, 1, 2, 3], labels=labels)
-    from gancli import imaging
+    out = io.StringIO()
+    PlainReporter(out).step({"step": 2, "steps": 4, "d_loss": 1.0, "ortho": 45.12, "img_s": 1.0,
+                             "eta_s": 3.0})
+    assert "ortho 45.12" in out.getvalue()
 
-    assert np.array_equal(written, imaging.to_uint8(want).permute(0, 2, 3, 1).numpy())
-    assert not torch.equal(want, plain)
-    r = cli("interpolate", run, "--class", "1", "--seeds", "0,1", "--steps", "3",
-            "--truncation-threshold", "1.0", "--out", str(tmp_path / "w.png"))
-    assert r.code == 0, r.err
-    r = cli("evaluate", "digits", "--fake", run, "--n", "20", "--truncation-threshold", "1.0",
-            "--json")
-    assert r.code == 0, r.err
-    assert json.loads(r.out)["settings"]["truncation_threshold"] == 1.0
-    r = cli("sample", run, "--truncation-threshold", "0.001", "--out", str(tmp_path / "x.png"))
-    assert r.code == 2 and "below" in r.err and no_traceback(r.err)
+
+def test_settling_spectral_norms_skips_meta_weights(monkeypatch):
+    """The preflight builds nets on the meta device to count sizes; power iterations there
+    compute nothing and cost seconds for biggan's many normalised layers."""
+    from gancli.models.base import settle_spectral_norms
+
+    with torch.device("meta"):
+        layer = nn.utils.parametrizations.spectral_norm(nn.Linear(4, 3))
+    monkeypatch.setattr(F, "normalize", lambda *a, **k: pytest.fail("iterated on meta"))
+    settle_spectral_norms(layer)

@@ -135,6 +135,8 @@ def settle_spectral_norms(module: nn.Module, iterations: int = 100) -> None:
             if not hasattr(p, "_u"):
                 continue
             w = m.parametrizations.weight.original
+            if w.is_meta:  # built on the meta device to count sizes (preflight): no values
+                continue
             if p.dim != 0:
                 w = w.movedim(p.dim, 0)
             w = w.flatten(1)

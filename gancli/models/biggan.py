@@ -53,8 +53,9 @@ def _normaliser(kind: str, channels: int) -> nn.Module:
 
 class ConditionalBatchNorm2d(nn.Module):
     """Conditional batch norm (de Vries et al. 2017; Dumoulin et al. 2017) as BigGAN uses it:
-    ``BN(x) * (1 + gain(c)) + bias(c)``, with ``gain`` and ``bias`` linear (spectrally
-    normalised in G when ``sn``) in the conditioning vector c = [shared embedding, z chunk].
+    ``BN(x) * (1 + gain(c)) + bias(c)``, with ``gain`` and ``bias`` linear maps without a bias
+    (spectrally normalised in G when ``sn``) of the conditioning vector c = [shared embedding,
+    z chunk].
 
     x: (B, C, H, W); c: (B, cond_dim) -> (B, C, H, W). The 1 + gain form starts every layer
     near a plain batch norm.
@@ -63,8 +64,8 @@ class ConditionalBatchNorm2d(nn.Module):
     def __init__(self, channels: int, cond_dim: int, norm: str = "batch", sn: bool = True):
         super().__init__()
         self.norm = _normaliser(norm, channels)
-        self.gain = spectral(nn.Linear(cond_dim, channels), sn)
-        self.bias = spectral(nn.Linear(cond_dim, channels), sn)
+        self.gain = spectral(nn.Linear(cond_dim, channels, bias=False), sn)
+        self.bias = spectral(nn.Linear(cond_dim, channels, bias=False), sn)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         gain = 1 + self.gain(c)[:, :, None, None]  # (B, C, 1, 1)
