@@ -62,7 +62,7 @@ def check_threshold(threshold: float | None, dist: str) -> None:
 
 def resample_beyond(z: torch.Tensor, threshold: float, dist: str, gen: torch.Generator
                     ) -> torch.Tensor:
-    """The truncation trick as BigGAN defines it (Brock et al. 2019, sec. 4.1): every value of
+    """The truncation trick as BigGAN defines it (Brock et al. 2019, sec. 3.1): every value of
     ``z`` whose magnitude exceeds ``threshold`` is drawn again from the prior (``dist``,
     normal or uniform, from ``gen``) until all lie in [-threshold, threshold]: a truncated
     normal. Smaller thresholds trade variety for fidelity. z: any shape; returns a new tensor.
