@@ -90,16 +90,20 @@ class ModelConfig:
     d_norm: Norm = _f("batch", "normalisation in D (WGAN-GP: no batch norm in the critic)")
     d_act: Literal["leaky_relu", "relu", "maxout"] = _f("leaky_relu", "activation in D")
     maxout_pieces: int = _f(5, "pieces per maxout unit (d_act=maxout)", min=2)
-    init: Literal["dcgan", "he", "torch"] = _f(
-        "dcgan", "weight init: dcgan = N(0, 0.02), he = He-uniform, torch = PyTorch default")
+    init: Literal["dcgan", "he", "torch", "ortho"] = _f(
+        "dcgan", "weight init: dcgan = N(0, 0.02), he = He-uniform, torch = PyTorch default, "
+        "ortho = orthogonal matrices (Saxe et al. 2014; BigGAN)")
     pack: int = _f(1, "PacGAN packing: D judges this many samples at once, concatenated "
                    "(Lin et al. 2018); 1 = off", min=1, max=16)
     mbstd: int = _f(0, "minibatch standard deviation in D: group size (ProGAN uses 4); 0 = off",
                     min=0)
     sn_g: bool = _f(False, "spectral normalisation in G (resnet family)")
     sn_d: bool = _f(False, "spectral normalisation in D (resnet family)")
-    attention: int = _f(0, "resolution at which to add self-attention; 0 = none (resnet family)",
-                        min=0)
+    attention: int = _f(0, "resolution at which to add self-attention; 0 = none (resnet and biggan "
+                        "families)", min=0)
+    shared_dim: int = _f(128, "biggan family: width of the shared class embedding that, joined "
+                         "with one chunk of z per block, gives every conditional batch norm its "
+                         "gains and biases (Brock et al. 2019)", min=1, max=4096)
     res_blocks: int = _f(0, "residual blocks in translation generators (cyclegan, stargan); "
                          "0 = the papers' choice: 6 up to 128 px, 9 above", min=0, max=64)
     dropout: float = _f(0.5, "pix2pix: dropout rate in the U-Net's first three decoder layers "
@@ -146,6 +150,9 @@ class RegConfig:
     clip: float = _f(0.0, "clip D weights to [-c, c] after each D step (WGAN); 0 = off", min=0)
     drift: float = _f(0.0, "drift term epsilon: D adds epsilon * mean(D(x_real)^2), keeping a "
                       "Wasserstein critic's values near 0 (ProGAN: 0.001); 0 = off", min=0)
+    ortho: float = _f(0.0, "orthogonal regularisation of G (BigGAN): G's loss adds beta * sum of "
+                      "|W W^T * (1 - I)|_F^2 over its weight matrices (one row per filter); the "
+                      "paper's beta is 1e-4; 0 = off", min=0)
 
 
 @dataclass

@@ -118,13 +118,16 @@ def load_generator(spec: str | Path, device: str | torch.device | None = None,
 
 @torch.no_grad()
 def generate(model: LoadedModel, seeds: list[int], truncation: float = 1.0,
-             batch_size: int = 256, labels: torch.Tensor | None = None) -> torch.Tensor:
+             batch_size: int = 256, labels: torch.Tensor | None = None,
+             threshold: float | None = None) -> torch.Tensor:
     """Outputs for ``seeds`` (images in [-1, 1] or 2-D points), on the CPU, in seed order.
 
     A conditional model needs one class label per seed; an InfoGAN model takes its codes
-    from the seeds unless ``labels`` gives them (one row of codes per seed).
+    from the seeds unless ``labels`` gives them (one row of codes per seed). Two truncation
+    tricks, both off by default: ``threshold`` redraws every latent value beyond it (BigGAN,
+    ``sampling.resample_beyond``), then ``truncation`` scales the latents by psi.
     """
-    z = latents_for_seeds(seeds, model.cfg.model.z_dim, model.cfg.model.z_dist)
+    z = latents_for_seeds(seeds, model.cfg.model.z_dim, model.cfg.model.z_dist, threshold)
     if model.has_codes and labels is None:
         labels = model.codes_for(seeds)
     return generate_from_latents(model, truncate(z, truncation), batch_size, labels)

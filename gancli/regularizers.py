@@ -1,4 +1,5 @@
-"""Regularisers of the discriminator: gradient penalty, R1, weight clipping."""
+"""Regularisers: of the discriminator (gradient penalty, R1, weight clipping) and of the
+generator's weights (BigGAN's orthogonal regularisation)."""
 
 from __future__ import annotations
 
@@ -76,3 +77,36 @@ def clip_weights(D: nn.Module, c: float) -> None:
     """Arjovsky et al. 2017: clamp every parameter of D to [-c, c] after each D step."""
     for p in D.parameters():
         p.clamp_(-c, c)
+
+
+def ortho_weights(module: nn.Module) -> list[Tensor]:
+    """The weight matrices orthogonal regularisation applies to: every parameter of two or more
+    dimensions (the trainable ``original`` of a spectrally normalised weight), except class
+    embeddings (``nn.Embedding``, or a module with ``ortho_exempt = True``), which BigGAN
+    leaves out: a class's embedding row need not be orthogonal to the others'."""
+    exempt = {id(p) for m in module.modules()
+              if isinstance(m, nn.Embedding) or getattr(m, "ortho_exempt", False)
+              for p in m.parameters()}
+    return [p for p in module.parameters() if p.dim() >= 2 and id(p) not in exempt]
+
+
+@REGULARIZERS.register("ortho")
+def orthogonal_penalty(weights: list[Tensor]) -> Tensor:
+    """Brock et al. 2019 (BigGAN, sec. 3.1, eq. 3): sum over ``weights`` of
+    |W W^T * (1 - I)|_F^2, W the weight reshaped to (out, in * kh * kw), one row per filter.
+
+    Only the filters' pairwise inner products are pushed to 0; their norms are free (unlike
+    the full |W W^T - I|^2 of Brock et al. 2017). A scalar in fp32, differentiable; the caller
+    scales it by beta (``reg.ortho``, 1e-4 in the paper). Its gradient is
+    4 beta (W W^T * (1 - I)) W per matrix.
+    """
+    total = None
+    for w in weights:
+        m = w.float().flatten(1)  # (out, fan_in)
+        gram = m @ m.t()  # (out, out)
+        off = gram - torch.diag_embed(torch.diagonal(gram))
+        term = off.pow(2).sum()
+        total = term if total is None else total + term
+    if total is None:
+        raise ValueError("orthogonal regularisation found no weight matrix")
+    return total

@@ -24,15 +24,59 @@ def draw_latents(n: int, z_dim: int, dist: str, gen: torch.Generator) -> torch.T
     return z
 
 
-def latents_for_seeds(seeds: list[int], z_dim: int, dist: str = "normal") -> torch.Tensor:
-    """One latent per seed, each from its own generator: (len(seeds), z_dim), on the CPU."""
-    rows = [draw_latents(1, z_dim, dist, torch.Generator().manual_seed(int(s))) for s in seeds]
+def latents_for_seeds(seeds: list[int], z_dim: int, dist: str = "normal",
+                      threshold: float | None = None) -> torch.Tensor:
+    """One latent per seed, each from its own generator: (len(seeds), z_dim) float32, on the
+    CPU. With ``threshold``, BigGAN's truncation (``resample_beyond``) from the same generator:
+    a value already inside [-threshold, threshold] is the one the seed gives untruncated."""
+    rows = []
+    for s in seeds:
+        gen = torch.Generator().manual_seed(int(s))
+        z = draw_latents(1, z_dim, dist, gen)
+        rows.append(z if threshold is None else resample_beyond(z, threshold, dist, gen))
     return torch.cat(rows) if rows else torch.empty(0, z_dim)
 
 
 def truncate(z: torch.Tensor, psi: float) -> torch.Tensor:
     """The truncation trick for a zero-mean prior: pull latents toward the mean by ``psi``."""
     return z * psi
+
+
+# The smallest resampling threshold: a normal value lands in [-T, T] with probability ~0.8 T for
+# small T, so at 0.01 a 120-d latent needs ~700 rounds; BigGAN's smallest was 0.04.
+MIN_THRESHOLD = 0.01
+
+
+def check_threshold(threshold: float | None, dist: str) -> None:
+    """Refuse a resampling threshold that cannot work (exit 2): below ``MIN_THRESHOLD``, or
+    on the sphere, whose latents have a fixed norm rather than independent values."""
+    if threshold is None:
+        return
+    if not threshold >= MIN_THRESHOLD:  # also NaN
+        raise UsageError(f"truncation threshold {threshold:g} is below {MIN_THRESHOLD}",
+                         hint="BigGAN used thresholds from 2 down to 0.04; try 0.5")
+    if dist == "sphere":
+        raise UsageError("a truncation threshold resamples independent latent values; this "
+                         "model's latents lie on a sphere", hint="use --truncation PSI instead")
+
+
+def resample_beyond(z: torch.Tensor, threshold: float, dist: str, gen: torch.Generator
+                    ) -> torch.Tensor:
+    """The truncation trick as BigGAN defines it (Brock et al. 2019, sec. 3.1): every value of
+    ``z`` whose magnitude exceeds ``threshold`` is drawn again from the prior (``dist``,
+    normal or uniform, from ``gen``) until all lie in [-threshold, threshold]: a truncated
+    normal. Smaller thresholds trade variety for fidelity. z: any shape; returns a new tensor.
+
+    Raises:
+        UsageError: a threshold below ``MIN_THRESHOLD``, or a spherical prior.
+    """
+    check_threshold(threshold, dist)
+    z = z.clone()
+    outside = z.abs() > threshold
+    while bool(outside.any()):
+        z[outside] = draw_latents(1, int(outside.sum()), dist, gen).view(-1)
+        outside = z.abs() > threshold
+    return z
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -195,3 +195,36 @@ def test_infogan_codes_come_from_the_seed_and_sweep(runs, tmp_path, cli):
     assert r.code == 1 and "InfoGAN" in r.err
     r = cli("interpolate", run, "--seeds", "1,2,3", "--out", str(tmp_path / "w.png"))
     assert r.code == 0, r.err
+
+
+def test_sample_interpolate_and_evaluate_take_a_truncation_threshold(runs, cli, tmp_path):
+    """--truncation-threshold (BigGAN's resampling) in sample, interpolate and evaluate: the
+    written samples are the ones the threshold's latents give; a bad threshold is one line,
+    exit 2."""
+    from gancli import imaging
+    from gancli.inference import generate, load_generator
+
+    run = str(runs["conditional"])
+    r = cli("sample", run, "--class", "3", "--seeds", "0-3", "--truncation-threshold", "0.5",
+            "--out", str(tmp_path / "t.npz"), "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["truncation_threshold"] == 0.5
+    with np.load(tmp_path / "t.npz") as f:
+        written = f["samples"]
+    model = load_generator(run, "cpu")
+    labels = torch.full((4,), 3)
+    want = generate(model, [0, 1, 2, 3], labels=labels, threshold=0.5)
+    assert np.array_equal(written, imaging.to_uint8(want).permute(0, 2, 3, 1).numpy())
+    assert not torch.equal(want, generate(model, [0, 1, 2, 3], labels=labels))
+    r = cli("interpolate", run, "--class", "1", "--seeds", "0,1", "--steps", "3",
+            "--truncation-threshold", "1.0", "--out", str(tmp_path / "w.png"))
+    assert r.code == 0, r.err
+    r = cli("evaluate", "digits", "--fake", run, "--n", "20", "--truncation-threshold", "1.0",
+            "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["settings"]["truncation_threshold"] == 1.0
+    r = cli("sample", run, "--truncation-threshold", "0.001", "--out", str(tmp_path / "x.png"))
+    assert r.code == 2 and "below" in r.err and "Traceback" not in r.err
+    r = cli("sample", run, "--truncation-scale", "0.5", "--class", "3", "--seeds", "0",
+            "--out", str(tmp_path / "s.png"))
+    assert r.code == 0, r.err

@@ -52,7 +52,13 @@ SeedsOpt = Annotated[Optional[str], typer.Option(
     "--seeds", help="Seeds: ranges and lists, e.g. 0-63 or 3,7,11. Seed s always gives the same "
                     "sample.")]
 TruncationOpt = Annotated[float, typer.Option(
-    "--truncation", min=0.0, help="Scale latents toward the mean by PSI (1 = off).")]
+    "--truncation", "--truncation-scale", min=0.0,
+    help="Scale latents toward the mean by PSI (1 = off).")]
+ThresholdOpt = Annotated[Optional[float], typer.Option(
+    "--truncation-threshold", metavar="T", show_default=False,
+    help="BigGAN's truncation trick: redraw every latent value whose magnitude exceeds T until "
+         "all lie in [-T, T] (smaller T: less variety, more fidelity; at least 0.01). Off when "
+         "omitted; applied before --truncation.")]
 
 
 def emit_json(payload: dict) -> None:

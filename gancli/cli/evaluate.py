@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, TruncationOpt, emit_json, output, state
+from gancli.cli._options import (DeviceOpt, JsonOpt, QuietOpt, ThresholdOpt, TruncationOpt, emit_json,
+                                 output, state)
 from gancli.errors import GancliError, UsageError, excerpt
 from gancli.metrics import catalog
 
@@ -139,6 +140,7 @@ def evaluate(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=4096,
                                             help="Images per generator / feature batch.")] = 64,
     truncation: TruncationOpt = 1.0,
+    truncation_threshold: ThresholdOpt = None,
     resolution: Annotated[Optional[int], typer.Option(
         "--resolution", min=4, max=4096,
         help="Working resolution (px) for image folders [default: the smallest image's short side, "
@@ -205,6 +207,13 @@ def evaluate(
         bar = PrepareProgress("auto", label="preparing data")
     try:
         fake_src = resolve_source(fake, dev, resolution=resolution, cap=cap, prepare_progress=bar)
+        if truncation_threshold is not None:
+            from gancli.sampling import check_threshold
+
+            if fake_src.kind != "generator":
+                raise UsageError("--truncation-threshold draws a model's latents; --fake is not a "
+                                 "model", hint="give a run folder or checkpoint as --fake")
+            check_threshold(truncation_threshold, fake_src.model.cfg.model.z_dist)
         if real is None and fake_src.kind == "generator" and any(m.real != "none" for m in asked):
             real = fake_src.model.cfg.data.source
             progress(f"--real not given: using the model's training data, {real}")
@@ -216,6 +225,7 @@ def evaluate(
     working = working_resolution(fake_src, real_src)
     settings = Settings(n=n, n_real=n_real, seeds=seed_list, batch_size=batch_size, features=features,
                         weights=weights, download=download_weights, truncation=truncation,
+                        threshold=truncation_threshold,
                         tstr_epochs=tstr_epochs, cache=not no_cache)
     try:
         result = run_evaluation([m.name for m in asked], real_src, fake_src, settings, dev, progress)

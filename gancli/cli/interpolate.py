@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, RunArg, TruncationOpt, output, state
+from gancli.cli._options import (DeviceOpt, JsonOpt, QuietOpt, RunArg, ThresholdOpt, TruncationOpt,
+                                 output, state)
 from gancli.errors import GancliError, UsageError, excerpt
 
 
@@ -34,6 +35,7 @@ def interpolate(
                                           "animation.")] = "walk.png",
     fps: Annotated[float, typer.Option(help="GIF frames per second.", min=1, max=60)] = 12,
     truncation: TruncationOpt = 1.0,
+    truncation_threshold: ThresholdOpt = None,
     device: DeviceOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -54,7 +56,8 @@ def interpolate(
 
     from gancli.inference import generate_from_latents, load_generator
     from gancli.models.base import one_hot
-    from gancli.sampling import latents_for_seeds, parse_arithmetic, parse_seeds, truncate
+    from gancli.sampling import (check_threshold, latents_for_seeds, parse_arithmetic, parse_seeds,
+                                 truncate)
 
     app = state(ctx)
     if method not in ("slerp", "lerp"):
@@ -68,6 +71,8 @@ def interpolate(
                           hint="--seeds 3,7,11  or  --arith '1,2,3 - 4,5,6 + 7,8,9'")
     model = load_generator(run, device or app.device)
     zdim, dist = model.cfg.model.z_dim, model.cfg.model.z_dist
+    threshold = truncation_threshold
+    check_threshold(threshold, dist)
     path = Path(out).expanduser()
     if path.suffix.lower() not in (".png", ".gif", ".jpg", ".jpeg"):
         raise UsageError(f"unsupported output {excerpt(out)}", hint="use a .png grid or a .gif animation")
@@ -90,21 +95,22 @@ def interpolate(
             raise UsageError("a class walk holds one seed fixed", hint="--seeds 5")
         check_frames(len(idx), steps, grid)
         y = walk(one_hot(torch.tensor(idx), len(model.classes)), steps, "lerp", grid)
-        z = truncate(latents_for_seeds(seed_list, zdim, dist), truncation).expand(len(y), -1)
+        z = truncate(latents_for_seeds(seed_list, zdim, dist, threshold), truncation)
+        z = z.expand(len(y), -1)
         labels = y
     elif seeds:
         seed_list = parse_seeds(seeds)
         if len(seed_list) < 2:
             raise UsageError("an interpolation needs at least two seeds", hint="--seeds 3,7")
         check_frames(len(seed_list), steps, grid)
-        z = walk(truncate(latents_for_seeds(seed_list, zdim, dist), truncation), steps, method,
-                 grid)
+        z = walk(truncate(latents_for_seeds(seed_list, zdim, dist, threshold), truncation), steps,
+                 method, grid)
         if model.has_codes:  # InfoGAN: the codes walk too, in a straight line
             labels = walk(model.codes_for(seed_list), steps, "lerp", grid)
     else:
         mode = "arithmetic"
         terms = parse_arithmetic(arith)
-        means = [latents_for_seeds(group, zdim, dist).mean(0) for _, group in terms]
+        means = [latents_for_seeds(group, zdim, dist, threshold).mean(0) for _, group in terms]
         result = sum(sign * m for (sign, _), m in zip(terms, means))
         z = truncate(torch.stack(means + [result]), truncation)
         if model.has_codes:

@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from gancli.cli._options import (DeviceOpt, JsonOpt, QuietOpt, RunArg, SeedsOpt, TruncationOpt,
-                                 output, state)
+from gancli.cli._options import (DeviceOpt, JsonOpt, QuietOpt, RunArg, SeedsOpt, ThresholdOpt,
+                                 TruncationOpt, output, state)
 from gancli.errors import GancliError, UsageError, excerpt
 
 
@@ -81,6 +81,7 @@ def sample(
     out: Annotated[str, typer.Option(help="x.png / x.jpg: a grid; DIR/: one PNG per seed; "
                                           "x.npz: arrays `samples` and `seeds`.")] = "samples.png",
     truncation: TruncationOpt = 1.0,
+    truncation_threshold: ThresholdOpt = None,
     class_: Annotated[Optional[str], typer.Option(
         "--class", help="Conditional models: the class (name or index) for every sample; "
                         "omitted, the grid has one row per class.", show_default=False)] = None,
@@ -107,14 +108,17 @@ def sample(
       gancli sample runs/cgan-001 --class 7 --seeds 0-15 --out sevens.png
 
       gancli sample runs/infogan-001 --vary code.0 --seeds 0-7 --out sweep.png
+
+      gancli sample runs/biggan-001 --truncation-threshold 0.5 --seeds 0-7 --out truncated.png
     """
     import torch
 
     from gancli.inference import generate, load_generator
-    from gancli.sampling import MAX_SEEDS, check_count
+    from gancli.sampling import MAX_SEEDS, check_count, check_threshold
 
     app = state(ctx)
     model = load_generator(run, device or app.device)
+    check_threshold(truncation_threshold, model.cfg.model.z_dist)
     per_class_grid = model.conditional and class_ is None
     seed_list = pick_seeds(n, seeds, default=8 if per_class_grid else 64)
     labels = None
@@ -133,13 +137,14 @@ def sample(
     elif model.has_codes:
         codes = model.codes_for(seed_list)
     check_output_memory(model, len(seed_list))
-    samples = generate(model, seed_list, truncation, labels=labels if codes is None else codes)
+    samples = generate(model, seed_list, truncation, labels=labels if codes is None else codes,
+                       threshold=truncation_threshold)
     written = write_outputs(model, out, seed_list, samples, nrow, labels, codes)
     where = written[0] if len(written) == 1 else f"{len(written)} files in {Path(out)}"
     output(ctx, json_out, quiet).result(
         {"checkpoint": str(model.path), "step": model.step, "samples": len(seed_list),
          "seeds": seed_list if len(seed_list) <= 1000 else None, "truncation": truncation,
-         "out": written},
+         "truncation_threshold": truncation_threshold, "out": written},
         lambda: f"{len(seed_list)} samples from {model.path} (step {model.step}) -> {where}")
 
 

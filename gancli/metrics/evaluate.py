@@ -39,6 +39,7 @@ class Settings:
     weights: str | None = None
     download: bool = False
     truncation: float = 1.0
+    threshold: float | None = None  # BigGAN's truncation: latent values beyond it redrawn
     tstr_epochs: int = 30
     cache: bool = True
 
@@ -90,7 +91,8 @@ def extract(source: Source, n: int, extractor, settings: Settings, gen_seed: int
             logits: bool = False):
     """(features, logits or None) of ``n`` samples of ``source``, batch by batch."""
     feats, logs = [], []
-    for x, _ in source.batches(n, settings.batch_size, gen_seed, settings.truncation):
+    for x, _ in source.batches(n, settings.batch_size, gen_seed, settings.truncation,
+                                settings.threshold):
         f, lg = extractor.run(x)
         feats.append(f)
         if logits:
@@ -150,7 +152,8 @@ def held_samples(fake: Source, n: int, settings: Settings, gen_seed: int,
         x, y = held["x"][:n], held["y"]
         return x, (y[:n] if y is not None else None)
     xs, ys = [], []
-    for x, y in fake.batches(n, settings.batch_size, gen_seed, settings.truncation):
+    for x, y in fake.batches(n, settings.batch_size, gen_seed, settings.truncation,
+                              settings.threshold):
         xs.append(x)
         if y is not None:
             ys.append(y)
@@ -211,7 +214,8 @@ def evaluate(metrics: list[str], real: Source | None, fake: Source, settings: Se
         "settings": {"kid_subsets": scores.KID_SUBSETS,
                      "kid_subset_size": kid_subset_size(names, n, real_side),
                      "is_splits": scores.IS_SPLITS, "pr_k": scores.PR_K,
-                     "dc_k": scores.DC_K, "rng_seed": scores.RNG_SEED, "truncation": settings.truncation},
+                     "dc_k": scores.DC_K, "rng_seed": scores.RNG_SEED, "truncation": settings.truncation,
+                     "truncation_threshold": settings.threshold},
         "fake": fake.describe(),
         "real": {**real.describe(), "cache": (real_side or {}).get("cache"),
                  "cache_file": (real_side or {}).get("cache_file")} if real is not None else None,

@@ -101,7 +101,8 @@ class Source:
         return [gen_seed * SEED_STRIDE + i for i in range(n)]
 
     def batches(self, n: int, batch_size: int, gen_seed: int = 0,
-                truncation: float = 1.0) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+                truncation: float = 1.0, threshold: float | None = None
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
         """``n`` samples in batches: uint8 NCHW images or float points, and labels (or None).
 
         A generator draws seeds ``gen_seed * 1e6 + i``; held data gives its first ``n`` samples
@@ -111,7 +112,7 @@ class Source:
             raise GancliError(f"{self.spec} holds statistics, not samples",
                               hint="only fid can use a statistics file")
         if self.kind == "generator":
-            yield from self._generate(n, batch_size, gen_seed, truncation)
+            yield from self._generate(n, batch_size, gen_seed, truncation, threshold)
             return
         if n > len(self.x):
             raise DataError(f"{self.spec} holds {len(self.x)} samples, {n} were asked for",
@@ -132,7 +133,7 @@ class Source:
                                             mode="bilinear", antialias=True, align_corners=False)
         return y.round().clamp(0, 255).to(torch.uint8)
 
-    def _generate(self, n, batch_size, gen_seed, truncation):
+    def _generate(self, n, batch_size, gen_seed, truncation, threshold=None):
         from gancli import imaging
         from gancli.inference import generate
 
@@ -142,7 +143,8 @@ class Source:
         for i in range(0, n, batch_size):
             chunk = seeds[i:i + batch_size]
             labels = torch.arange(i, i + len(chunk)) % k if k else None
-            out = generate(m, chunk, truncation, batch_size=batch_size, labels=labels)
+            out = generate(m, chunk, truncation, batch_size=batch_size, labels=labels,
+                           threshold=threshold)
             yield (out if m.spec.kind == "points" else self._fit(imaging.to_uint8(out))), labels
 
 

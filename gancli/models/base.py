@@ -79,19 +79,26 @@ def build_nets(cfg: ModelConfig, spec: DataSpec, conditioning: Conditioning | st
 
 @torch.no_grad()
 def initialise(module: nn.Module, scheme: str) -> None:
-    """dcgan: N(0, 0.02) weights (norm scales N(1, 0.02)); he: He-uniform; torch: as built."""
+    """dcgan: N(0, 0.02) weights (norm scales N(1, 0.02)); he: He-uniform; ortho: orthogonal
+    weights, embeddings included (Saxe et al. 2014, as BigGAN initialises G and D); torch: as
+    built."""
     if scheme == "torch":
         return
+    layers = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear) + ((nn.Embedding,) if scheme == "ortho"
+                                                            else ())
     for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        if isinstance(m, layers):
             # a spectrally normalised layer computes .weight; initialise what it normalises
             weight = (m.parametrizations.weight.original
                       if nn.utils.parametrize.is_parametrized(m, "weight") else m.weight)
             if scheme == "dcgan":
                 nn.init.normal_(weight, 0.0, 0.02)
+            elif scheme == "ortho":
+                if not weight.is_meta:  # a QR decomposition needs values (preflight builds on meta)
+                    nn.init.orthogonal_(weight)
             else:
                 nn.init.kaiming_uniform_(weight, a=0.0, nonlinearity="relu")
-            if m.bias is not None:
+            if getattr(m, "bias", None) is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and m.affine and scheme == "dcgan":
             nn.init.normal_(m.weight, 1.0, 0.02)
@@ -110,6 +117,8 @@ def settle_spectral_norms(module: nn.Module, iterations: int = 100) -> None:
             if not hasattr(p, "_u"):
                 continue
             w = m.parametrizations.weight.original
+            if w.is_meta:  # built on the meta device to count sizes (preflight): no values
+                continue
             if p.dim != 0:
                 w = w.movedim(p.dim, 0)
             w = w.flatten(1)

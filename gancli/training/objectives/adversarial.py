@@ -15,7 +15,8 @@ from gancli.errors import ConfigError
 from gancli.losses import AdversarialLoss
 from gancli.models.base import DataSpec
 from gancli.registry import LOSSES, OBJECTIVES
-from gancli.regularizers import drift_penalty, gradient_penalty, r1_penalty
+from gancli.regularizers import (drift_penalty, gradient_penalty, ortho_weights,
+                                 orthogonal_penalty, r1_penalty)
 from gancli.reporting import Reporter
 from gancli.sampling import draw_latents
 from gancli.training.augment import DiffAugment, parse_policy
@@ -47,7 +48,8 @@ class AdversarialObjective(Objective):
     (``loss.label_smoothing``), flipped labels for D (``loss.label_flip``), annealed
     instance noise on D's inputs (``loss.instance_noise``), DiffAugment on every D input
     (``train.augment``), an image history pool (``train.pool_size``), and MSGAN's
-    mode-seeking term for G (``loss.mode_seeking``, see ``_mode_seeking``).
+    mode-seeking term for G (``loss.mode_seeking``, see ``_mode_seeking``), and BigGAN's
+    orthogonal regularisation of G's weights (``reg.ortho``, see ``orthogonal_penalty``).
     """
 
     conditioning = NONE
@@ -67,6 +69,8 @@ class AdversarialObjective(Objective):
         self.drift = cfg.reg.drift
         self.mode_seeking = cfg.loss.mode_seeking
         self.pool = ImagePool(cfg.train.pool_size, rng)
+        self.ortho = cfg.reg.ortho  # BigGAN's orthogonal regularisation of G's weights
+        self.ortho_weights = ortho_weights(G) if self.ortho else []
 
     @classmethod
     def validate(cls, cfg: Config, spec: DataSpec | None) -> None:
@@ -222,6 +226,10 @@ class AdversarialObjective(Objective):
         if ms is not None:
             stats["ms"] = ms.detach()
             loss = loss + ms
+        if self.ortho:
+            ortho = orthogonal_penalty(self.ortho_weights)
+            stats["ortho"] = ortho.detach()
+            loss = loss + self.ortho * ortho
         return loss, stats
 
     # -- resume --------------------------------------------------------------------------------

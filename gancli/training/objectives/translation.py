@@ -40,6 +40,9 @@ class TranslationObjective(Objective):
         if cfg.loss.mode_seeking:
             raise ConfigError(f"loss.mode_seeking compares samples of different latents, and "
                               f"{cls.name} translates with none", hint="set loss.mode_seeking=0")
+        if cfg.reg.ortho:
+            raise ConfigError(f"reg.ortho (BigGAN's orthogonal regularisation of G) is not "
+                              f"supported by {cls.name}", hint="set reg.ortho=0")
 
     def _last_batch(self) -> tuple[Tensor, Tensor | None]:
         if self._real is None:
