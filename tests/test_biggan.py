@@ -84,8 +84,7 @@ def test_reg_ortho_is_refused_by_translation_objectives(objective):
 
     cfg = build({"reg": {"ortho": 1e-4}, "objective": objective})
     with pytest.raises(ConfigError, match="reg.ortho"):
-        OBJECTIVES.get(objective)(cfg, nn.Identity(), nn.Identity(), torch.Generator(),
-                                  torch.device("cpu"), 2)
+        OBJECTIVES.get(objective).validate(cfg, None)  # the contract: refused before anything is built
 
 
 # -- the generator ---------------------------------------------------------------------------
