@@ -430,8 +430,8 @@ def compile_nets(G, D, cfg: Config, device: torch.device, reporter: Reporter,
                                        "training eagerly")
         return
     if isinstance(objective, AdversarialObjective):  # its phases run through d_loss / g_loss
-        objective.d_loss = torch.compile(objective.d_loss)
-        objective.g_loss = torch.compile(objective.g_loss)
+        for name in getattr(objective, "compiled_phases", ("d_loss", "g_loss")):
+            setattr(objective, name, torch.compile(getattr(objective, name)))
         return
     compile_children(G)
     if cfg.reg.gp or cfg.reg.r1:  # the penalty's double backward cannot run through them

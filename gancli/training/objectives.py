@@ -22,7 +22,7 @@ from gancli.losses import AdversarialLoss
 from gancli.regularizers import drift_penalty, gradient_penalty, r1_penalty
 from gancli.registry import LOSSES, OBJECTIVES
 from gancli.sampling import draw_codes, draw_latents
-from gancli.training.augment import DiffAugment
+from gancli.training.ada import make_augment
 from gancli.training.image_pool import ImagePool
 
 Tensor = torch.Tensor
@@ -73,7 +73,7 @@ class AdversarialObjective:
         self.flip = cfg.loss.label_flip
         self.pack = cfg.model.pack
         self.noise = cfg.loss.instance_noise
-        self.augment = DiffAugment(cfg.train.augment, gen)
+        self.augment = make_augment(cfg, gen, device)
         self.gp, self.r1 = cfg.reg.gp, cfg.reg.r1
         self.drift = cfg.reg.drift
         self.mode_seeking = cfg.loss.mode_seeking
@@ -150,7 +150,14 @@ class AdversarialObjective:
         real_in, fake_in = self._view(real, progress), self._view(fake, progress)
         swap = self._swaps(len(real) // self.pack)
         alpha = torch.rand(len(real), generator=self.gen).to(self.device) if self.gp else None
-        return self.d_loss(real, fake, real_in, fake_in, y_real, y_fake, swap, alpha)
+        return self._adapt(*self.d_loss(real, fake, real_in, fake_in, y_real, y_fake, swap, alpha))
+
+    def _adapt(self, loss: Tensor, stats: Stats) -> tuple[Tensor, Stats]:
+        """ADA (``train.augment=ada``): feed the step's r_t to the controller, show p."""
+        if getattr(self.augment, "adaptive", False):
+            self.augment.observe(stats["ada_rt"])
+            stats["ada_p"] = self.augment.p
+        return loss, stats
 
     def d_loss(self, real: Tensor, fake: Tensor, real_in: Tensor, fake_in: Tensor,
                y_real: Tensor | None, y_fake: Tensor | None, swap: Tensor | None,
@@ -159,10 +166,13 @@ class AdversarialObjective:
         penalties are taken on the plain ``real`` and ``fake``."""
         d_real, cls_real = self.discriminate(real_in, y_real)
         d_fake, cls_fake = self.discriminate(fake_in, y_fake)
+        rt = d_real.detach().sign().mean()  # ADA's overfitting heuristic r_t (see _adapt)
         d_real, d_fake = _flip(d_real, d_fake, swap)
         loss = self.loss.d(d_real, d_fake, self.real_target)
         stats = {"d_loss": loss.detach(), "d_real": self._score(d_real.detach()),
                  "d_fake": self._score(d_fake.detach())}
+        if getattr(self.augment, "adaptive", False):
+            stats["ada_rt"] = rt
         if self.loss.wasserstein:
             stats["wdist"] = (d_real.mean() - d_fake.mean()).detach()
         loss = _plus(loss, self.aux_d_loss(cls_real, y_real, cls_fake, y_fake, stats))
@@ -218,10 +228,13 @@ class AdversarialObjective:
     # -- resume --------------------------------------------------------------------------------
 
     def state(self) -> dict[str, Tensor]:
-        return {f"pool.{k}": v for k, v in self.pool.state().items()}
+        ada = self.augment.state() if getattr(self.augment, "adaptive", False) else {}
+        return {**{f"pool.{k}": v for k, v in self.pool.state().items()}, **ada}
 
     def load(self, tensors: dict[str, Tensor]) -> None:
         self.pool.load({k[5:]: v for k, v in tensors.items() if k.startswith("pool.")}, self.device)
+        if getattr(self.augment, "adaptive", False):
+            self.augment.load(tensors)
 
 
 class ConditionalObjective(AdversarialObjective):
@@ -357,3 +370,4 @@ OBJECTIVES.register("infogan", InfoGANObjective, tasks={"unconditional"})
 # translation objectives register themselves on import (cycle, stargan)
 from gancli.training import translation as _translation  # noqa: E402, F401
 from gancli.training import progressive as _progressive  # noqa: E402, F401  (progan's growth)
+from gancli.training import stylegan2_objective as _stylegan2  # noqa: E402, F401  (stylegan2)
