@@ -242,7 +242,8 @@ class Config:
     @property
     def regularizers(self) -> list[str]:
         """Names of the regularisers this config switches on."""
-        return [f.name for f in dataclasses.fields(self.reg) if getattr(self.reg, f.name)]
+        return [f.name for f in dataclasses.fields(self.reg)
+                if getattr(self.reg, f.name) and f.name != "r1_every"]  # a cadence, not a term
 
 
 # ---------------------------------------------------------------------------------------------
