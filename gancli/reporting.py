@@ -24,6 +24,7 @@ COLUMNS = [
     ("g_b", "G_B", "{:.4f}"), ("cycle_a", "cycle A", "{:.4f}"), ("cycle_b", "cycle B", "{:.4f}"),
     ("idt", "identity", "{:.4f}"), ("rec", "rec", "{:.4f}"), ("acc_fake", "acc(G)", "{:.3f}"),
     ("drift", "drift", "{:.4f}"), ("stage", "stage", "{:.2f}"), ("alpha", "alpha", "{:.3f}"),
+    ("pl", "PL", "{:.4f}"), ("ada_p", "ADA p", "{:.3f}"), ("ada_rt", "r_t", "{:.2f}"),
 ]
 
 
