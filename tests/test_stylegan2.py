@@ -225,3 +225,44 @@ def test_stylegan2_refuses_what_it_cannot_do(cli, tmp_path):
     r = cli("train", "stylegan2", "--set", "data.resolution=12", "--out", str(tmp_path))
     assert r.code == 2 and "power-of-two" in r.err and no_traceback(r.err)
     assert not list(tmp_path.iterdir()), "a refused run leaves no folder behind"
+
+
+def test_sample_mix_grid_truncation_and_w_walk(cli, tmp_path):
+    from PIL import Image
+
+    from gancli.inference import generate, generate_from_styles, load_generator, styles_for_seeds
+
+    from conftest import TINY, tiny_overrides
+
+    r = cli("train", "stylegan2", *TINY, *tiny_overrides("stylegan2"), "--out", str(tmp_path),
+            "--quiet")
+    assert r.code == 0, r.err
+    run = tmp_path / "stylegan2-001"
+    out = tmp_path / "mix.png"
+    r = cli("sample", str(run), "--mix", "0-1,5-7", "--mix-layer", "2", "--out", str(out), "--json")
+    assert r.code == 0, r.err
+    info = json.loads(r.out)
+    assert info["rows"] == [0, 1] and info["columns"] == [5, 6, 7] and info["mix_layer"] == 2
+    w, h = Image.open(out).size
+    assert w / h == pytest.approx(4 / 3, rel=0.05)  # (1 + 3) columns, (1 + 2) rows of tiles
+    model = load_generator(run, "cpu")
+    # a cell: A's w on layers 0-1, B's from layer 2 on; it differs from both sources
+    wa, wb = styles_for_seeds(model, [0]), styles_for_seeds(model, [5])
+    ws = model.G.broadcast(wa).clone()
+    ws[:, 2:] = wb
+    cell, a, b = generate_from_styles(model, torch.cat([ws, model.G.broadcast(wa),
+                                                        model.G.broadcast(wb)])).split(1)
+    assert not torch.equal(cell, a) and not torch.equal(cell, b)
+    assert torch.allclose(a, generate(model, [0]), atol=1e-5)  # styles == the plain path
+    # psi = 0: every seed gives the mean-w image; psi = 1 leaves seeds apart
+    mean = generate(model, [0, 1, 2], truncation=0.0)
+    assert torch.allclose(mean, mean[:1].expand_as(mean), atol=1e-5)
+    assert not torch.allclose(generate(model, [0]), generate(model, [1]))
+    assert model.G.psi == 1.0  # generate restores it
+    for args, code in ((["--mix", "0-1"], 2), (["--mix", "0,1", "--mix-layer", "99"], 2),
+                       (["--mix", "0,1", "--seeds", "3"], 2)):
+        r = cli("sample", str(run), *args, "--out", str(tmp_path / "x.png"))
+        assert r.code == code and no_traceback(r.err), r.err
+    r = cli("interpolate", str(run), "--seeds", "0,1", "--method", "lerp", "--steps", "3",
+            "--out", str(tmp_path / "walk.png"))
+    assert r.code == 0, r.err
