@@ -18,7 +18,7 @@ from gancli.models.stylegan2 import ModulatedConv2d
 from gancli.reporting import Reporter
 from gancli.runs import create_run_dir, write_config
 from gancli.training import stylegan2_objective
-from gancli.training.ada import ADA_INTERVAL, AdaptiveAugment
+from gancli.training.ada import ADA_INTERVAL, OPS, AdaptiveAugment
 from gancli.training.loop import train
 
 from conftest import no_traceback
@@ -172,6 +172,24 @@ def test_ada_pipeline_keeps_shape_and_range_and_is_identity_at_p0(channels):
     xg = x.clone().requires_grad_(True)
     ada.augment(xg, 1.0).sum().backward()
     assert xg.grad is not None and xg.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_each_ada_transform_keeps_shape_and_range_and_is_identity_at_p0(op):
+    ada = AdaptiveAugment(torch.Generator().manual_seed(0), torch.device("cpu"), 16)
+    x = torch.rand(16, 3, 16, 16) * 1.6 - 0.8  # colour transforms have room to move
+    assert torch.equal(ada.augment(x, 0.0, only={op}), x)
+    y = ada.augment(x, 1.0, only={op})
+    assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1
+    changed = sum(not torch.equal(a, b) for a, b in zip(y, x))
+    assert changed >= 4, f"{op} changed only {changed} of 16 images at p = 1"
+    if op in ("xflip", "rotate90", "xint"):  # whole-pixel moves: every output pixel is an
+        for a, b in zip(y, x):  # input pixel (reflected at the border), nothing blended
+            gap = (a.permute(1, 2, 0).reshape(-1, 1, 3) - b.permute(1, 2, 0).reshape(1, -1, 3))
+            assert gap.abs().amax(-1).amin(1).max() < 1e-5
+    if op in ("brightness", "contrast", "lumaflip", "hue", "saturation"):  # pixels stay put
+        grey = torch.rand(4, 1, 16, 16) * 1.6 - 0.8
+        assert ada.augment(grey, 1.0, only={op}).shape == grey.shape
 
 
 def test_ada_integer_ops_are_exact_permutations():

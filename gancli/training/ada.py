@@ -40,6 +40,9 @@ from gancli.training.augment import DiffAugment
 Tensor = torch.Tensor
 
 ADA_INTERVAL = 4  # D steps between controller updates (paper, sec. 3)
+# the pipeline's transforms, in the order they are applied
+OPS = ("xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac",
+       "brightness", "contrast", "lumaflip", "hue", "saturation")
 LUMA = (1.0, 1.0, 1.0)  # the official code's luma axis (normalised below)
 
 
@@ -124,15 +127,19 @@ class AdaptiveAugment:
     def _n(self, b: int, device) -> Tensor:
         return torch.randn(b, generator=self.gen).to(device)
 
-    def _gate(self, b: int, device, prob: Tensor) -> Tensor:
-        """(B,) bool: which images this transform touches (each with probability ``prob``)."""
-        return self._u(b, device) < prob
+    def _gate(self, b: int, device, prob: Tensor, op: str, only) -> Tensor:
+        """(B,) bool: which images transform ``op`` touches (each with probability ``prob``;
+        none when ``only`` names other transforms). The draw is made either way, so the
+        generator advances the same."""
+        on = self._u(b, device) < prob
+        return on if only is None or op in only else torch.zeros_like(on)
 
     def __call__(self, x: Tensor) -> Tensor:
         return self.augment(x, self.p.to(x.device))
 
-    def augment(self, x: Tensor, p: Tensor | float) -> Tensor:
-        """Augment ``x`` (B, C, H, W) with every transform at probability ``p``."""
+    def augment(self, x: Tensor, p: Tensor | float, only: set[str] | None = None) -> Tensor:
+        """Augment ``x`` (B, C, H, W) with every transform (or those in ``only``, names from
+        ``OPS``) at probability ``p``."""
         b, c, h, w = x.shape
         dev = x.device
         p = torch.as_tensor(p, dtype=torch.float32, device=dev)
@@ -146,26 +153,26 @@ class AdaptiveAugment:
             touched = touched | on
 
         # geometric: matrices map output coordinates to input ones (normalised [-1, 1])
-        on = self._gate(b, dev, p)  # x-flip
+        on = self._gate(b, dev, p, "xflip", only)  # x-flip
         compose(_scale2d(1 - 2 * (self._u(b, dev) < 0.5).float(), torch.ones(b, device=dev)), on)
-        on = self._gate(b, dev, p)  # 90-degree rotation
+        on = self._gate(b, dev, p, "rotate90", only)  # 90-degree rotation
         compose(_rot2d(-0.5 * math.pi * torch.floor(self._u(b, dev) * 4)), on)
-        on = self._gate(b, dev, p)  # integer translation, whole pixels
+        on = self._gate(b, dev, p, "xint", only)  # integer translation, whole pixels
         tx = torch.round((self._u(b, dev) * 2 - 1) * 0.125 * w) * 2 / w
         ty = torch.round((self._u(b, dev) * 2 - 1) * 0.125 * h) * 2 / h
         compose(_translate2d(-tx, -ty), on)
-        on = self._gate(b, dev, p)  # isotropic scaling
+        on = self._gate(b, dev, p, "scale", only)  # isotropic scaling
         s = torch.exp2(self._n(b, dev) * 0.2)
         compose(_scale2d(1 / s, 1 / s), on)
         p_rot = 1 - torch.sqrt((1 - p).clamp_min(0))
-        on = self._gate(b, dev, p_rot)  # pre-rotation
+        on = self._gate(b, dev, p_rot, "rotate", only)  # pre-rotation
         compose(_rot2d(-(self._u(b, dev) * 2 - 1) * math.pi), on)
-        on = self._gate(b, dev, p)  # anisotropic scaling
+        on = self._gate(b, dev, p, "aniso", only)  # anisotropic scaling
         s = torch.exp2(self._n(b, dev) * 0.2)
         compose(_scale2d(1 / s, s), on)
-        on = self._gate(b, dev, p_rot)  # post-rotation
+        on = self._gate(b, dev, p_rot, "rotate", only)  # post-rotation
         compose(_rot2d(-(self._u(b, dev) * 2 - 1) * math.pi), on)
-        on = self._gate(b, dev, p)  # fractional translation
+        on = self._gate(b, dev, p, "xfrac", only)  # fractional translation
         tx, ty = self._n(b, dev) * 0.125 * 2, self._n(b, dev) * 0.125 * 2
         compose(_translate2d(-tx, -ty), on)
         geo = touched
@@ -182,19 +189,19 @@ class AdaptiveAugment:
             C = torch.where(on[:, None, None], mat, e4) @ C
             touched = touched | on
 
-        on = self._gate(b, dev, p)  # brightness
+        on = self._gate(b, dev, p, "brightness", only)  # brightness
         m = e4.clone()
         m[:, :3, 3] = (self._n(b, dev) * 0.2)[:, None]
         ccompose(m, on)
-        on = self._gate(b, dev, p)  # contrast
+        on = self._gate(b, dev, p, "contrast", only)  # contrast
         s = torch.exp2(self._n(b, dev) * 0.5)
         m = e4.clone()
         m[:, :3, :3] = m[:, :3, :3] * s[:, None, None]
         ccompose(m, on)
-        on = self._gate(b, dev, p)  # luma flip
+        on = self._gate(b, dev, p, "lumaflip", only)  # luma flip
         i = torch.floor(self._u(b, dev) * 2)
         ccompose(e4 - 2 * vv * i[:, None, None], on)
-        on = self._gate(b, dev, p)  # hue rotation about the luma axis (Rodrigues)
+        on = self._gate(b, dev, p, "hue", only)  # hue rotation about the luma axis (Rodrigues)
         theta = (self._u(b, dev) * 2 - 1) * math.pi
         k = torch.zeros(4, 4, device=dev)
         a = v[:3]
@@ -202,7 +209,7 @@ class AdaptiveAugment:
         r3 = (vv + (e4 - vv) * torch.cos(theta)[:, None, None] + k * torch.sin(theta)[:, None, None])
         r3[:, 3, :] = torch.tensor([0.0, 0.0, 0.0, 1.0], device=dev)
         ccompose(r3, on)
-        on = self._gate(b, dev, p)  # saturation
+        on = self._gate(b, dev, p, "saturation", only)  # saturation
         s = torch.exp2(self._n(b, dev) * 1.0)
         m = vv + (e4 - vv) * s[:, None, None]
         m[:, 3, 3] = 1.0
