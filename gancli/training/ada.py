@@ -134,6 +134,9 @@ class AdaptiveAugment:
         on = self._u(b, device) < prob
         return on if only is None or op in only else torch.zeros_like(on)
 
+    # eager under train.compile: its draws from the run's generator split the graph anyway,
+    # and inductor's CPU code for this pipeline failed to build (C++ compile error, torch 2.14)
+    @torch.compiler.disable
     def __call__(self, x: Tensor) -> Tensor:
         return self.augment(x, self.p.to(x.device))
 
