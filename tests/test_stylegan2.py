@@ -284,3 +284,49 @@ def test_sample_mix_grid_truncation_and_w_walk(cli, tmp_path):
     r = cli("interpolate", str(run), "--seeds", "0,1", "--method", "lerp", "--steps", "3",
             "--out", str(tmp_path / "walk.png"))
     assert r.code == 0, r.err
+
+
+@pytest.mark.slow
+def test_compiled_stylegan2_phases_match_eager():
+    """``train.compile`` compiles lazy_d_loss (R1 through torch.func.grad on a regularisation
+    step) and style_g_loss; they must give eager's losses and gradients (minutes on a CPU)."""
+    from gancli.runtime import compile_problem
+    from gancli.training.loop import compile_nets
+    from gancli.training.stylegan2_objective import StyleGAN2Objective
+
+    problem = compile_problem(torch.device("cpu"))
+    if problem:
+        pytest.skip(f"torch.compile unavailable: {problem}")
+    cfg = load_config("stylegan2", ["data.resolution=8", "model.g_width=8", "model.d_width=8",
+                                    "model.z_dim=16", "train.batch_size=8", "reg.r1_every=2",
+                                    "reg.r1=1.0", "train.style_mixing=0.5"])
+    torch.manual_seed(0)
+    n = build_nets(cfg.model, DataSpec("images", (3, 8, 8)))
+    real = torch.rand(8, 3, 8, 8, generator=torch.Generator().manual_seed(3)) * 2 - 1
+
+    def phases(compiled: bool):
+        obj = StyleGAN2Objective(cfg, n.G, n.D, torch.Generator().manual_seed(1),
+                                 torch.device("cpu"))
+        if compiled:
+            compile_nets(n.G, n.D, cfg, torch.device("cpu"), Reporter(), obj)
+            assert {"lazy_d_loss", "style_g_loss"} <= vars(obj).keys()
+        out = []
+        for step in range(2):  # step 0 regularises D, step 1 does not
+            obj.on_step(step)
+            n.D.requires_grad_(True)
+            n.D.zero_grad(), n.G.zero_grad()
+            d_loss, _ = obj.d_step(real, None, 0.0)
+            d_loss.backward()
+            n.D.requires_grad_(False)
+            g_loss, _ = obj.g_step(8, 0.0)
+            g_loss.backward()
+            out.append((d_loss.detach(), g_loss.detach(),
+                        [p.grad.clone() for p in n.D.parameters()],
+                        [p.grad.clone() for p in n.G.parameters() if p.grad is not None]))
+        return out
+
+    for e, c in zip(phases(False), phases(True)):
+        assert torch.allclose(e[0], c[0], rtol=1e-4, atol=1e-6)
+        assert torch.allclose(e[1], c[1], rtol=1e-4, atol=1e-6)
+        for ge, gc in zip(e[2:], c[2:]):
+            assert all(torch.allclose(a, b, rtol=1e-3, atol=1e-5) for a, b in zip(ge, gc))
