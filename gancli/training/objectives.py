@@ -166,12 +166,13 @@ class AdversarialObjective:
         penalties are taken on the plain ``real`` and ``fake``."""
         d_real, cls_real = self.discriminate(real_in, y_real)
         d_fake, cls_fake = self.discriminate(fake_in, y_fake)
-        rt = d_real.detach().sign().mean()  # ADA's overfitting heuristic r_t (see _adapt)
+        adaptive = getattr(self.augment, "adaptive", False)
+        rt = d_real.detach().sign().mean() if adaptive else None  # ADA's r_t (see _adapt)
         d_real, d_fake = _flip(d_real, d_fake, swap)
         loss = self.loss.d(d_real, d_fake, self.real_target)
         stats = {"d_loss": loss.detach(), "d_real": self._score(d_real.detach()),
                  "d_fake": self._score(d_fake.detach())}
-        if getattr(self.augment, "adaptive", False):
+        if rt is not None:
             stats["ada_rt"] = rt
         if self.loss.wasserstein:
             stats["wdist"] = (d_real.mean() - d_fake.mean()).detach()
