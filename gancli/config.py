@@ -116,6 +116,8 @@ class ModelConfig:
         "ac", "ACGAN's class head on D: ac = Odena et al. 2017; tac = plus a twin head that learns "
         "the labels of generated samples and whose loss G maximises (TAC-GAN, Gong et al. 2019); "
         "adc = one head over real and generated versions of each class (ADC-GAN, Hou et al. 2022)")
+    map_depth: int = _f(8, "stylegan2: dense layers of the mapping network z -> w (paper 8; the "
+                        "official small-data 'cifar' configuration 2)", min=1, max=16)
 
 
 @dataclass
@@ -153,6 +155,10 @@ class RegConfig:
     ortho: float = _f(0.0, "orthogonal regularisation of G (BigGAN): G's loss adds beta * sum of "
                       "|W W^T * (1 - I)|_F^2 over its weight matrices (one row per filter); the "
                       "paper's beta is 1e-4; 0 = off", min=0)
+    r1_every: int = _f(1, "lazy regularisation: R1 only every this many D steps, scaled by it "
+                       "(StyleGAN2: 16); objective stylegan2", min=1, max=1000)
+    pl: float = _f(0.0, "StyleGAN2 path-length regularisation weight (paper 2), every 4 G steps; "
+                   "0 = off; objective stylegan2", min=0)
 
 
 @dataclass
@@ -176,8 +182,15 @@ class TrainConfig:
                     min=0, max=1)
     ema_start: int = _f(0, "step at which the EMA of G starts averaging; before it the average "
                         "is a copy of G, so early weights do not linger in it", min=0)
-    augment: str = _f("", "DiffAugment policy applied to every D input, real and fake: a comma "
-                      "list of translation, cutout, color; empty = off")
+    augment: str = _f("", "augmentation of every D input, real and fake: a comma list of the "
+                      "DiffAugment policies translation, cutout, color; or ada (adaptive "
+                      "discriminator augmentation, Karras et al. 2020); empty = off")
+    ada_target: float = _f(0.6, "ADA: target of r_t = E[sign D(real)]; p rises while r_t is above "
+                           "it", min=0, max=1)
+    ada_kimg: float = _f(500.0, "ADA: thousands of real images over which p can go from 0 to 1 "
+                         "(paper 500)", min=0.001)
+    style_mixing: float = _f(0.0, "stylegan2: share of G batches with mixed styles (two latents, "
+                             "one crossover layer; paper 0.9)", min=0, max=1)
     pool_size: int = _f(0, "image history pool for D's fake batch (Shrivastava 2017); 0 = off",
                         min=0)
     phase_images: int = _f(0, "progressive growing (objective progressive): real images per "
@@ -246,7 +259,8 @@ class Config:
     @property
     def regularizers(self) -> list[str]:
         """Names of the regularisers this config switches on."""
-        return [f.name for f in dataclasses.fields(self.reg) if getattr(self.reg, f.name)]
+        return [f.name for f in dataclasses.fields(self.reg)
+                if getattr(self.reg, f.name) and f.name != "r1_every"]  # a cadence, not a term
 
 
 # ---------------------------------------------------------------------------------------------

@@ -130,7 +130,50 @@ def generate(model: LoadedModel, seeds: list[int], truncation: float = 1.0,
     z = latents_for_seeds(seeds, model.cfg.model.z_dim, model.cfg.model.z_dist, threshold)
     if model.has_codes and labels is None:
         labels = model.codes_for(seeds)
+    if style_based(model):  # StyleGAN: truncation in w, towards the tracked mean w
+        with w_truncation(model, truncation):
+            return generate_from_latents(model, z, batch_size, labels)
     return generate_from_latents(model, truncate(z, truncation), batch_size, labels)
+
+
+def style_based(model: LoadedModel) -> bool:
+    """A style-based generator (``stylegan2``): z -> ``mapping`` -> w -> ``synthesis``."""
+    return hasattr(model.G, "mapping") and hasattr(model.G, "synthesis")
+
+
+class w_truncation:
+    """Within the block, a style-based G truncates in w by ``psi`` (``G.psi``)."""
+
+    def __init__(self, model: LoadedModel, psi: float):
+        self.G, self.psi = model.G, psi
+
+    def __enter__(self):
+        self.old, self.G.psi = self.G.psi, self.psi
+
+    def __exit__(self, *exc):
+        self.G.psi = self.old
+
+
+@torch.no_grad()
+def styles_for_seeds(model: LoadedModel, seeds: list[int], psi: float = 1.0) -> torch.Tensor:
+    """A style-based G's w (len(seeds), w_dim) for ``seeds``, truncated by ``psi``, on the CPU."""
+    z = latents_for_seeds(seeds, model.cfg.model.z_dim, model.cfg.model.z_dist)
+    return model.G.truncate(model.G.mapping(z.to(model.device)), psi).float().cpu()
+
+
+@torch.no_grad()
+def generate_from_styles(model: LoadedModel, ws: torch.Tensor, batch_size: int = 256
+                         ) -> torch.Tensor:
+    """Images from a style-based G's styles: ``ws`` (N, w_dim), one w for every layer, or
+    (N, num_ws, w_dim), one per layer (style mixing). On the CPU, in order."""
+    G = model.G
+    outs = []
+    for chunk in ws.split(batch_size):
+        chunk = chunk.to(model.device)
+        if chunk.dim() == 2:
+            chunk = G.broadcast(chunk)
+        outs.append(G.synthesis(chunk).float().cpu())
+    return torch.cat(outs) if outs else torch.empty(0)
 
 
 @torch.no_grad()

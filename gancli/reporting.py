@@ -25,6 +25,7 @@ COLUMNS = [
     ("idt", "identity", "{:.4f}"), ("rec", "rec", "{:.4f}"), ("acc_fake", "acc(G)", "{:.3f}"),
     ("drift", "drift", "{:.4f}"), ("stage", "stage", "{:.2f}"), ("alpha", "alpha", "{:.3f}"),
     ("ortho", "ortho", "{:.4g}"),  # BigGAN's orthogonal penalty of G, before the beta factor
+    ("pl", "PL", "{:.4f}"), ("ada_p", "ADA p", "{:.3f}"), ("ada_rt", "r_t", "{:.2f}"),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -19,7 +20,8 @@ def interpolate(
         help="Seeds to walk through, in order, e.g. 3,7,11.")] = None,
     steps: Annotated[int, typer.Option(help="Images per leg between two seeds (ends included).",
                                        min=2, max=1000)] = 8,
-    method: Annotated[str, typer.Option(help="slerp (great circle) or lerp (straight line).")
+    method: Annotated[str, typer.Option(help="slerp (great circle) or lerp (straight line); "
+                                       "a stylegan2 model walks lerp in w, slerp in z.")
                       ] = "slerp",
     arith: Annotated[Optional[str], typer.Option(
         help="Latent arithmetic over seed groups: '1,2,3 - 4,5,6 + 7,8,9' (means of groups).",
@@ -73,6 +75,11 @@ def interpolate(
     zdim, dist = model.cfg.model.z_dim, model.cfg.model.z_dist
     threshold = truncation_threshold
     check_threshold(threshold, dist)
+    from gancli.inference import (generate_from_styles, style_based, styles_for_seeds,
+                                  w_truncation)
+    style = style_based(model)  # StyleGAN: truncation in w; a lerp walk is a walk in w
+    psi_w, truncation = (truncation, 1.0) if style else (1.0, truncation)
+    w_walk = None
     path = Path(out).expanduser()
     if path.suffix.lower() not in (".png", ".gif", ".jpg", ".jpeg"):
         raise UsageError(f"unsupported output {excerpt(out)}", hint="use a .png grid or a .gif animation")
@@ -105,6 +112,8 @@ def interpolate(
         check_frames(len(seed_list), steps, grid)
         z = walk(truncate(latents_for_seeds(seed_list, zdim, dist, threshold), truncation), steps,
                  method, grid)
+        if style and method == "lerp":
+            w_walk = walk(styles_for_seeds(model, seed_list, psi_w), steps, "lerp", grid)
         if model.has_codes:  # InfoGAN: the codes walk too, in a straight line
             labels = walk(model.codes_for(seed_list), steps, "lerp", grid)
     else:
@@ -120,7 +129,12 @@ def interpolate(
     if model.conditional and labels is None:
         labels = torch.full((len(z),), model.class_index(class_), dtype=torch.long)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_walk(generate_from_latents(model, z, labels=labels), model.spec.kind, path, nrow, fps)
+    if w_walk is not None:
+        outs = generate_from_styles(model, w_walk)
+    else:
+        with w_truncation(model, psi_w) if style else nullcontext():
+            outs = generate_from_latents(model, z, labels=labels)
+    save_walk(outs, model.spec.kind, path, nrow, fps)
     output(ctx, json_out, quiet).result(
         {"checkpoint": str(model.path), "frames": len(z),
          "method": "lerp" if mode == "classes" else method, "out": str(path), "mode": mode},

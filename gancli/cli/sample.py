@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from gancli.cli._options import (DeviceOpt, JsonOpt, QuietOpt, RunArg, SeedsOpt, ThresholdOpt,
-                                 TruncationOpt, output, state)
+                                 TruncationOpt, emit_json, output, state)
 from gancli.errors import GancliError, UsageError, excerpt
 
 
@@ -91,6 +91,13 @@ def sample(
              "one row per seed, one column per value.", show_default=False)] = None,
     values: Annotated[int, typer.Option(
         help="Columns of a continuous --vary sweep, evenly from -2 to 2.", min=2, max=64)] = 9,
+    mix: Annotated[Optional[str], typer.Option(
+        help="stylegan2: a style-mixing grid 'A,B' (each a seed or range, e.g. 0-3,10-15): "
+             "row i, column j has seed A_i's styles up to --mix-layer and B_j's after it; the "
+             "first row and column show B and A themselves.", show_default=False)] = None,
+    mix_layer: Annotated[Optional[int], typer.Option(
+        help="--mix: the first layer whose style comes from B (default: half of them).",
+        min=1, show_default=False)] = None,
     device: DeviceOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -110,6 +117,8 @@ def sample(
       gancli sample runs/infogan-001 --vary code.0 --seeds 0-7 --out sweep.png
 
       gancli sample runs/biggan-001 --truncation-threshold 0.5 --seeds 0-7 --out truncated.png
+
+      gancli sample runs/stylegan2-001 --mix 0-4,10-15 --out mixing.png
     """
     import torch
 
@@ -119,6 +128,12 @@ def sample(
     app = state(ctx)
     model = load_generator(run, device or app.device)
     check_threshold(truncation_threshold, model.cfg.model.z_dist)
+    if mix is not None:
+        if n is not None or seeds or vary or class_:
+            raise UsageError("--mix makes its own grid from its two seed lists",
+                             hint="drop --n/--seeds/--vary/--class: --mix 0-3,10-15")
+        return mixing_grid(model, mix, mix_layer, truncation, out, json_out or app.json,
+                           quiet or app.quiet)
     per_class_grid = model.conditional and class_ is None
     seed_list = pick_seeds(n, seeds, default=8 if per_class_grid else 64)
     labels = None
@@ -195,3 +210,56 @@ def sweep_codes(model, name: str, seeds: list[int], values: int):
         codes = base.repeat_interleave(columns, 0)
         codes[:, column] = torch.linspace(-2, 2, columns).repeat(len(seeds))
     return [s for s in seeds for _ in range(columns)], codes, columns
+
+
+def mixing_grid(model, spec: str, layer, truncation: float, out: str, json_out: bool,
+                quiet: bool) -> None:
+    """Style mixing (Karras et al. 2019, StyleGAN, fig. 3): a grid with B's images along the
+    top, A's down the left, and at (i, j) the image with A_i's styles on layers before
+    ``layer`` (coarse: pose, shape) and B_j's from it on (fine: colour, texture)."""
+    import torch
+
+    from gancli import imaging
+    from gancli.inference import generate_from_styles, style_based, styles_for_seeds
+    from gancli.sampling import check_count, parse_seeds
+
+    if not style_based(model):
+        raise GancliError("--mix needs a style-based model (stylegan2)",
+                          hint=f"this one is {model.cfg.name} ({model.cfg.model.family})")
+    parts = [p for p in spec.split(",")]
+    if len(parts) != 2 or not all(p.strip() for p in parts):
+        raise UsageError(f"--mix takes two seed lists, rows and columns: got {excerpt(spec)}",
+                         hint="--mix 0-3,10-15 (or --mix 5,7 for one of each)")
+    rows, cols = parse_seeds(parts[0]), parse_seeds(parts[1])
+    check_count("too many images in the mixing grid", (len(rows) + 1) * (len(cols) + 1), 4096,
+                hint="ask for fewer seeds in A or B")
+    num_ws = model.G.num_ws
+    layer = num_ws // 2 if layer is None else layer
+    if not 1 <= layer < num_ws:
+        raise UsageError(f"--mix-layer {layer} is not between 1 and {num_ws - 1}",
+                         hint=f"this generator has {num_ws} style layers")
+    path = Path(out).expanduser()
+    if path.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise UsageError(f"a mixing grid is one image, not {excerpt(out)}",
+                         hint="use --out mixing.png")
+    wa, wb = styles_for_seeds(model, rows, truncation), styles_for_seeds(model, cols, truncation)
+    mixed = wa[:, None, None, :].expand(-1, len(cols), num_ws, -1).clone()  # (A, B, L, w)
+    mixed[:, :, layer:] = wb[None, :, None, :]
+    every = model.G.broadcast  # one w for all layers: (N, w) -> (N, L, w)
+    images = generate_from_styles(model, torch.cat([every(wb), every(wa), mixed.flatten(0, 1)]))
+    top, left, cells = images.split([len(cols), len(rows), len(rows) * len(cols)])
+    blank = torch.ones_like(images[:1])  # white corner
+    grid_rows = [torch.cat([blank, top])]
+    for i in range(len(rows)):
+        grid_rows.append(torch.cat([left[i:i + 1], cells[i * len(cols):(i + 1) * len(cols)]]))
+    tiles = torch.cat(grid_rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = imaging.grid(imaging.to_uint8(tiles), nrow=len(cols) + 1)
+    imaging.save_image(img if path.suffix.lower() == ".png" else img.convert("RGB"), path)
+    if json_out:
+        emit_json({"checkpoint": str(model.path), "step": model.step, "rows": rows,
+                   "columns": cols, "mix_layer": layer, "style_layers": num_ws,
+                   "truncation": truncation, "out": [str(path)]})
+    elif not quiet:
+        typer.echo(f"style mixing grid {len(rows)} x {len(cols)} (B's styles from layer {layer} "
+                   f"of {num_ws}) from {model.path} -> {path}", err=True)

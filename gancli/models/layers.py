@@ -22,21 +22,31 @@ class EqualizedLinear(nn.Module):
     The stored weight is drawn from N(0, 1) and multiplied at every forward pass by the
     per-layer constant c = gain / sqrt(fan_in) (He et al. 2015's scale), so every weight gets
     the same dynamic range and an adaptive optimiser (Adam) moves all layers at one speed.
-    The bias is added after the scaling and starts at 0.
+    The bias is added after the scaling and starts at ``bias_init`` (0 unless asked).
+
+    ``lr_mul`` (StyleGAN, Karras et al. 2019, sec. C: 0.01 in the mapping network) slows the
+    layer down by that factor: the weight is drawn from N(0, 1 / lr_mul^2) and used times
+    lr_mul * c, the bias used times lr_mul, so the function at init is the same while Adam's
+    steps (in stored units) move it lr_mul times as far. 1 leaves the layer as ProGAN's.
 
     Input (B, in_features) float; output (B, out_features).
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 gain: float = LRELU_GAIN):
+                 gain: float = LRELU_GAIN, lr_mul: float = 1.0, bias_init: float = 0.0):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self.weight = nn.Parameter(torch.randn(out_features, in_features))
-        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
-        self.scale = gain / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
+        self.bias = (nn.Parameter(torch.full((out_features,), bias_init / lr_mul))
+                     if bias else None)
+        self.scale = gain * lr_mul / math.sqrt(in_features)
+        self.lr_mul = lr_mul
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight * self.scale, self.bias)
+        bias = self.bias
+        if bias is not None and self.lr_mul != 1.0:
+            bias = bias * self.lr_mul
+        return F.linear(x, self.weight * self.scale, bias)
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, scale={self.scale:.4g}"

@@ -19,7 +19,8 @@ from gancli.regularizers import (drift_penalty, gradient_penalty, ortho_weights,
                                  orthogonal_penalty, r1_penalty)
 from gancli.reporting import Reporter
 from gancli.sampling import draw_latents
-from gancli.training.augment import DiffAugment, parse_policy
+from gancli.training.ada import make_augment
+from gancli.training.augment import parse_policy
 from gancli.training.image_pool import ImagePool
 from gancli.training.objectives.base import Objective, Stats, Tensor
 
@@ -64,7 +65,7 @@ class AdversarialObjective(Objective):
         self.flip = cfg.loss.label_flip
         self.pack = cfg.model.pack
         self.noise = cfg.loss.instance_noise
-        self.augment = DiffAugment(cfg.train.augment, rng)
+        self.augment = make_augment(cfg, rng, device)
         self.gp, self.r1 = cfg.reg.gp, cfg.reg.r1
         self.drift = cfg.reg.drift
         self.mode_seeking = cfg.loss.mode_seeking
@@ -80,7 +81,8 @@ class AdversarialObjective(Objective):
                 raise ConfigError(f"{key.replace('_', ' ')} has no meaning for the "
                                   f"{loss.name} loss",
                                   hint=f"set loss.{key}=0, or use nonsaturating/lsgan")
-        parse_policy(cfg.train.augment)
+        if cfg.train.augment.strip() != "ada":  # ADA's pipeline, else a DiffAugment policy
+            parse_policy(cfg.train.augment)
         if cfg.train.pool_size and cls.conditioning.conditional:
             raise ConfigError("the image history pool does not keep labels",
                               hint="set train.pool_size=0 for a conditional preset")
@@ -163,7 +165,14 @@ class AdversarialObjective(Objective):
         real_in, fake_in = self._view(real, progress), self._view(fake, progress)
         swap = self._swaps(len(real) // self.pack)
         alpha = torch.rand(len(real), generator=self.rng).to(self.device) if self.gp else None
-        return self.d_loss(real, fake, real_in, fake_in, y_real, y_fake, swap, alpha)
+        return self._adapt(*self.d_loss(real, fake, real_in, fake_in, y_real, y_fake, swap, alpha))
+
+    def _adapt(self, loss: Tensor, stats: Stats) -> tuple[Tensor, Stats]:
+        """ADA (``train.augment=ada``): feed the step's r_t to the controller, show p."""
+        if getattr(self.augment, "adaptive", False):
+            self.augment.observe(stats["ada_rt"])
+            stats["ada_p"] = self.augment.p
+        return loss, stats
 
     def d_loss(self, real: Tensor, fake: Tensor, real_in: Tensor, fake_in: Tensor,
                y_real: Tensor | None, y_fake: Tensor | None, swap: Tensor | None,
@@ -172,10 +181,14 @@ class AdversarialObjective(Objective):
         penalties are taken on the plain ``real`` and ``fake``."""
         d_real, cls_real = self.discriminate(real_in, y_real)
         d_fake, cls_fake = self.discriminate(fake_in, y_fake)
+        adaptive = getattr(self.augment, "adaptive", False)
+        rt = d_real.detach().sign().mean() if adaptive else None  # ADA's r_t (see _adapt)
         d_real, d_fake = flip_logits(d_real, d_fake, swap)
         loss = self.loss.d(d_real, d_fake, self.real_target)
         stats = {"d_loss": loss.detach(), "d_real": self._score(d_real.detach()),
                  "d_fake": self._score(d_fake.detach())}
+        if rt is not None:
+            stats["ada_rt"] = rt
         if self.loss.wasserstein:
             stats["wdist"] = (d_real.mean() - d_fake.mean()).detach()
         loss = _plus(loss, self.aux_d_loss(cls_real, y_real, cls_fake, y_fake, stats))
@@ -235,10 +248,13 @@ class AdversarialObjective(Objective):
     # -- resume --------------------------------------------------------------------------------
 
     def state(self) -> dict[str, Tensor]:
-        return {f"pool.{k}": v for k, v in self.pool.state().items()}
+        ada = self.augment.state() if getattr(self.augment, "adaptive", False) else {}
+        return {**{f"pool.{k}": v for k, v in self.pool.state().items()}, **ada}
 
     def load(self, tensors: dict[str, Tensor]) -> None:
         self.pool.load(section(tensors, "pool"), self.device)
+        if getattr(self.augment, "adaptive", False):
+            self.augment.load(tensors)
 
 
 OBJECTIVES.register("unconditional", AdversarialObjective, tasks={"unconditional"})
