@@ -140,6 +140,67 @@ def test_every_cbn_reads_the_shared_embedding_and_its_own_z_chunk():
     assert not torch.allclose(out1, out2)
 
 
+def _preset_nets():
+    from gancli import load_config
+
+    cfg = load_config("biggan")
+    torch.manual_seed(0)
+    return cfg, build_nets(cfg.model, DIGITS, "concat")
+
+
+def test_the_shared_embedding_gives_class_vectors_of_norm_sqrt_dim():
+    """Issue 18: orthogonal init gives one-hot rows of norm 1, next to a z chunk of norm
+    ~sqrt(chunk); the embedding scales its output by sqrt(shared_dim)."""
+    nets = build_nets(tiny_cfg(shared_dim=16).model, DIGITS, "concat")
+    e = nets.G.shared(F.one_hot(torch.arange(10), 10).float())  # (10, 16)
+    assert torch.allclose(e.norm(dim=1), torch.full((10,), 4.0), atol=1e-4)
+    assert torch.allclose(e @ e.t(), 16 * torch.eye(10), atol=1e-3)  # still orthogonal
+
+
+@torch.no_grad()
+def test_preset_g_output_depends_on_the_class_at_init():
+    """Issue 18's bug: at a fixed z, the preset's G moved pixels ~5x less for a new label
+    than for a new z (0.086 vs 0.447), and never learned the class. The label must move
+    them at least half as much as a new z does."""
+    cfg, nets = _preset_nets()
+    G = nets.G.train()  # batch statistics, as in training
+    gen = torch.Generator().manual_seed(1)
+    z = torch.randn(64, cfg.model.z_dim, generator=gen)
+    y = torch.randint(10, (64,), generator=gen)
+    base = G(z, y)
+    label_move = (G(z, (y + 5) % 10) - base).abs().mean()
+    seed_move = (G(z.roll(1, 0), y) - base).abs().mean()
+    assert label_move > 0.5 * seed_move, (float(label_move), float(seed_move))
+
+
+def test_labels_reach_d_projection_and_g_embedding_in_training():
+    """The conditional objective gives D the labels (projection: D(x, y) - D(x, y') is
+    (embed(y) - embed(y')) . phi(x)), and one G step sends a gradient to the shared
+    embedding's columns of the labels drawn and no others."""
+    from gancli.training.objectives import ConditionalObjective
+
+    cfg, nets = _preset_nets()
+    G, D = nets.G, nets.D
+    x = torch.rand(8, 1, 16, 16) * 2 - 1
+    y, y2 = torch.arange(8), (torch.arange(8) + 3) % 10
+    with torch.no_grad():
+        h = D._features(x, None)
+        expected = ((D.embed(y) - D.embed(y2)) * h).sum(1)
+        diff = D(x, y) - D(x, y2)
+    assert torch.allclose(diff, expected, atol=1e-4) and diff.abs().min() > 1e-3
+    obj = ConditionalObjective(cfg, G, D, torch.Generator().manual_seed(2), torch.device("cpu"),
+                               10)
+    seen = []
+    D.register_forward_hook(lambda mod, args, out: seen.append(args[1]))
+    loss, _ = obj.g_step(4, 0.0)
+    assert seen and seen[-1] is not None  # G's samples are judged with their labels
+    loss.backward()
+    grad = G.shared.weight.grad.norm(dim=0)  # (classes,)
+    drawn = torch.zeros(10, dtype=torch.bool)
+    drawn[seen[-1]] = True
+    assert (grad[drawn] > 0).all() and (grad[~drawn] == 0).all()
+
+
 def test_biggan_refuses_a_latent_that_does_not_split_and_translation():
     with pytest.raises(ConfigError, match="z_dim=13"):
         build_nets(tiny_cfg(z_dim=13).model, DIGITS, "concat")

@@ -36,12 +36,22 @@ class SharedEmbedding(nn.Linear):
     """The class embedding every conditional BN reads (BigGAN's "shared embedding"), as a
     bias-free linear map of one-hot labels: the same as a lookup table for integer labels,
     and defined for blends of labels (a walk between classes) and InfoGAN codes too.
-    (B, classes) -> (B, shared_dim). Left out of orthogonal regularisation, as in the paper."""
+    (B, classes) -> (B, shared_dim). Left out of orthogonal regularisation, as in the paper.
+
+    The output is scaled by sqrt(shared_dim), so a class vector has the norm of a vector of
+    N(0, 1) entries (sqrt(shared_dim), like the z chunk it is joined with: sqrt(chunk)) under
+    any ``model.init``: orthogonal init alone gives one-hot rows of norm 1, and through the
+    spectrally normalised gain/bias maps the class then moved G's pixels ~5x less than the
+    z chunk did, and G never learned it (issue 18, docs/presets.md)."""
 
     ortho_exempt = True
 
     def __init__(self, classes: int, dim: int):
         super().__init__(classes, dim, bias=False)
+        self.scale = dim ** 0.5
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return super().forward(y) * self.scale
 
 
 def _normaliser(kind: str, channels: int) -> nn.Module:
