@@ -34,7 +34,7 @@ from gancli.data import images
 from gancli.data.store import (LABELS, META, NAMES, PIXELS, STORE_FORMAT, STORE_VERSION, Store,
                                 fingerprint)
 from gancli.errors import DataError
-from gancli.fileio import atomic_write_bytes, fsync_dir
+from gancli.fileio import atomic_write_bytes, fsync_dir, sha256_file
 
 JOURNAL = "journal.json"
 MAX_EXAMPLES = 10  # skipped files named in the summary and meta.json
@@ -369,7 +369,7 @@ def _prepare(root, out, key, entries, broken, n_other, resolution, channels, lab
     files = {}
     for name in (PIXELS, LABELS, NAMES) if labels else (PIXELS, NAMES):
         path = partial / name
-        files[name] = {"bytes": path.stat().st_size, "sha256": _sha256(path),
+        files[name] = {"bytes": path.stat().st_size, "sha256": sha256_file(path),
                        "fingerprint": fingerprint(path)}
     import gancli
 
@@ -436,14 +436,6 @@ def _finish_labels(path: Path, folders: list[str]) -> tuple[list[str], list[int]
         remap[keep] = np.arange(len(keep))
         atomic_write_bytes(path, remap[y].astype("<i8").tobytes())
     return [folders[i] for i in keep], [int(counts[i]) for i in keep]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _read_journal(partial: Path, key: str) -> dict | None:

@@ -54,8 +54,8 @@ class ProgressiveObjective(AdversarialObjective):
     that grow: G's and D's stage and fade-in weight follow ``growth_at``, real images are
     shown to D at the stage's resolution (``fade_reals``). Stats: ``stage`` and ``alpha``."""
 
-    def __init__(self, cfg, G, D, gen, device, num_classes=0):
-        super().__init__(cfg, G, D, gen, device, num_classes)
+    def __init__(self, cfg, G, D, rng, device, num_classes=0):
+        super().__init__(cfg, G, D, rng, device, num_classes)
         if not (hasattr(G, "grow") and hasattr(D, "grow")):
             raise ConfigError(f"objective 'progressive' needs networks that grow; family "
                               f"'{cfg.model.family}' has a fixed depth",
