@@ -34,12 +34,12 @@ CASES = {
     # InfoGAN: codes drawn from the run's generator in both steps
     "infogan": [],
     # ACGAN with TAC-GAN's twin classifier: D's class head is twice as wide
-    "acgan": ["model.aux_classifier=tac", "loss.cls_fake=0"],
+    "acgan": ["model.aux_classifier=tac", "acgan.cls_fake=0"],
     # ADC-GAN's 2K-way class head, plus MSGAN's paired labels in G's step
     "adcgan": ["loss.mode_seeking=1"],
     # ProGAN at 16 px, 6 steps per phase: the stop at step 9 lands mid-fade-in of 8x8 (alpha
     # 0.5); the resumed run crosses two optimiser resets (steps 12, 18) and a second fade-in
-    "progan": ["data.resolution=16", "train.phase_images=48"],
+    "progan": ["data.resolution=16", "progressive.phase_images=48"],
     # pix2pix: G's dropout masks drawn from the run's generator, paired random crops and
     # flips, a decaying learning rate
     "pix2pix": ["data.flip=true", "data.crop_scale=1.25", "data.crop=random", "optim.decay_start=10"],
