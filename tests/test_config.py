@@ -102,6 +102,10 @@ def test_every_key_is_in_the_docs():
     docs = (Path(__file__).resolve().parent.parent / "docs" / "presets.md").read_text()
     missing = [k for k in schema_keys() if f"`{k}`" not in docs]
     assert not missing, f"docs/presets.md lacks {missing}"
+    from gancli.config import MOVED_KEYS
+
+    moved = [old for old, new in MOVED_KEYS.items() if f"| `{old}` | `{new}` |" not in docs]
+    assert not moved, f"docs/presets.md's table of moved keys lacks {moved}"
 
 
 # -- sections registered by an objective or a toolbox ------------------------------------------
