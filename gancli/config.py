@@ -6,7 +6,13 @@ A resolved ``Config`` comes from layers merged in a fixed order::
 
 Every layer is checked against the schema as it is merged, so an unknown key or a
 value of the wrong type is an error that names the key, the layer it came from and
-the valid choices. This module imports no torch: ``gancli --help`` stays instant.
+the valid choices.
+
+The schema is the shared sections below plus the sections that objectives and toolboxes
+declare in their own modules (``register_section``). This module imports no torch, so
+``gancli --help`` stays instant; the first use of the schema imports the objectives (and
+torch) to collect their sections. Keys that moved are listed in ``MOVED_KEYS``; stored
+configs written before a move are read through ``upgrade_stored``.
 """
 
 from __future__ import annotations
