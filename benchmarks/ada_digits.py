@@ -63,7 +63,7 @@ def main() -> None:
             f"train.steps={args.steps}", "train.sample_every=0", "train.ckpt_every=0",
             "train.ckpt_minutes=0", "train.log_every=10", *args.sets]
     for augment in ("", "ada"):
-        sets = base + [f"train.augment={augment}", f"train.ada_kimg={args.ada_kimg}"]
+        sets = base + [f"train.augment={augment}", f"ada.kimg={args.ada_kimg}"]
         cfg = load_config(args.preset, sets)
         run = create_run_dir(out, f"{args.preset}-{augment or 'plain'}")
         write_config(run, cfg)

@@ -4,7 +4,7 @@ built-in ``paired:digits-outline`` (digit outline -> the digit), in one run:
     flock /tmp/heavy.lock nice -n 5 python benchmarks/quality_pix2pix.py --steps 600
 
   copy      the input copied through (the outline itself as the "translation")
-  l1        the pix2pix preset's U-Net trained with L1 alone (``loss.gan_weight=0``), same
+  l1        the pix2pix preset's U-Net trained with L1 alone (``pix2pix.gan_weight=0``), same
             seed, same steps, same data order
   pix2pix   the preset as shipped (conditional GAN + 100 x L1)
 
@@ -74,7 +74,7 @@ def main() -> None:
               "train.log_every=100"]
     runs, cpu = {}, {}
     given = {"pix2pix": args.run_pix2pix, "l1": args.run_l1}
-    for name, extra in (("pix2pix", []), ("l1", ["loss.gan_weight=0"])):
+    for name, extra in (("pix2pix", []), ("l1", ["pix2pix.gan_weight=0"])):
         if given[name]:
             runs[name] = Path(given[name])
             continue

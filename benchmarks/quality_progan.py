@@ -10,7 +10,7 @@ confidence > 0.9, classes present, evenness, FD-digits. The raw G of both is sco
 progan's per-stage sample grids (``samples/step-*-Npx*.png``) stay in its run folder.
 
     flock /tmp/heavy.lock nice -n 5 python benchmarks/quality_progan.py --out /tmp/qp
-    python benchmarks/quality_progan.py --dcgan-steps 1500 --set train.phase_images=25600
+    python benchmarks/quality_progan.py --dcgan-steps 1500 --set progressive.phase_images=25600
     python benchmarks/quality_progan.py --data shapes --resolution 32 --no-dcgan --cpu-seconds 400
 
 ``--set`` goes to progan only. ``--no-dcgan --cpu-seconds S`` trains progan alone for S CPU

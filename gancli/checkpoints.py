@@ -17,10 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gancli.config import upgrade_stored
 from gancli.errors import CheckpointError
 from gancli.fileio import atomic_write_bytes, clean_temporary  # noqa: F401  (re-exported)
 
-FORMAT = 1
+# 2: the config keys that one objective or toolbox reads live in its own section
+# (gancli.config.MOVED_KEYS); format 1 kept them in the shared ones
+FORMAT = 2
 SUFFIX = ".safetensors"
 LATEST = "latest"
 _STEP_FILE = re.compile(r"^step-(\d+)\.safetensors$")
@@ -132,7 +135,20 @@ def _decode_meta(raw: dict[str, str] | None, path: Path) -> dict[str, Any]:
     if fmt > FORMAT:
         raise CheckpointError(f"{path} was written by a newer gancli (checkpoint format {fmt}; "
                               f"this one reads up to {FORMAT})", hint="upgrade: pip install -U gancli")
+    for version in range(fmt, FORMAT):
+        MIGRATIONS[version](meta)
     return meta
+
+
+def _migrate_1_to_2(meta: dict[str, Any]) -> None:
+    """Format 1 -> 2: the stored config's objective- and toolbox-specific keys move to their
+    owners' sections (``loss.l1_weight`` -> ``pix2pix.l1_weight``; ``upgrade_stored``)."""
+    if "config" in meta:
+        meta["config"] = upgrade_stored(meta["config"])
+
+
+# format N -> N + 1, applied in turn to the metadata of an older checkpoint when it is read
+MIGRATIONS = {1: _migrate_1_to_2}
 
 
 def load(path: Path, tensors: bool = True, device: str = "cpu") -> Checkpoint:

@@ -6,7 +6,13 @@ A resolved ``Config`` comes from layers merged in a fixed order::
 
 Every layer is checked against the schema as it is merged, so an unknown key or a
 value of the wrong type is an error that names the key, the layer it came from and
-the valid choices. This module imports no torch: ``gancli --help`` stays instant.
+the valid choices.
+
+The schema is the shared sections below plus the sections that objectives and toolboxes
+declare in their own modules (``register_section``). This module imports no torch, so
+``gancli --help`` stays instant; the first use of the schema imports the objectives (and
+torch) to collect their sections. Keys that moved are listed in ``MOVED_KEYS``; stored
+configs written before a move are read through ``upgrade_stored``.
 """
 
 from __future__ import annotations
@@ -24,17 +30,23 @@ from typing import Any, Literal
 import yaml
 
 from gancli.errors import ConfigError, excerpt
+from gancli.registry import SECTIONS
 
 Task = Literal["unconditional", "conditional", "translation", "multi-domain"]
 Norm = Literal["batch", "instance", "layer", "none"]
 
 
-def _f(default: Any, help: str, *, min: float | None = None, max: float | None = None) -> Any:
-    """A schema field with a help text and an optional numeric range."""
+def config_field(default: Any, help: str, *, min: float | None = None,
+                 max: float | None = None) -> Any:
+    """A schema field with a help text and an optional numeric range (``min``/``max``,
+    inclusive): every leaf of the schema, built-in or in a registered section, is one."""
     meta = {"help": help, "min": min, "max": max}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
+
+
+_f = config_field  # the short name the built-in sections below use
 
 
 @dataclass
@@ -131,18 +143,8 @@ class LossConfig:
                                min=0)
     cls_weight: float = _f(1.0, "weight of the auxiliary classification loss (acgan, stargan)",
                            min=0)
-    cls_fake: float = _f(1.0, "ACGAN: weight of D's class loss on generated samples relative to "
-                         "real ones; 0 = D's classifier learns from real data only", min=0)
     mode_seeking: float = _f(0.0, "weight of MSGAN's mode-seeking term: G pays lambda / (|G(z1) - "
                              "G(z2)| / |z1 - z2|) on pairs with one label; 0 = off", min=0)
-    info_weight: float = _f(1.0, "weight of the mutual-information term (infogan)", min=0)
-    cycle_weight: float = _f(10.0, "weight of the cycle-consistency L1 loss (cyclegan)", min=0)
-    identity_weight: float = _f(0.5, "identity loss weight, as a fraction of cycle_weight (cyclegan)",
-                                min=0)
-    rec_weight: float = _f(10.0, "weight of the reconstruction loss (stargan)", min=0)
-    l1_weight: float = _f(100.0, "weight lambda of the L1 distance to the target (pix2pix)", min=0)
-    gan_weight: float = _f(1.0, "weight of the conditional GAN term in G's loss (pix2pix); 0 = "
-                           "the same U-Net trained with L1 alone", min=0)
 
 
 @dataclass
@@ -155,10 +157,6 @@ class RegConfig:
     ortho: float = _f(0.0, "orthogonal regularisation of G (BigGAN): G's loss adds beta * sum of "
                       "|W W^T * (1 - I)|_F^2 over its weight matrices (one row per filter); the "
                       "paper's beta is 1e-4; 0 = off", min=0)
-    r1_every: int = _f(1, "lazy regularisation: R1 only every this many D steps, scaled by it "
-                       "(StyleGAN2: 16); objective stylegan2", min=1, max=1000)
-    pl: float = _f(0.0, "StyleGAN2 path-length regularisation weight (paper 2), every 4 G steps; "
-                   "0 = off; objective stylegan2", min=0)
 
 
 @dataclass
@@ -185,18 +183,8 @@ class TrainConfig:
     augment: str = _f("", "augmentation of every D input, real and fake: a comma list of the "
                       "DiffAugment policies translation, cutout, color; or ada (adaptive "
                       "discriminator augmentation, Karras et al. 2020); empty = off")
-    ada_target: float = _f(0.6, "ADA: target of r_t = E[sign D(real)]; p rises while r_t is above "
-                           "it", min=0, max=1)
-    ada_kimg: float = _f(500.0, "ADA: thousands of real images over which p can go from 0 to 1 "
-                         "(paper 500)", min=0.001)
-    style_mixing: float = _f(0.0, "stylegan2: share of G batches with mixed styles (two latents, "
-                             "one crossover layer; paper 0.9)", min=0, max=1)
     pool_size: int = _f(0, "image history pool for D's fake batch (Shrivastava 2017); 0 = off",
                         min=0)
-    phase_images: int = _f(0, "progressive growing (objective progressive): real images per "
-                           "phase, counted as steps x batch_size; each stage's fade-in and its "
-                           "stabilisation take one phase (ProGAN: 800,000); 0 = the full-resolution "
-                           "network from the first step", min=0)
     seed: int = _f(0, "seed for weights, latents and data order", min=0)
     log_every: int = _f(50, "steps between logged statistics", min=1)
     sample_every: int = _f(500, "steps between sample grids; 0 = only at the end", min=0)
@@ -217,8 +205,9 @@ class TrainConfig:
         "fp32", "arithmetic of G's and D's forward passes: fp32, or bf16/fp16 autocast (fp16 with "
         "a gradient scaler per optimiser); weights and optimiser state stay fp32")
     channels_last: bool = _f(False, "keep image tensors and conv weights in NHWC layout")
-    compile: bool = _f(False, "torch.compile G's and D's sub-networks (falls back to eager, with a "
-                       "message, where no compiler is available)")
+    compile: bool = _f(False, "torch.compile the D and G loss functions whole, gradient penalty "
+                       "included (translation models: the sub-networks); falls back to eager, "
+                       "with a message, where no compiler is available")
     tf32: bool = _f(True, "TF32 matmuls and convolutions on CUDA (Ampere+); no effect on CPU")
     global_batch: int = _f(0, "batch over all processes (torchrun); batch_size is per process; "
                            "0 = batch_size x processes, else it must equal that product", min=0)
@@ -234,6 +223,11 @@ class RunConfig:
 
 @dataclass
 class Config:
+    """A resolved run config: the shared sections below, plus one section per registered
+    owner (``register_section``: an objective's or a toolbox's own knobs, e.g. ``pix2pix``,
+    ``ada``) held in ``sections`` and read with ``cfg.section(Pix2PixConfig)``. ``to_dict``,
+    YAML, ``--set`` and every schema walker show both kinds alike, as top-level sections."""
+
     name: str = _f("", "preset name")
     task: Task = _f("unconditional", "what the model does")
     objective: str = _f("unconditional", "training objective (registered)")
@@ -246,9 +240,30 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    # registered sections by name, every one present (defaults for those not given)
+    sections: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        registered = registered_sections()
+        unknown = set(self.sections) - set(registered)
+        if unknown:
+            raise ValueError(f"not registered config sections: {sorted(unknown)}")
+        self.sections = {name: self.sections[name] if name in self.sections else cls()
+                         for name, cls in registered.items()}
+
+    def section(self, cls: type[_S]) -> _S:
+        """This config's instance of the registered section class ``cls``."""
+        for value in self.sections.values():
+            if type(value) is cls:
+                return value
+        raise ValueError(f"{cls.__name__} is not a registered config section")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        out = {f.name: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v
+               for f in dataclasses.fields(self) if f.name != "sections"
+               for v in [getattr(self, f.name)]}
+        out.update((name, dataclasses.asdict(v)) for name, v in self.sections.items())
+        return out
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -259,8 +274,96 @@ class Config:
     @property
     def regularizers(self) -> list[str]:
         """Names of the regularisers this config switches on."""
-        return [f.name for f in dataclasses.fields(self.reg)
-                if getattr(self.reg, f.name) and f.name != "r1_every"]  # a cadence, not a term
+        return [f.name for f in dataclasses.fields(self.reg) if getattr(self.reg, f.name)]
+
+
+_S = typing.TypeVar("_S")
+_BUILTIN = frozenset(f.name for f in dataclasses.fields(Config))
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections owned by an objective or a toolbox
+
+
+def register_section(name: str) -> typing.Callable[[type[_S]], type[_S]]:
+    """Class decorator: declare ``cls`` (a dataclass of ``config_field`` leaves) as the config
+    section ``name``, owned by the module that registers it, so an objective's or a toolbox's
+    own knobs live in one place and no shared section is edited to add one. Use the owner's
+    registered name (``"pix2pix"``, ``"stylegan2"``, ``"ada"``): a key then says who reads it.
+    The section is a top-level key of presets, ``--set`` (``pix2pix.l1_weight=50``), YAML and
+    every schema walker, like a built-in one; read it with ``cfg.section(cls)``.
+
+    The registry fills by importing ``gancli.training.objectives`` (``SECTIONS`` in
+    ``gancli/registry.py``): a module that registers a section must be imported from there
+    (an objective module of ``MODULES``, or a toolbox one of them imports).
+
+    Raises ValueError (a programming error, at import): a name that is not a lower-case
+    identifier or is taken (built-in or registered), a class that is not a dataclass, or a
+    field without a default and help text (``config_field``), or one that is a section itself.
+    """
+    def add(cls: type[_S]) -> type[_S]:
+        if not name.isidentifier() or name != name.lower() or name in _BUILTIN:
+            raise ValueError(f"bad config section name {name!r}: a lower-case identifier that "
+                             f"is not a built-in section ({', '.join(sorted(_BUILTIN))})")
+        if not dataclasses.is_dataclass(cls):
+            raise ValueError(f"config section {name!r}: {cls.__name__} is not a dataclass")
+        hints = _hints(cls)
+        for f in dataclasses.fields(cls):
+            if (not f.metadata.get("help") or _is_section(hints[f.name])
+                    or f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING):
+                raise ValueError(f"config section {name!r}: field {f.name!r} must be a leaf "
+                                 "declared with config_field(default, help, min=, max=)")
+        SECTIONS.register(name, cls)
+        return cls
+
+    return add
+
+
+def registered_sections() -> dict[str, type]:
+    """Name -> dataclass of every registered section, by name (importing their owners)."""
+    return dict(SECTIONS.items())
+
+
+# Keys that moved out of the shared sections into their owner's section (old -> new). A config
+# stored before the move (a run's config.yaml, a checkpoint's metadata) is read through
+# ``upgrade_stored``; a key typed by a user (--set, --config, a preset) is not renamed: the old
+# name is an unknown key whose hint names the new one (``_unknown_key``).
+MOVED_KEYS: dict[str, str] = {
+    "loss.l1_weight": "pix2pix.l1_weight",
+    "loss.gan_weight": "pix2pix.gan_weight",
+    "reg.r1_every": "stylegan2.r1_every",
+    "reg.pl": "stylegan2.pl_weight",
+    "train.style_mixing": "stylegan2.style_mixing",
+    "train.phase_images": "progressive.phase_images",
+    "train.ada_target": "ada.target",
+    "train.ada_kimg": "ada.kimg",
+    "loss.info_weight": "infogan.info_weight",
+    "loss.cycle_weight": "cycle.cycle_weight",
+    "loss.identity_weight": "cycle.identity_weight",
+    "loss.rec_weight": "stargan.rec_weight",
+    "loss.cls_fake": "acgan.cls_fake",
+}
+
+
+def upgrade_stored(data: Any) -> Any:
+    """A stored config dict (``to_dict`` of an earlier version) with every key of
+    ``MOVED_KEYS`` moved to its new place; a new copy, ``data`` is untouched. Idempotent; a
+    key already at its new place wins over the old one; values are not checked (``check_layer``
+    does that); anything but a dict comes back as it is."""
+    if not isinstance(data, dict):
+        return data
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    for old, new in MOVED_KEYS.items():
+        old_section, old_key = old.split(".")
+        source = out.get(old_section)
+        if not isinstance(source, dict) or old_key not in source:
+            continue
+        value = source.pop(old_key)
+        new_section, new_key = new.split(".")
+        target = out.setdefault(new_section, {})
+        if isinstance(target, dict):
+            target.setdefault(new_key, value)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,10 +378,22 @@ def _is_section(tp: Any) -> bool:
     return dataclasses.is_dataclass(tp)
 
 
+def _members(cls: type) -> dict[str, tuple[Any, dataclasses.Field | None]]:
+    """name -> (type, field) of one node of the schema: a section's fields; for ``Config``,
+    its own leaves and sections, then every registered section (field None)."""
+    hints = _hints(cls)
+    out: dict[str, tuple[Any, dataclasses.Field | None]] = {
+        f.name: (hints[f.name], f) for f in dataclasses.fields(cls)
+        if not (cls is Config and f.name == "sections")}
+    if cls is Config:
+        out.update((name, (section, None)) for name, section in registered_sections().items())
+    return out
+
+
 def schema_keys(cls: type = Config, prefix: str = "") -> list[str]:
-    """Every dotted leaf key of the schema, e.g. ``train.steps``."""
+    """Every dotted leaf key of the schema, e.g. ``train.steps``, registered sections included."""
     keys = []
-    for name, tp in _hints(cls).items():
+    for name, (tp, _) in _members(cls).items():
         if _is_section(tp):
             keys += schema_keys(tp, f"{prefix}{name}.")
         else:
@@ -289,16 +404,25 @@ def schema_keys(cls: type = Config, prefix: str = "") -> list[str]:
 def describe_schema(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str, str]]:
     """(key, type, default, help) for every leaf: the source of docs/presets.md's table."""
     rows = []
-    hints = _hints(cls)
     default = cls()
-    for f in dataclasses.fields(cls):
-        tp = hints[f.name]
+    for name, (tp, f) in _members(cls).items():
         if _is_section(tp):
-            rows += describe_schema(tp, f"{prefix}{f.name}.")
+            rows += describe_schema(tp, f"{prefix}{name}.")
         else:
-            rows.append((prefix + f.name, _type_name(tp), repr(getattr(default, f.name)),
-                         f.metadata.get("help", "")))
+            rows.append((prefix + name, _type_name(tp), repr(getattr(default, name)),
+                         f.metadata.get("help", "") if f else ""))
     return rows
+
+
+def schema_table() -> str:
+    """The Markdown table of every key (docs/presets.md, "The schema"): ``python -c "from
+    gancli.config import schema_table; print(schema_table())"`` regenerates it."""
+    lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for key, tp, default, help_ in describe_schema():
+        cells = (f"`{key}`", tp.replace(" | ", " / "), f"`{default}`", help_)
+        lines.append("| " + " | ".join(c.replace("|", "\\|") if i else c
+                                       for i, c in enumerate(cells)) + " |")
+    return "\n".join(lines)
 
 
 def _type_name(tp: Any) -> str:
@@ -317,6 +441,11 @@ def _short(text: str, limit: int = 80) -> str:
 
 
 def _unknown_key(key: str, valid: list[str], source: str) -> ConfigError:
+    if key in MOVED_KEYS:
+        new = MOVED_KEYS[key]
+        return ConfigError(f"config key '{key}' has moved to '{new}' (from {_short(source)})",
+                           hint=f"write {new} instead: knobs that one objective or toolbox reads "
+                                "live in its own section (docs/presets.md)")
     close = difflib.get_close_matches(key[:200], valid, n=1, cutoff=0.5)
     hint = f"did you mean '{close[0]}'? " if close else ""
     section = key.rpartition(".")[0]
@@ -399,19 +528,19 @@ def check_layer(layer: dict, source: str, cls: type = Config, prefix: str = "") 
     if not isinstance(layer, dict):
         raise ConfigError(f"{source}: expected a mapping of keys at '{prefix or 'top level'}', "
                           f"got {type(layer).__name__}")
-    hints = _hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    members = _members(cls)
     out = {}
     for key, value in layer.items():
         dotted = f"{prefix}{key}"
-        if key not in fields:
-            raise _unknown_key(dotted, [f"{prefix}{k}" for k in fields], source)
-        tp = hints[key]
+        if key not in members:
+            raise _unknown_key(dotted, [f"{prefix}{k}" for k in members], source)
+        tp, f = members[key]
         if _is_section(tp):
             out[key] = check_layer(value, source, tp, dotted + ".")
         else:
             out[key] = _coerce(value, tp, dotted, source)
-            _check_range(out[key], fields[key], dotted, source)
+            if f is not None:
+                _check_range(out[key], f, dotted, source)
     return out
 
 
@@ -428,11 +557,17 @@ def merge(base: dict, layer: dict) -> dict:
 
 def build(data: dict, cls: type = Config) -> Any:
     """Turn a validated nested dict into the dataclass tree (missing keys take defaults)."""
-    hints = _hints(cls)
-    kwargs = {}
+    members = _members(cls)
+    kwargs: dict[str, Any] = {}
+    sections: dict[str, Any] = {}
     for key, value in data.items():
-        kwargs[key] = build(value, hints[key]) if _is_section(hints[key]) else value
-    return cls(**kwargs)
+        tp, f = members[key]
+        value = build(value, tp) if _is_section(tp) else value
+        if f is None:  # a registered section of Config
+            sections[key] = value
+        else:
+            kwargs[key] = value
+    return cls(**kwargs, sections=sections) if sections else cls(**kwargs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -477,8 +612,8 @@ def _leaf_type(key: str) -> Any:
     cls: Any = Config
     *parents, leaf = key.split(".")
     for p in parents:
-        cls = _hints(cls)[p]
-    return _hints(cls)[leaf]
+        cls = _members(cls)[p][0]
+    return _members(cls)[leaf][0]
 
 
 # A YAML document may share one node many times over (anchors and aliases): 567 bytes can stand
@@ -568,5 +703,6 @@ def resolve(layers: list[tuple[str, dict]]) -> Config:
 
 
 def from_dict(data: dict, source: str = "checkpoint") -> Config:
-    """Rebuild a Config saved by ``to_dict`` (e.g. from a checkpoint's metadata)."""
-    return build(check_layer(data, source))
+    """Rebuild a Config saved by ``to_dict`` (e.g. from a checkpoint's metadata), by this or an
+    earlier version (moved keys: ``upgrade_stored``)."""
+    return build(check_layer(upgrade_stored(data), source))

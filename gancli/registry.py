@@ -88,6 +88,8 @@ REGULARIZERS = Registry("regulariser", "gancli.regularizers")
 OBJECTIVES = Registry("objective", "gancli.training.objectives")
 DATASETS = Registry("dataset", "gancli.data")
 METRICS = Registry("metric", "gancli.metrics")
+# config sections owned by an objective or a toolbox (gancli.config.register_section)
+SECTIONS = Registry("config section", "gancli.training.objectives")
 
 ALL: dict[str, Registry] = {
     "families": FAMILIES,

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from gancli import checkpoints
+from gancli.config import upgrade_stored
 from gancli.errors import CheckpointError, GancliError
 from gancli.runlog import read_metrics
 
@@ -75,14 +76,15 @@ def lock_held(run: Path) -> bool:
 
 
 def read_config(run: Path) -> dict:
-    """``config.yaml`` as a dict; ``{}`` when it is missing or unreadable."""
+    """``config.yaml`` as a dict, with keys moved since it was written at their new place
+    (``upgrade_stored``); ``{}`` when it is missing or unreadable."""
     import yaml
 
     try:
         data = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return {}
-    return data if isinstance(data, dict) else {}
+    return upgrade_stored(data) if isinstance(data, dict) else {}
 
 
 def _int(value) -> int | None:

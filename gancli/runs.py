@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from gancli.fileio import atomic_write_bytes
-from gancli.config import Config
+from gancli.config import Config, upgrade_stored
 from gancli.errors import CheckpointError, ConfigError, GancliError, RunInUse
 
 LOCK_FILE = ".lock"  # the holder's PID, for the message a second process prints
@@ -160,6 +160,7 @@ def check_checkpoint_belongs(run: Path, path: Path, meta: dict) -> None:
     theirs.setdefault("name", meta.get("preset"))
     if not isinstance(own, dict):
         return
+    own = upgrade_stored(own)  # a run folder written before keys moved (gancli.config.MOVED_KEYS)
     for key in SHAPE_KEYS:
         a, b = _get(theirs, key), _get(own, key)
         if isinstance(a, dict) and isinstance(b, dict):  # name the first key that differs

@@ -28,7 +28,7 @@ def runs(tmp_path_factory):
     out = {}
     # progan: stopped at the start of its first fade-in (stage 1, alpha 0): both paths traced
     for preset, extra in (("dcgan", ["train.ema=0.9"]), ("cgan", []), ("cyclegan", []),
-                          ("progan", ["train.phase_images=8"])):
+                          ("progan", ["progressive.phase_images=8"])):
         sets = [s for s in tiny_overrides(preset) if s != "--set"] + extra + [
             "train.steps=3", "train.batch_size=4", "train.log_every=3", "train.sample_every=0",
             "train.ckpt_every=0"]

@@ -7,6 +7,7 @@ import pytest
 from gancli.config import Config
 from gancli.errors import PresetError
 from gancli.presets import builtin_dir, find_preset, list_presets, load_preset, resolve_preset
+from gancli.training.objectives.translation import CycleConfig
 
 PRESETS = [ref.name for ref in list_presets()]
 TWELVE = {"gan", "dcgan", "cgan", "acgan", "lsgan", "wgan", "wgan-gp", "sngan", "sagan", "infogan",
@@ -46,7 +47,8 @@ def test_paper_settings_are_the_papers():
     assert (adc.objective, adc.model.aux_classifier, adc.model.d_norm) == ("acgan", "adc", "none")
     assert resolve_preset("acgan").model.aux_classifier == "ac"  # the acgan preset is Odena's
     cy = resolve_preset("cyclegan")
-    assert (cy.loss.cycle_weight, cy.loss.identity_weight, cy.train.pool_size) == (10.0, 0.5, 50)
+    cycle = cy.section(CycleConfig)  # the cycle objective's own section
+    assert (cycle.cycle_weight, cycle.identity_weight, cy.train.pool_size) == (10.0, 0.5, 50)
 
 
 def test_extends_merges_parent(tmp_path, monkeypatch):

@@ -153,7 +153,7 @@ def tiny_progan(tmp_path, steps, extra=()):
 
 def test_growing_run_records_stage_resets_adam_and_names_grids(tmp_path):
     # 8 px, 6 steps per phase: 4x4 for steps 0-5, fade-in 6-11, 8x8 from 12 on
-    cfg, run = tiny_progan(tmp_path, 16, ["data.resolution=8", "train.phase_images=48",
+    cfg, run = tiny_progan(tmp_path, 16, ["data.resolution=8", "progressive.phase_images=48",
                                           "train.sample_every=4"])
     train(cfg, run, torch.device("cpu"), Reporter())
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

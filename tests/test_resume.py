@@ -34,12 +34,12 @@ CASES = {
     # InfoGAN: codes drawn from the run's generator in both steps
     "infogan": [],
     # ACGAN with TAC-GAN's twin classifier: D's class head is twice as wide
-    "acgan": ["model.aux_classifier=tac", "loss.cls_fake=0"],
+    "acgan": ["model.aux_classifier=tac", "acgan.cls_fake=0"],
     # ADC-GAN's 2K-way class head, plus MSGAN's paired labels in G's step
     "adcgan": ["loss.mode_seeking=1"],
     # ProGAN at 16 px, 6 steps per phase: the stop at step 9 lands mid-fade-in of 8x8 (alpha
     # 0.5); the resumed run crosses two optimiser resets (steps 12, 18) and a second fade-in
-    "progan": ["data.resolution=16", "train.phase_images=48"],
+    "progan": ["data.resolution=16", "progressive.phase_images=48"],
     # pix2pix: G's dropout masks drawn from the run's generator, paired random crops and
     # flips, a decaying learning rate
     "pix2pix": ["data.flip=true", "data.crop_scale=1.25", "data.crop=random", "optim.decay_start=10"],
@@ -168,3 +168,65 @@ def test_ctrl_c_saves_and_exits_130_then_a_killed_write_is_ignored(tmp_path):
     assert done.returncode == 0, done.stderr
     assert checkpoints.load(checkpoints.resolve(run)).step == stopped_at + 3
     assert not list(ckpt_dir.glob(".*.tmp"))
+
+
+def _format_1(config: dict) -> dict:
+    """``config`` (a to_dict) as format-1 checkpoints and run folders stored it: every moved
+    key back in its old shared section, the owners' sections absent."""
+    from gancli.config import MOVED_KEYS
+
+    old = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
+    for was, now in MOVED_KEYS.items():
+        section, key = now.split(".")
+        old[was.split(".")[0]][was.split(".")[1]] = old[section].pop(key)
+    return {k: v for k, v in old.items() if v != {}}
+
+
+
+def _tiny_sets(preset: str, steps: int, extra: list[str]) -> list[str]:
+    """``tiny_cfg``'s overrides as ``--set`` arguments."""
+    sets = [s for s in tiny_overrides(preset) if s != "--set"] + extra + [
+        f"train.steps={steps}", "train.batch_size=8", "train.log_every=1", "train.sample_every=0",
+        "train.ckpt_every=0", "train.sample_n=4"]
+    return [x for s in sets for x in ("--set", s)]
+
+
+def test_a_run_stored_before_keys_moved_resumes_and_samples(tmp_path, cli):
+    """Run folders and checkpoints written with the old key names (loss.info_weight, format 1):
+    `runs` and `sample` read them; `--resume` and `--resume auto` take the stored non-default
+    value at its new place and end bit-identical to a run that never stopped."""
+    import yaml
+
+    extra = ["infogan.info_weight=0.5", "train.seed=2"]
+    straight = create_run_dir(tmp_path, "straight")
+    write_config(straight, tiny_cfg("infogan", 4, extra))
+    train(tiny_cfg("infogan", 4, extra), straight, torch.device("cpu"), Reporter())
+
+    old_runs = []
+    for _ in range(2):
+        run = create_run_dir(tmp_path, "old")
+        write_config(run, tiny_cfg("infogan", 2, extra))
+        train(tiny_cfg("infogan", 2, extra), run, torch.device("cpu"), Reporter())
+        path = checkpoints.resolve(run)
+        ckpt = checkpoints.load(path)
+        stored = _format_1(ckpt.meta["config"])
+        assert stored["loss"]["info_weight"] == 0.5 and "infogan" not in stored
+        checkpoints.save(path, ckpt.tensors, {**ckpt.meta, "gancli_format": 1, "config": stored})
+        (run / "config.yaml").write_text(yaml.safe_dump(stored, sort_keys=False))
+        old_runs.append(run)
+
+    r = cli("runs", str(tmp_path), "--json")
+    assert r.code == 0 and "old-001" in r.out, r.err
+    r = cli("sample", str(old_runs[0]), "--seeds", "0-3", "--out", str(tmp_path / "s.png"))
+    assert r.code == 0 and (tmp_path / "s.png").is_file(), r.err
+    r = cli("train", "--resume", str(old_runs[0]), "--steps", "4", "--quiet")
+    assert r.code == 0, r.err
+    r = cli("train", "infogan", "--name", old_runs[1].name, "--out", str(tmp_path), "--resume",
+            "auto", "--quiet", *_tiny_sets("infogan", 4, extra))
+    assert r.code == 0, r.err
+    for run in old_runs:
+        assert_identical(final_tensors(straight), final_tensors(run))
+        meta = checkpoints.load(checkpoints.resolve(run), tensors=False).meta
+        assert meta["step"] == 4 and meta["gancli_format"] == checkpoints.FORMAT
+        assert meta["config"]["infogan"] == {"info_weight": 0.5}
+        assert "info_weight" not in meta["config"]["loss"]

@@ -118,7 +118,7 @@ def test_lazy_r1_runs_every_r1_every_d_steps_scaled_by_it(tmp_path, monkeypatch)
         return real_r1(D, x)
 
     monkeypatch.setattr(stylegan2_objective, "r1_penalty", counting)
-    cfg, run = tiny(tmp_path, 5, ["reg.r1_every=4", "reg.r1=1.0", "train.n_critic=2"])
+    cfg, run = tiny(tmp_path, 5, ["stylegan2.r1_every=4", "reg.r1=1.0", "train.n_critic=2"])
     train(cfg, run, torch.device("cpu"), Reporter())
     assert len(calls) == 3  # D steps 0, 4, 8 of 10
 
@@ -204,8 +204,9 @@ def test_ada_integer_ops_are_exact_permutations():
 
 
 def test_ada_run_logs_p_and_resumes_bit_identical(tmp_path, cli):
-    extra = ["train.augment=ada", "train.ada_kimg=0.02", "train.ada_target=0.0",
-             "reg.r1_every=4", "train.style_mixing=0.5", "reg.pl=2", "train.ema=0.9"]
+    extra = ["train.augment=ada", "ada.kimg=0.02", "ada.target=0.0",
+             "stylegan2.r1_every=4", "stylegan2.style_mixing=0.5", "stylegan2.pl_weight=2",
+             "train.ema=0.9"]
     cfg, straight = tiny(tmp_path / "a", 8, extra)
     train(cfg, straight, torch.device("cpu"), Reporter())
     rows = [json.loads(line) for line in (straight / "metrics.jsonl").read_text().splitlines()]
@@ -298,8 +299,8 @@ def test_compiled_stylegan2_phases_match_eager():
     if problem:
         pytest.skip(f"torch.compile unavailable: {problem}")
     cfg = load_config("stylegan2", ["data.resolution=8", "model.g_width=8", "model.d_width=8",
-                                    "model.z_dim=16", "train.batch_size=8", "reg.r1_every=2",
-                                    "reg.r1=1.0", "train.style_mixing=0.5"])
+                                    "model.z_dim=16", "train.batch_size=8", "stylegan2.r1_every=2",
+                                    "reg.r1=1.0", "stylegan2.style_mixing=0.5"])
     torch.manual_seed(0)
     n = build_nets(cfg.model, DataSpec("images", (3, 8, 8)))
     real = torch.rand(8, 3, 8, 8, generator=torch.Generator().manual_seed(3)) * 2 - 1

@@ -233,13 +233,13 @@ def test_infogan_needs_a_code_and_conditional_needs_labels():
 
 @pytest.mark.parametrize("cls_fake", [1.0, 0.0])
 def test_acgan_class_loss_on_fakes_can_be_switched_off(cls_fake):
-    """loss.cls_fake scales D's class loss on generated samples; 0 = learn classes from reals."""
+    """acgan.cls_fake scales D's class loss on generated samples; 0 = learn classes from reals."""
     import torch.nn.functional as F
 
     from gancli.config import build
     from gancli.training.objectives import ACGANObjective
 
-    cfg = build({"loss": {"cls_weight": 2.0, "cls_fake": cls_fake}, "objective": "acgan"})
+    cfg = build({"loss": {"cls_weight": 2.0}, "acgan": {"cls_fake": cls_fake}, "objective": "acgan"})
     obj = ACGANObjective(cfg, nn.Identity(), nn.Identity(), torch.Generator(), torch.device("cpu"), 3)
     real_logits, fake_logits = torch.randn(5, 3), torch.randn(5, 3, requires_grad=True)
     y_real, y_fake = torch.tensor([0, 1, 2, 0, 1]), torch.tensor([2, 2, 1, 0, 0])
@@ -253,11 +253,11 @@ def test_acgan_class_loss_on_fakes_can_be_switched_off(cls_fake):
 
 
 
-def _acgan(mode: str, **loss):
+def _acgan(mode: str, **acgan):
     from gancli.config import build
     from gancli.training.objectives import ACGANObjective
 
-    cfg = build({"model": {"aux_classifier": mode}, "loss": {"cls_weight": 2.0, **loss},
+    cfg = build({"model": {"aux_classifier": mode}, "loss": {"cls_weight": 2.0}, "acgan": acgan,
                  "objective": "acgan"})
     ACGANObjective.validate(cfg, None)
     return ACGANObjective(cfg, nn.Identity(), nn.Identity(), torch.Generator(),

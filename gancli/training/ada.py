@@ -4,7 +4,7 @@
 ``train.augment=ada`` shows D every image, real and fake, in D's step and in G's step, through
 one augmentation pipeline whose strength p adapts: every ``ADA_INTERVAL`` (4) D steps the
 controller reads r_t = E[sign D(x_real)] over those steps (the overfitting heuristic of sec.
-3) and moves p by sign(r_t - target) * (batch x 4) / (``train.ada_kimg`` x 1000), clamped to
+3) and moves p by sign(r_t - ``ada.target``) * (batch x 4) / (``ada.kimg`` x 1000), clamped to
 [0, 1]: p can go from 0 to 1 in 500k real images with the paper's speed, and starts at 0.
 
 The pipeline is the paper's "bgc" (appendix B, fig. 2 and the official code's order): x-flip,
@@ -30,10 +30,12 @@ unaugmented are returned bit for bit, so at p = 0 the pipeline is the identity.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from gancli.config import config_field, register_section
 from gancli.errors import CheckpointError
 from gancli.training.augment import DiffAugment
 
@@ -43,6 +45,18 @@ ADA_INTERVAL = 4  # D steps between controller updates (paper, sec. 3)
 # the pipeline's transforms, in the order they are applied
 OPS = ("xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac",
        "brightness", "contrast", "lumaflip", "hue", "saturation")
+
+
+@register_section("ada")
+@dataclass
+class ADAConfig:
+    """The ADA controller's knobs (section ``ada``), read by any objective whose
+    ``train.augment`` is ``ada``."""
+
+    target: float = config_field(0.6, "target of r_t = E[sign D(real)]; p rises while r_t is "
+                                 "above it (Karras et al. 2020, sec. 3: 0.6)", min=0, max=1)
+    kimg: float = config_field(500.0, "thousands of real images over which p can go from 0 to 1 "
+                               "(paper 500)", min=0.001)
 LUMA = (1.0, 1.0, 1.0)  # the official code's luma axis (normalised below)
 
 
@@ -248,6 +262,6 @@ def make_augment(cfg, gen: torch.Generator, device: torch.device) -> DiffAugment
     """``train.augment``: ``ada`` gives the adaptive pipeline, anything else a DiffAugment
     policy (empty = off, a falsy object)."""
     if cfg.train.augment.strip() == "ada":
-        return AdaptiveAugment(gen, device, cfg.train.batch_size, cfg.train.ada_target,
-                               cfg.train.ada_kimg)
+        own = cfg.section(ADAConfig)
+        return AdaptiveAugment(gen, device, cfg.train.batch_size, own.target, own.kimg)
     return DiffAugment(cfg.train.augment, gen)

@@ -3,14 +3,27 @@ and its TAC / ADC corrections)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch.nn.functional as F
 
 from gancli.conditioning import CLASSIFIER, CONCAT
-from gancli.config import Config
+from gancli.config import Config, config_field, register_section
 from gancli.errors import ConfigError
 from gancli.models.base import DataSpec
 from gancli.registry import OBJECTIVES
 from gancli.training.objectives.adversarial import AdversarialObjective
+
+
+@register_section("acgan")
+@dataclass
+class ACGANConfig:
+    """The acgan objective's own knobs (section ``acgan``); the class-loss weight is the
+    shared ``loss.cls_weight`` (StarGAN has one too), the head ``model.aux_classifier``."""
+
+    cls_fake: float = config_field(1.0, "weight of D's class loss on generated samples relative "
+                                   "to real ones; 0 = D's classifier learns from real data only "
+                                   "(TAC-GAN's choice)", min=0)
 
 
 class ConditionalObjective(AdversarialObjective):
@@ -35,27 +48,27 @@ class ACGANObjective(AdversarialObjective):
     - ``tac`` (TAC-GAN, Gong et al. 2019): the second half is a twin classifier that learns
       the labels of generated samples only, and G *maximises* its cross-entropy: D adds
       cls_weight * CE_twin on fake, G adds -cls_weight * CE_twin on fake. The paper's
-      classifier learns from real data only: ``loss.cls_fake=0``.
+      classifier learns from real data only: ``acgan.cls_fake=0``.
     - ``adc`` (ADC-GAN, Hou et al. 2022): one classifier over 2K classes, "real k" and
       "generated k". D: cls_weight * (CE(real, k) + CE(fake, K + k)); G: cls_weight *
       (CE(fake, k) - CE(fake, K + k)), so the head also tells real from generated within a
-      class. ``loss.cls_fake`` has no meaning here.
+      class. ``acgan.cls_fake`` has no meaning here.
     """
 
     conditioning = CLASSIFIER
 
     def __init__(self, cfg, G, D, rng, device, num_classes=0):
         super().__init__(cfg, G, D, rng, device, num_classes)
-        self.cls_weight, self.cls_fake = cfg.loss.cls_weight, cfg.loss.cls_fake
+        self.cls_weight, self.cls_fake = cfg.loss.cls_weight, cfg.section(ACGANConfig).cls_fake
         self.mode = cfg.model.aux_classifier
 
     @classmethod
     def validate(cls, cfg: Config, spec: DataSpec | None) -> None:
         super().validate(cfg, spec)
-        if cfg.model.aux_classifier == "adc" and cfg.loss.cls_fake != 1:
-            raise ConfigError("loss.cls_fake has no meaning for ADC-GAN's classifier, which "
+        if cfg.model.aux_classifier == "adc" and cfg.section(ACGANConfig).cls_fake != 1:
+            raise ConfigError("acgan.cls_fake has no meaning for ADC-GAN's classifier, which "
                               "learns generated samples as classes of their own",
-                              hint="drop loss.cls_fake, or use model.aux_classifier=ac or tac")
+                              hint="drop acgan.cls_fake, or use model.aux_classifier=ac or tac")
 
     def discriminate(self, x, y):
         return self.D.forward_with_classes(x)

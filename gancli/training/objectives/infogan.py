@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch.nn.functional as F
 
 from gancli.conditioning import INFO
+from gancli.config import config_field, register_section
 from gancli.registry import OBJECTIVES
 from gancli.training.objectives.adversarial import AdversarialObjective
 from gancli.training.objectives.base import Stats, Tensor
+
+
+@register_section("infogan")
+@dataclass
+class InfoGANConfig:
+    """The infogan objective's own knobs (section ``infogan``); the codes themselves are
+    ``model.info_cat`` and ``model.info_cont`` (they shape the networks)."""
+
+    info_weight: float = config_field(1.0, "weight lambda of the mutual-information term L_I "
+                                      "(Chen et al. 2016, eq. 5; paper 1)", min=0)
 
 
 class InfoGANObjective(AdversarialObjective):
@@ -19,7 +31,7 @@ class InfoGANObjective(AdversarialObjective):
     H(c) - L_I. For the categorical code L_I is Q's cross-entropy; for each continuous code
     it is the negative log-likelihood of a unit-variance Gaussian centred on Q's prediction
     (up to a constant: half the squared error). Q (with D's body) learns from the fakes of
-    D's step, G from its own step's fakes; both scaled by ``loss.info_weight``.
+    D's step, G from its own step's fakes; both scaled by ``infogan.info_weight``.
 
     The live column ``mi`` is the categorical bound log K - CE in nats: 0 for an ignored
     code, log K (2.30 for 10 values) when Q reads the code back perfectly.
@@ -30,7 +42,7 @@ class InfoGANObjective(AdversarialObjective):
     def __init__(self, cfg, G, D, rng, device, num_classes=0):
         super().__init__(cfg, G, D, rng, device, num_classes)
         self.cat, self.cont = cfg.model.info_cat, cfg.model.info_cont
-        self.info_weight = cfg.loss.info_weight
+        self.info_weight = cfg.section(InfoGANConfig).info_weight
 
     def fake_labels(self, real_labels, n):
         return self.random_labels(n)

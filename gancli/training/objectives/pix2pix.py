@@ -6,8 +6,8 @@
 
 D judges pairs: the input x next to the real target y, or next to G's output. As in the
 paper D's loss is halved ("we divide the objective by 2 while optimizing D") and G uses
-the non-saturating form (maximise log D(x, G(x, z))). lambda = ``loss.l1_weight`` (100 in
-the paper); ``loss.gan_weight`` = 0 trains the same U-Net with L1 alone (the paper's
+the non-saturating form (maximise log D(x, G(x, z))). lambda = ``pix2pix.l1_weight`` (100 in
+the paper); ``pix2pix.gan_weight`` = 0 trains the same U-Net with L1 alone (the paper's
 "L1" row of table 1), D still trained alongside so both runs take the same steps.
 
 The data is ``"pairs"`` (N, 2, C, H, W) whose two halves correspond pixel for pixel: half 0
@@ -20,16 +20,30 @@ resumed run replays the same masks.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 from gancli.conditioning import PAIRED
-from gancli.config import Config
+from gancli.config import Config, config_field, register_section
 from gancli.errors import ConfigError
 from gancli.losses import AdversarialLoss
 from gancli.models.base import DataSpec
 from gancli.registry import LOSSES, OBJECTIVES
 from gancli.training.objectives.base import Objective, Stats, Tensor
+
+
+@register_section("pix2pix")
+@dataclass
+class Pix2PixConfig:
+    """The pix2pix objective's own knobs (section ``pix2pix``)."""
+
+    l1_weight: float = config_field(100.0, "weight lambda of the L1 distance to the target "
+                                    "(Isola et al. 2017, eq. 4; paper 100)", min=0)
+    gan_weight: float = config_field(1.0, "weight of the conditional GAN term in G's loss; 0 = "
+                                     "the same U-Net trained with L1 alone", min=0)
+
 
 class Pix2PixObjective(Objective):
     """Isola et al. 2017: G(x) -> y with a U-Net, D(x, y) a PatchGAN on the pair."""
@@ -40,7 +54,8 @@ class Pix2PixObjective(Objective):
                  rng: torch.Generator, device: torch.device, num_classes: int = 0):
         super().__init__(cfg, G, D, rng, device, num_classes)
         self.loss: AdversarialLoss = LOSSES.get(cfg.loss.name)
-        self.l1_weight, self.gan_weight = cfg.loss.l1_weight, cfg.loss.gan_weight
+        own = cfg.section(Pix2PixConfig)
+        self.l1_weight, self.gan_weight = own.l1_weight, own.gan_weight
         self._pair: tuple[Tensor, Tensor, Tensor] | None = None  # (x, y, G(x)) of the D step
 
     @classmethod
@@ -54,9 +69,10 @@ class Pix2PixObjective(Objective):
             raise ConfigError("DiffAugment, instance noise, label flips, mode seeking and the image "
                               "pool are not supported by the pix2pix objective",
                               hint="switch them off for pix2pix")
-        if not (cfg.loss.l1_weight or cfg.loss.gan_weight):
-            raise ConfigError("loss.l1_weight and loss.gan_weight are both 0: G would learn nothing",
-                              hint="pix2pix uses loss.l1_weight=100 loss.gan_weight=1")
+        own = cfg.section(Pix2PixConfig)
+        if not (own.l1_weight or own.gan_weight):
+            raise ConfigError("pix2pix.l1_weight and pix2pix.gan_weight are both 0: G would learn "
+                              "nothing", hint="pix2pix uses pix2pix.l1_weight=100 pix2pix.gan_weight=1")
 
     @classmethod
     def check_data(cls, data) -> None:

@@ -1,6 +1,6 @@
 """Progressive growing as a schedule of the objective (Karras et al. 2018, ProGAN, sec. 2).
 
-Training runs in phases of ``train.phase_images`` real images (steps x batch size): the 4x4
+Training runs in phases of ``progressive.phase_images`` real images (steps x batch size): the 4x4
 networks first, then for every further octave a fade-in phase, in which the new blocks'
 weight ``alpha`` rises linearly from 0 to 1, and a stabilisation phase at alpha 1. After
 the last octave's fade-in the networks stay at the data's resolution until the last step.
@@ -17,14 +17,27 @@ layers come in or a fade-in ends).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
+from gancli.config import config_field, register_section
 from gancli.errors import ConfigError
 from gancli.models.progan import fade_reals
 from gancli.registry import OBJECTIVES
 from gancli.training.objectives.adversarial import AdversarialObjective
 from gancli.training.objectives.base import Stats
+
+
+@register_section("progressive")
+@dataclass
+class ProgressiveConfig:
+    """The progressive objective's own knobs (section ``progressive``)."""
+
+    phase_images: int = config_field(
+        0, "real images per phase, counted as steps x batch_size; each stage's fade-in and its "
+        "stabilisation take one phase (Karras et al. 2018: 800,000); 0 = the full-resolution "
+        "network from the first step", min=0)
 
 
 def phase_steps(phase_images: int, batch_size: int) -> int:
@@ -61,7 +74,8 @@ class ProgressiveObjective(AdversarialObjective):
                               f"'{cfg.model.family}' has a fixed depth",
                               hint="--set model.family=progan (or objective=unconditional)")
         self.stages = G.stages
-        self.steps_per_phase = phase_steps(cfg.train.phase_images, cfg.train.batch_size)
+        self.steps_per_phase = phase_steps(cfg.section(ProgressiveConfig).phase_images,
+                                           cfg.train.batch_size)
         self.now = (self.stages, 1.0)
 
     def on_step(self, step: int) -> bool:

@@ -1,15 +1,15 @@
 """StyleGAN2's training step (Karras et al. 2020, arXiv:1912.04958, sec. 3.1, 4 and appendix B).
 
 - Non-saturating logistic loss (``loss.name``; any registered loss works).
-- Lazy R1 (sec. 3.1): R1 = |grad D(x_real)|^2 only on every ``reg.r1_every``-th D step (16
+- Lazy R1 (sec. 3.1): R1 = |grad D(x_real)|^2 only on every ``stylegan2.r1_every``-th D step (16
   in the paper), weighted gamma / 2 * interval so its average strength is unchanged;
   gamma = ``reg.r1``. Taken on the real images D was shown (augmented, with ADA), as the
   official code does. The paper also rescales Adam's lr and betas by 16/17 for lazy
   steps; we do not (a few per cent of lr, see docs/presets.md).
-- Path-length regularisation (sec. 3.2, ``reg.pl``, every 4 G steps, weighted by 4): for
+- Path-length regularisation (sec. 3.2, ``stylegan2.pl_weight``, every 4 G steps, weighted by 4): for
   y ~ N(0, I) / sqrt(H W), the length of J_w^T y per sample should match its running mean a
   (decay 0.01); penalty (|J_w^T y| - a)^2 on half a batch, as the official code.
-- Style mixing (``train.style_mixing``, paper 0.9): that share of G's batches map two latents
+- Style mixing (``stylegan2.style_mixing``, paper 0.9): that share of G's batches map two latents
   and switch from the first w to the second at one random layer.
 - Per-pixel noise drawn from the run's generator for every layer in training.
 - The tracked mean w (truncation's centre) follows the w of every D step's latents.
@@ -23,9 +23,11 @@ bit-identically (``state``/``load``).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
+from gancli.config import config_field, register_section
 from gancli.errors import CheckpointError, ConfigError
 from gancli.regularizers import r1_penalty
 from gancli.registry import OBJECTIVES
@@ -38,11 +40,25 @@ PL_DECAY = 0.01  # running mean of path lengths
 PL_BATCH_SHRINK = 2  # the penalty runs on half of G's batch
 
 
+@register_section("stylegan2")
+@dataclass
+class StyleGAN2Config:
+    """The stylegan2 objective's own knobs (section ``stylegan2``); R1's weight is the shared
+    ``reg.r1``."""
+
+    r1_every: int = config_field(1, "lazy regularisation: R1 only every this many D steps, "
+                                 "scaled by it (Karras et al. 2020, sec. 3.1: 16)", min=1, max=1000)
+    pl_weight: float = config_field(0.0, "path-length regularisation weight (sec. 3.2; paper 2), "
+                                    "every 4 G steps; 0 = off", min=0)
+    style_mixing: float = config_field(0.0, "share of G batches with mixed styles (two latents, "
+                                       "one crossover layer; paper 0.9)", min=0, max=1)
+
+
 class StyleGAN2Objective(AdversarialObjective):
     """Unconditional StyleGAN2 training on a ``stylegan2``-family G (``mapping`` + ``synthesis``).
 
     Stats: d_loss, d_real, d_fake, g_loss, r1 (the latest lazy R1 value), pl (the latest
-    path-length penalty, when ``reg.pl`` > 0), and ada_p / ada_rt with ``train.augment=ada``.
+    path-length penalty, when ``stylegan2.pl_weight`` > 0), and ada_p / ada_rt with ``train.augment=ada``.
     """
 
     def __init__(self, cfg, G, D, rng, device, num_classes=0):
@@ -52,9 +68,10 @@ class StyleGAN2Objective(AdversarialObjective):
                               f"'{cfg.model.family}' has none",
                               hint="--set model.family=stylegan2 (or objective=unconditional)")
         self.gamma, self.r1 = cfg.reg.r1, 0.0  # the base class's every-step R1 stays off
-        self.r1_every = cfg.reg.r1_every
-        self.pl_weight = cfg.reg.pl
-        self.mixing = cfg.train.style_mixing
+        own = cfg.section(StyleGAN2Config)
+        self.r1_every = own.r1_every
+        self.pl_weight = own.pl_weight
+        self.mixing = own.style_mixing
         self.n_critic = cfg.train.n_critic
         self.d_count = 0  # D steps so far (set from the step by on_step)
         self.g_count = 0
@@ -66,7 +83,7 @@ class StyleGAN2Objective(AdversarialObjective):
     def validate(cls, cfg, spec) -> None:
         super().validate(cfg, spec)
         if cfg.reg.gp or cfg.loss.label_flip or cfg.train.pool_size or cfg.loss.mode_seeking:
-            raise ConfigError("objective 'stylegan2' takes R1 (reg.r1), path length (reg.pl) "
+            raise ConfigError("objective 'stylegan2' takes R1 (reg.r1), path length (stylegan2.pl_weight) "
                               "and augmentation, not gp, label flips, a pool or mode seeking",
                               hint="drop those keys, or use objective=unconditional")
 

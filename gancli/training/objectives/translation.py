@@ -13,12 +13,14 @@ generator passes per step. The very first D step, with no earlier fakes, makes i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 from gancli.checkpoints import section
 from gancli.conditioning import DOMAIN, TRANSLATION
-from gancli.config import Config
+from gancli.config import Config, config_field, register_section
 from gancli.errors import ConfigError
 from gancli.losses import AdversarialLoss
 from gancli.models.base import DataSpec
@@ -26,6 +28,27 @@ from gancli.registry import LOSSES, OBJECTIVES
 from gancli.regularizers import gradient_penalty
 from gancli.training.image_pool import ImagePool
 from gancli.training.objectives.base import Objective, Stats, Tensor
+
+
+@register_section("cycle")
+@dataclass
+class CycleConfig:
+    """The cycle objective's own knobs (section ``cycle``, the ``cyclegan`` preset)."""
+
+    cycle_weight: float = config_field(10.0, "weight lambda of the cycle-consistency L1 loss "
+                                       "(Zhu et al. 2017, eq. 3; paper 10)", min=0)
+    identity_weight: float = config_field(0.5, "identity loss weight, as a fraction of "
+                                          "cycle_weight (sec. 5.2; paper 0.5)", min=0)
+
+
+@register_section("stargan")
+@dataclass
+class StarGANConfig:
+    """The stargan objective's own knobs (section ``stargan``); its classification weight is
+    the shared ``loss.cls_weight``."""
+
+    rec_weight: float = config_field(10.0, "weight lambda_rec of the reconstruction loss (Choi "
+                                     "et al. 2018, eq. 7; paper 10)", min=0)
 
 
 class TranslationObjective(Objective):
@@ -58,7 +81,8 @@ class CycleObjective(TranslationObjective):
     G and F together: L_GAN(G, D_B) + L_GAN(F, D_A)
         + lambda (|F(G(a)) - a|_1 + |G(F(b)) - b|_1)                 cycle consistency
         + lambda * identity_weight (|G(b) - b|_1 + |F(a) - a|_1)       identity (sec. 5.2)
-    with lambda = ``loss.cycle_weight`` and the least-squares loss by default.
+    with lambda = ``cycle.cycle_weight``, identity_weight = ``cycle.identity_weight`` and the
+    least-squares loss by default.
     """
 
     conditioning = TRANSLATION
@@ -68,8 +92,9 @@ class CycleObjective(TranslationObjective):
                  rng: torch.Generator, device: torch.device, num_classes: int = 0):
         super().__init__(cfg, G, D, rng, device, num_classes)
         self.loss: AdversarialLoss = LOSSES.get(cfg.loss.name)
-        self.lam = cfg.loss.cycle_weight
-        self.idt = cfg.loss.identity_weight * cfg.loss.cycle_weight
+        own = cfg.section(CycleConfig)
+        self.lam = own.cycle_weight
+        self.idt = own.identity_weight * own.cycle_weight
         self.pool_a = ImagePool(cfg.train.pool_size, rng)
         self.pool_b = ImagePool(cfg.train.pool_size, rng)
         self._fakes: tuple[Tensor, Tensor] | None = None  # (F(b), G(a)) of the last G step
@@ -150,8 +175,8 @@ class StarGANObjective(TranslationObjective):
                  rng: torch.Generator, device: torch.device, num_classes: int = 0):
         super().__init__(cfg, G, D, rng, device, num_classes)
         self.loss: AdversarialLoss = LOSSES.get(cfg.loss.name)
-        self.cls_weight, self.rec_weight, self.gp = (cfg.loss.cls_weight, cfg.loss.rec_weight,
-                                                     cfg.reg.gp)
+        self.cls_weight, self.gp = cfg.loss.cls_weight, cfg.reg.gp
+        self.rec_weight = cfg.section(StarGANConfig).rec_weight
         self._targets: Tensor | None = None
 
     def _cls_loss(self, logits: Tensor, labels: Tensor) -> Tensor:
