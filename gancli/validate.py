@@ -217,12 +217,21 @@ def check_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]
     ``exp_avg``, ``exp_avg_sq``); moments have exactly their parameter's shape, are
     floating point and finite (second moments >= 0); ``step`` is one finite number >= 0.
     """
+    params = [p for g in opt.param_groups for p in g["params"]]
+    owner = _check_param_groups(opt, meta["param_groups"], prefix, path)
+    state = _stored_state(tensors, meta, owner, len(params), prefix, path)
+    for pid, entries in sorted(state.items()):
+        _check_param_state(opt, params[pid], owner[pid], entries, f"{prefix}.{pid}", path)
+
+
+def _check_param_groups(opt: torch.optim.Optimizer, saved_groups: list, prefix: str,
+                        path: Path) -> dict[int, dict]:
+    """The stored parameter groups against the live ones; returns, for every parameter index,
+    its group's hyper-parameters as ``load_optimizer`` fills them in (stored over live)."""
     live_groups = opt.state_dict()["param_groups"]
-    saved_groups = meta["param_groups"]
     if len(saved_groups) != len(live_groups):
         raise _bad(path, f"{prefix} has {len(saved_groups)} parameter group(s), the config builds "
                          f"{len(live_groups)}")
-    params = [p for g in opt.param_groups for p in g["params"]]
     owner: dict[int, dict] = {}
     for i, (live, saved) in enumerate(zip(live_groups, saved_groups)):
         where = f"{prefix}.param_groups[{i}]"
@@ -234,6 +243,14 @@ def check_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]
         _check_group(opt, live, saved, where, path)
         merged = {**live, **saved}  # as load_optimizer fills it in
         owner.update({pid: merged for pid in live["params"]})
+    return owner
+
+
+def _stored_state(tensors: dict[str, torch.Tensor], meta: dict, owner: dict[int, dict],
+                  n_params: int, prefix: str, path: Path) -> dict[int, dict[str, Any]]:
+    """Per parameter index, its stored state entries: tensors ``prefix.<index>.<name>`` and
+    the scalars in ``meta["scalars"]``; a name that fits no parameter, a non-number scalar or
+    one entry stored both ways is refused."""
     state: dict[int, dict[str, Any]] = {}
     p = prefix + "."
     for name, t in tensors.items():
@@ -242,7 +259,7 @@ def check_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]
         pid, _, key = name[len(p):].partition(".")
         if not pid.isdigit() or int(pid) not in owner or not key:
             raise _bad(path, f"tensor {name} names no parameter of {prefix} (it has "
-                             f"{len(params)})")
+                             f"{n_params})")
         state.setdefault(int(pid), {})[key] = t
     for pid, extra in meta.get("scalars", {}).items():
         if not str(pid).isdigit() or int(pid) not in owner:
@@ -253,34 +270,40 @@ def check_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]
             if key in state.get(int(pid), {}):  # load_optimizer would let it replace the tensor
                 raise _bad(path, f"{prefix}.scalars.{pid}.{key} is stored twice (also as a tensor)")
             state.setdefault(int(pid), {})[key] = v
-    for pid, entries in sorted(state.items()):
-        param = params[pid]
-        shaped, scalar, nonneg = _state_keys(opt, owner[pid])
-        known = shaped | scalar
-        for key in sorted(known - entries.keys()):
-            raise _bad(path, f"tensor {p}{pid}.{key} is missing (parameter {pid} has "
-                             f"{', '.join(sorted(entries))})")
-        for key, t in sorted(entries.items()):
-            name = f"{p}{pid}.{key}"
-            if known and key not in known:
-                raise _bad(path, f"{name} is not state that {type(opt).__name__} keeps")
-            if not torch.is_tensor(t):
-                if key in known:
-                    raise _bad(path, f"{name} must be a tensor, found {t!r}")
-                continue
-            if key in scalar or (not known and t.dim() == 0):
-                if t.numel() != 1 or t.dtype.is_complex or t.dtype == torch.bool:
-                    raise _bad(path, f"tensor {name} must be one number, found {_describe(t)}")
-                if not _finite(t) or float(t) < 0:
-                    raise _bad(path, f"tensor {name} must be finite and >= 0, found {float(t)}")
-                continue
-            if t.shape != param.shape or not t.is_floating_point():
-                raise _bad(path, f"tensor {name} is {_describe(t)}, its parameter is "
-                                 f"{_describe(param.detach())}")
-            if not _finite(t):
-                raise _bad(path, f"tensor {name} holds NaN or inf")
-            if key in nonneg and bool((t < 0).any()):
-                raise _bad(path, f"tensor {name} holds negative values (a second moment is >= 0)")
+    return state
+
+
+def _check_param_state(opt: torch.optim.Optimizer, param: torch.Tensor, group: dict,
+                       entries: dict[str, Any], where: str, path: Path) -> None:
+    """One parameter's state entries (named ``where.<key>`` in messages): all that this
+    optimiser keeps for it, nothing else; counters one finite number >= 0; moments finite,
+    floating point, of the parameter's shape, second moments >= 0."""
+    shaped, scalar, nonneg = _state_keys(opt, group)
+    known = shaped | scalar
+    for key in sorted(known - entries.keys()):
+        raise _bad(path, f"tensor {where}.{key} is missing (parameter {where.rpartition('.')[2]} "
+                         f"has {', '.join(sorted(entries))})")
+    for key, t in sorted(entries.items()):
+        name = f"{where}.{key}"
+        if known and key not in known:
+            raise _bad(path, f"{name} is not state that {type(opt).__name__} keeps")
+        if not torch.is_tensor(t):
+            if key in known:
+                raise _bad(path, f"{name} must be a tensor, found {t!r}")
+            continue
+        if key in scalar or (not known and t.dim() == 0):
+            if t.numel() != 1 or t.dtype.is_complex or t.dtype == torch.bool:
+                raise _bad(path, f"tensor {name} must be one number, found {_describe(t)}")
+            if not _finite(t) or float(t) < 0:
+                raise _bad(path, f"tensor {name} must be finite and >= 0, found {float(t)}")
+            continue
+        if t.shape != param.shape or not t.is_floating_point():
+            raise _bad(path, f"tensor {name} is {_describe(t)}, its parameter is "
+                             f"{_describe(param.detach())}")
+        if not _finite(t):
+            raise _bad(path, f"tensor {name} holds NaN or inf")
+        if key in nonneg and bool((t < 0).any()):
+            raise _bad(path, f"tensor {name} holds negative values (a second moment is >= 0)")
 
 
 def check_rng(tensors: dict[str, torch.Tensor], gen: torch.Generator, path: Path) -> None:

@@ -115,40 +115,14 @@ def evaluate_paired(metrics: list[str], fake_spec: str, real_spec: str | None, s
     batch); fid/kid compare the outputs' features with the targets' (``settings.features``).
     Returns the same result layout as ``gancli.metrics.evaluate.evaluate``.
     """
-    from dataclasses import replace
-
-    from gancli.data import load_dataset
-    from gancli.inference import load_translator
-    from gancli.metrics import frechet, scores
-    from gancli.metrics.catalog import METRICS
+    from gancli.imaging import from_uint8
+    from gancli.metrics import scores
     from gancli.metrics.evaluate import summarise
 
-    allowed = PAIRED_METRICS + ("fid", "kid")
-    other = [m for m in metrics if m not in allowed]
-    if other:
-        raise GancliError(f"{', '.join(other)} cannot score a paired translation model",
-                          hint=f"for pix2pix use: {', '.join(allowed)}")
-    tr = load_translator(fake_spec, device)
-    if tr.kind != "paired":
-        raise GancliError(f"{', '.join(m for m in metrics if m in PAIRED_METRICS)} compare a paired "
-                          f"(pix2pix) model's outputs with their targets; {fake_spec} is a "
-                          f"{tr.model.cfg.name} model", hint="translate with it: gancli translate")
-    cfg = tr.model.cfg.data
-    data_cfg = replace(cfg, channels=tr.channels, **({"source": real_spec} if real_spec else {}))
-    if progress:
-        progress(f"paired test set: {data_cfg.source}")
-    ds = load_dataset(data_cfg, 0, "translation")
-    if ds.kind != "pairs" or not ds.info.get("paired"):
-        raise GancliError(f"{data_cfg.source} is not a paired data set",
-                          hint="give --real a folder with train/ (A|B) or A/ and B/, or a paired built-in")
-    notes: list[str] = []
-    pairs, split = (ds.test, "held-out") if ds.test is not None else (ds.x, "all")
-    if ds.test is None:
-        notes.append(f"{data_cfg.source} has no held-out pairs: scored on all {len(ds.x)} of its pairs")
-    pairs = ds.fit(pairs)
-    n = min(settings.n or len(pairs), len(pairs))
-    pairs = pairs[:n]
-    x = pairs[:, 0].float().div(127.5).sub(1.0)
+    tr = _load_paired_model(metrics, fake_spec, device)
+    pairs, source, split, notes = _paired_test_set(tr, real_spec, settings.n, progress)
+    n = len(pairs)
+    x = from_uint8(pairs[:, 0])
     y = pairs[:, 1]
     names = [m for m in metrics if m in PAIRED_METRICS]
     feature_metrics = [m for m in metrics if m in ("fid", "kid")]
@@ -166,17 +140,8 @@ def evaluate_paired(metrics: list[str], fake_spec: str, real_spec: str | None, s
                           for i, b in enumerate(x.split(settings.batch_size))])
         row: dict = paired_scores(outs, y, tuple(names)) if names else {}
         if extractor is not None:
-            fake_feats = np.concatenate([extractor.run(_to_uint8(b))[0]
-                                         for b in outs.split(settings.batch_size)])
-            if "fid" in feature_metrics:
-                row["fid"] = frechet.frechet_between(real_feats, fake_feats)
-            if "kid" in feature_metrics:
-                k = scores.kid(real_feats, fake_feats)
-                row.update(kid=k["kid"], kid_std=k["kid_std"])
-            if extractor.name == "digits":
-                renamed = {k: v for name in feature_metrics
-                           for k, v in METRICS.get(name).digits_keys.items()}
-                row = {renamed.get(k, k): v for k, v in row.items()}
+            row.update(_feature_scores(extractor, real_feats, outs, feature_metrics,
+                                       settings.batch_size))
         per_seed.append(row)
     if "kid" in feature_metrics and n < scores.KID_SUBSET_SIZE:
         notes.append(f"KID subsets hold {n} samples (fewer than 1000 available)")
@@ -191,6 +156,72 @@ def evaluate_paired(metrics: list[str], fake_spec: str, real_spec: str | None, s
                      "dropout": dropout},
         "fake": {"spec": fake_spec, "kind": "paired model", "direction": tr.direction,
                  "checkpoint": str(tr.model.path), "step": tr.model.step},
-        "real": {"spec": data_cfg.source, "pairs": n, "split": split},
+        "real": {"spec": source, "pairs": n, "split": split},
         "notes": notes,
     }
+
+
+def _load_paired_model(metrics: list[str], fake_spec: str, device: torch.device):
+    """The ``Translator`` of a paired (pix2pix) run or checkpoint; GancliError for a metric
+    that cannot score one, or for a model that is not paired."""
+    from gancli.inference import load_translator
+
+    allowed = PAIRED_METRICS + ("fid", "kid")
+    other = [m for m in metrics if m not in allowed]
+    if other:
+        raise GancliError(f"{', '.join(other)} cannot score a paired translation model",
+                          hint=f"for pix2pix use: {', '.join(allowed)}")
+    tr = load_translator(fake_spec, device)
+    if tr.kind != "paired":
+        raise GancliError(f"{', '.join(m for m in metrics if m in PAIRED_METRICS)} compare a paired "
+                          f"(pix2pix) model's outputs with their targets; {fake_spec} is a "
+                          f"{tr.model.cfg.name} model", hint="translate with it: gancli translate")
+    return tr
+
+
+def _paired_test_set(tr, real_spec: str | None, limit: int | None,
+                     progress=None) -> tuple[torch.Tensor, str, str, list[str]]:
+    """The pairs a paired model is scored on: uint8 ``(N, 2, C, H, W)`` at the model's
+    training resolution and channels, at most ``limit`` (None or 0 = all), from ``real_spec``
+    or else the model's training data; its held-out pairs where it has them. Returns (pairs,
+    source, "held-out" | "all", notes). Raises GancliError when the data set is not paired."""
+    from dataclasses import replace
+
+    from gancli.data import load_dataset
+
+    data_cfg = replace(tr.model.cfg.data, channels=tr.channels,
+                       **({"source": real_spec} if real_spec else {}))
+    if progress:
+        progress(f"paired test set: {data_cfg.source}")
+    ds = load_dataset(data_cfg, 0, "translation")
+    if ds.kind != "pairs" or not ds.info.get("paired"):
+        raise GancliError(f"{data_cfg.source} is not a paired data set",
+                          hint="give --real a folder with train/ (A|B) or A/ and B/, or a paired built-in")
+    notes: list[str] = []
+    pairs, split = (ds.test, "held-out") if ds.test is not None else (ds.x, "all")
+    if ds.test is None:
+        notes.append(f"{data_cfg.source} has no held-out pairs: scored on all {len(ds.x)} of its pairs")
+    pairs = ds.fit(pairs)
+    n = min(limit or len(pairs), len(pairs))
+    return pairs[:n], data_cfg.source, split, notes
+
+
+def _feature_scores(extractor, real_feats: np.ndarray, outs: torch.Tensor,
+                    feature_metrics: list[str], batch_size: int) -> dict:
+    """FID and/or KID of translations ``outs`` (float in [-1, 1]) against the targets'
+    features ``real_feats``; keys renamed as the catalog says for the digits features."""
+    from gancli.metrics import frechet, scores
+    from gancli.metrics.catalog import METRICS
+
+    fake_feats = np.concatenate([extractor.run(_to_uint8(b))[0] for b in outs.split(batch_size)])
+    row: dict = {}
+    if "fid" in feature_metrics:
+        row["fid"] = frechet.frechet_between(real_feats, fake_feats)
+    if "kid" in feature_metrics:
+        k = scores.kid(real_feats, fake_feats)
+        row.update(kid=k["kid"], kid_std=k["kid_std"])
+    if extractor.name == "digits":
+        renamed = {k: v for name in feature_metrics
+                   for k, v in METRICS.get(name).digits_keys.items()}
+        row = {renamed.get(k, k): v for k, v in row.items()}
+    return row
