@@ -51,7 +51,7 @@ class Photo:
 
 def read_photo(path: Path, channels: int) -> Photo:
     """Decode ``path`` for a model with ``channels`` (1 or 3) input channels."""
-    from gancli.data.images import (ImageTooLarge, NotARegularFile, _to_gray_or_rgb,
+    from gancli.data.images import (ImageTooLarge, NotARegularFile, to_gray_or_rgb,
                                     max_image_pixels, open_image, too_large_hint)
 
     limit = max_image_pixels()  # a bad setting is its own error, not "cannot decode"
@@ -70,7 +70,7 @@ def read_photo(path: Path, channels: int) -> Photo:
                 if alpha.getextrema() == (255, 255):
                     alpha = None  # fully opaque: nothing to keep
             if alpha is None:
-                base = _to_gray_or_rgb(img)
+                base = to_gray_or_rgb(img)
             elif mode in ("LA", "La"):
                 base = img.convert("LA").getchannel("L")  # the grey under the alpha, as it is
             else:

@@ -242,7 +242,7 @@ def test_scan_lists_only_regular_files_and_counts_the_rest(tmp_path):
         found = _in_thread(lambda: scan_folder(tmp_path))
         assert [e[0] for e in found.entries] == ["link.png", "ok.png"]
         assert found.special == ["fifo-link.png", "pipe.png", "sock.png"]
-        entries, broken, _ = images._scan(tmp_path)  # the old signature, for the store branch
+        entries, broken, _ = images.list_image_files(tmp_path)  # the old signature, for the store branch
         assert len(entries) == 2 and broken == ["fifo-link.png", "pipe.png", "sock.png"]
         ds = _in_thread(lambda: load_image_folder(tmp_path, 8, None, None))
         assert ds.info["files"] == 2 and ds.info["skipped_reasons"] == {"not a regular file": 3}

@@ -160,7 +160,7 @@ def test_cache_hit_decodes_nothing_and_matches(tmp_path: Path, monkeypatch: pyte
     def boom(*args, **kwargs):
         raise AssertionError("decoded on a cache hit")
 
-    monkeypatch.setattr(images, "_decode_image", boom)
+    monkeypatch.setattr(images, "decode_image", boom)
     monkeypatch.setattr(images, "decode_image_why", boom)
     second = load_image_folder(root, 8, None, cache)
     assert second.info == {**first.info, "cache": "hit"}

@@ -66,8 +66,8 @@ def test_round_trip_pixels_labels_classes_and_skips(tmp_path, cli):
     info = json.loads(r.out)
     assert r.code == 0 and info["n"] == 25 and info["counts"] == [13, 12]
     names = opened.store.names()  # each sample's source file, in the order of the listing
-    assert names == sorted(images._scan(src)[0][i][0] for i in range(27)
-                           if images._scan(src)[0][i][0] not in ("cat/notes.png", "dog/broken.jpg"))
+    assert names == sorted(images.list_image_files(src)[0][i][0] for i in range(27)
+                           if images.list_image_files(src)[0][i][0] not in ("cat/notes.png", "dog/broken.jpg"))
     names_bytes = os.path.getsize(tmp_path / "st" / "names.jsonl")
     assert names_bytes == sum(len(json.dumps(n)) + 1 for n in names)
     assert info["bytes"] == 25 * 3 * 64 + 25 * 8 + names_bytes and info["verified"] == "sha256"
@@ -192,11 +192,11 @@ def test_damaged_store_is_refused_naming_the_file(tmp_path, cli):
 _SLOW_PREPARE = """
 import sys, time
 from gancli.data import images, prepare as p
-decode = images._decode_image
+decode = images.decode_image
 def slow(*a, **k):
     time.sleep(0.02)
     return decode(*a, **k)
-images._decode_image = slow
+images.decode_image = slow
 p.JOURNAL_EVERY_S = 0.0
 p.CHUNK_BYTES = 8 * 8 * 3 * 4  # 4 files per chunk
 p.prepare(sys.argv[1], sys.argv[2], 8, labels=True, workers=2)
@@ -262,7 +262,7 @@ def test_preflight_refuses_before_decoding(tmp_path, cli, monkeypatch):
     def no_decode(*a, **k):
         raise AssertionError("decoded before the preflight refused")
 
-    monkeypatch.setattr(images, "_decode_image", no_decode)
+    monkeypatch.setattr(images, "decode_image", no_decode)
     # a store that cannot fit on the disk: refused before any decoding, nothing written
     import shutil as sh
     from collections import namedtuple

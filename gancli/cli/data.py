@@ -151,9 +151,9 @@ def info(
                         hint="give a folder of images, or a store made by gancli data prepare")
     from PIL import Image
 
-    from gancli.data.images import _scan
+    from gancli.data.images import list_image_files
 
-    entries, broken, n_other = _scan(p)
+    entries, broken, n_other = list_image_files(p)
     counts: dict[str, int] = {}
     for rel, _, _ in entries:
         if "/" in rel:

@@ -227,11 +227,11 @@ def load_image_folder(
             labels) a class sub-folder without a usable image, like torchvision's ImageFolder.
     """
     root = Path(path).expanduser()
-    _check_args(root, resolution, channels)
+    check_source_args(root, resolution, channels)
     found = scan_folder(root)
     entries, broken, n_other = found.entries, sorted(found.broken + found.special), found.n_other
     if labels:
-        _check_label_layout(root, entries)
+        check_label_layout(root, entries)
 
     cache_file, key = None, ""
     if cache_dir is not None:
@@ -241,13 +241,13 @@ def load_image_folder(
         if cached is not None:
             x, y, classes, info = cached
             if labels:
-                info = _check_classes(root, found.top_dirs, classes, info, allow_empty_classes)
+                info = check_classes(root, found.top_dirs, classes, info, allow_empty_classes)
             return _make_dataset(root, x, y, classes, info, cache="hit")
 
     x, y, classes, info = _decode_all(root, entries, broken, n_other, resolution, channels, labels,
                                       special=found.special)
     if labels:
-        info = _check_classes(root, found.top_dirs, classes, info, allow_empty_classes)
+        info = check_classes(root, found.top_dirs, classes, info, allow_empty_classes)
     cache = "off"
     if cache_file is not None:
         cache = "miss"
@@ -257,8 +257,8 @@ def load_image_folder(
     return _make_dataset(root, x, y, classes, info, cache=cache)
 
 
-def _check_classes(root: Path, top_dirs: list[str], classes: list[str] | None, info: dict,
-                   allow_empty: bool) -> dict:
+def check_classes(root: Path, top_dirs: list[str], classes: list[str] | None, info: dict,
+                  allow_empty: bool) -> dict:
     """Every class sub-folder must hold a usable image, or the class indices of the others
     would shift silently (``--class 1`` drawing the third folder). With ``allow_empty`` the
     empty ones are dropped and named in ``info["notes"]``."""
@@ -277,7 +277,7 @@ def _check_classes(root: Path, top_dirs: list[str], classes: list[str] | None, i
     return {**info, "notes": [*notes, note], "empty_classes": empty}
 
 
-def _check_args(root: Path, resolution: int, channels: int | None) -> None:
+def check_source_args(root: Path, resolution: int, channels: int | None) -> None:
     """Reject a missing folder, a file path, or nonsensical sizes."""
     if channels not in (None, 1, 3):
         raise DataError(f"channels must be 1, 3 or None, not {channels!r}", hint="use 1 (grey) or 3 (RGB)")
@@ -295,7 +295,7 @@ def _check_args(root: Path, resolution: int, channels: int | None) -> None:
         )
 
 
-def _scan(root: Path) -> tuple[list[tuple[str, int, int]], list[str], int]:
+def list_image_files(root: Path) -> tuple[list[tuple[str, int, int]], list[str], int]:
     """List candidate image files under ``root``.
 
     Returns:
@@ -373,7 +373,7 @@ def scan_folder(root: Path, extensions: tuple[str, ...] | None = SUPPORTED_EXTEN
     return out
 
 
-def _check_label_layout(root: Path, entries: list[tuple[str, int, int]]) -> None:
+def check_label_layout(root: Path, entries: list[tuple[str, int, int]]) -> None:
     """With labels, every image must sit inside a class sub-folder."""
     loose = [rel for rel, _, _ in entries if "/" not in rel]
     if loose:
@@ -474,14 +474,14 @@ def _skip_notes(failed: list[tuple[str, str]], special: list[str]) -> list[str]:
     return notes
 
 
-def _decode_image(file: Path, resolution: int, channels: int | None) -> np.ndarray | None:
+def decode_image(file: Path, resolution: int, channels: int | None) -> np.ndarray | None:
     """Decode one file to an (H, W) grey or (H, W, 3) RGB uint8 array; None if unreadable."""
     return decode_image_why(file, resolution, channels)[0]
 
 
 def decode_image_why(file: Path, resolution: int, channels: int | None,
                      limit: int | None = None) -> tuple[np.ndarray | None, str]:
-    """Like ``_decode_image``, with the reason for a skip.
+    """Like ``decode_image``, with the reason for a skip.
 
     Returns:
         (array, "") on success, else (None, reason): ``"not a regular file"``,
@@ -524,7 +524,7 @@ def fit_image(img: Image.Image, resolution: int, channels: int | None) -> np.nda
         img = ImageOps.exif_transpose(img)
     except Exception:  # noqa: BLE001 - broken EXIF must not cost us the pixels
         pass
-    img = _to_gray_or_rgb(img)
+    img = to_gray_or_rgb(img)
     if channels == 1 and img.mode == "RGB":
         img = img.convert("L")  # before resizing: a third of the work
     img = resize_center_crop(img, resolution)
@@ -538,7 +538,7 @@ def is_gray_mode(mode: str) -> bool:
     return mode in _GRAY_MODES or mode.startswith("I;")
 
 
-def _to_gray_or_rgb(img: Image.Image) -> Image.Image:
+def to_gray_or_rgb(img: Image.Image) -> Image.Image:
     """Convert any PIL mode to ``L`` (if it is grey) or ``RGB``.
 
     Transparent pixels are composited on white, the usual backdrop of icons and

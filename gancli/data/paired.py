@@ -108,7 +108,7 @@ def _open(path: Path):
     """A decoded, upright, grey-or-RGB PIL image, or (None, reason)."""
     from PIL import ImageOps
 
-    from gancli.data.images import (ImageTooLarge, NotARegularFile, _to_gray_or_rgb,
+    from gancli.data.images import (ImageTooLarge, NotARegularFile, to_gray_or_rgb,
                                     max_image_pixels, open_image)
 
     try:
@@ -118,7 +118,7 @@ def _open(path: Path):
                 img = ImageOps.exif_transpose(img)
             except Exception:  # noqa: BLE001 - a broken EXIF block must not cost the pixels
                 pass
-            return _to_gray_or_rgb(img), ""
+            return to_gray_or_rgb(img), ""
     except NotARegularFile:
         return None, "not a regular file"
     except ImageTooLarge as e:

@@ -1,7 +1,7 @@
 """Prepare an image folder into a dataset store (see ``gancli.data.store``), with constant memory.
 
-The folder is scanned (``images._scan``), then decoded by a process pool in chunks of files
-(``images._decode_image``: grey or RGB, shorter side resized to ``resolution`` with LANCZOS,
+The folder is scanned (``images.list_image_files``), then decoded by a process pool in chunks of files
+(``images.decode_image``: grey or RGB, shorter side resized to ``resolution`` with LANCZOS,
 center square crop; JPEGs decoded through libjpeg's DCT scaling when that still gives at least
 ``resolution`` pixels, exactly as the in-memory loader does, so the pixels are the same).
 Finished chunks are appended in file order to ``OUT.partial/pixels.u8`` (and ``labels.i64``,
@@ -53,7 +53,7 @@ def store_key(entries, broken, resolution: int, channels: int | None, labels: bo
 
 
 def _skip_reason(file: Path) -> str:
-    """Why ``_decode_image`` gave up on ``file``: the decoder's own error, in one short line."""
+    """Why ``decode_image`` gave up on ``file``: the decoder's own error, in one short line."""
     from PIL import Image
 
     try:
@@ -195,7 +195,7 @@ def prepare(src: str | Path, out: str | Path, resolution: int, channels: int | N
         workers: decoding processes (default: every core this process may use).
         progress: called with a dict (``phase``, ``source``, ``done``, ``total``, ``used``,
             ``skipped``, ``files_s``, ``eta_s``) after each chunk.
-        scan: ``images._scan(src)`` when the caller already has it.
+        scan: ``images.list_image_files(src)`` when the caller already has it.
 
     Returns:
         The summary: ``status`` (``"prepared"``, ``"resumed"`` or ``"exists"``), ``path``, ``n``,
@@ -211,11 +211,11 @@ def prepare(src: str | Path, out: str | Path, resolution: int, channels: int | N
     """
     root = Path(src).expanduser()
     out = Path(out).expanduser()
-    images._check_args(root, resolution, channels)
+    images.check_source_args(root, resolution, channels)
     resolution = int(resolution)
-    entries, broken, n_other = scan if scan is not None else images._scan(root)
+    entries, broken, n_other = scan if scan is not None else images.list_image_files(root)
     if labels:
-        images._check_label_layout(root, entries)
+        images.check_label_layout(root, entries)
     key = store_key(entries, broken, resolution, channels, labels)
     if out.exists() and not out.is_dir():
         raise DataError(f"{out} is a file", hint="choose another --out folder")

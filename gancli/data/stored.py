@@ -57,11 +57,11 @@ def store_dataset(root: Path, cfg: DataConfig, origin: str | None = None) -> Dat
     if notes:
         info["notes"] = notes
     if cfg.labels and isinstance(m.get("class_folders"), list):
-        from gancli.data.images import _check_classes
+        from gancli.data.images import check_classes
 
         # a class folder without a usable image is refused (or left out by name), exactly as
         # the in-memory loader does: otherwise every later class index would silently shift
-        info = _check_classes(Path(m.get("source") or root), m["class_folders"], store.classes,
+        info = check_classes(Path(m.get("source") or root), m["class_folders"], store.classes,
                               info, cfg.allow_empty_classes)
     return Dataset(name=str(origin and m["source"] or root), kind="images", x=opened.x,
                    y=opened.y if cfg.labels else None, classes=store.classes if cfg.labels else None,
@@ -79,8 +79,8 @@ def folder_dataset(root: Path, cfg: DataConfig, progress=None) -> Dataset:
 
     root = Path(root).expanduser()
     side = prepared_side(cfg)
-    images._check_args(root, side, cfg.channels)
-    scan = images._scan(root)
+    images.check_source_args(root, side, cfg.channels)
+    scan = images.list_image_files(root)
     if cfg.cache:
         slot = hashlib.sha256(f"{root.resolve()}|{side}|{cfg.channels}|{cfg.labels}".encode()
                               ).hexdigest()[:12]

@@ -31,6 +31,7 @@ import torch
 from gancli.data.base import Dataset
 from gancli.data.store import LazyImages
 from gancli.errors import DataError, excerpt
+from gancli.imaging import from_uint8
 
 PAIR_BUILTINS = ("digits-recoloured", "digits-inverted")
 # pair:digits-recoloured: domain B draws the strokes amber on navy (A: white on black)
@@ -64,8 +65,8 @@ def recolour(x: torch.Tensor) -> torch.Tensor:
 def uncolour(x: torch.Tensor) -> torch.Tensor:
     """Inverse of ``recolour`` for float images in [-1, 1]: the stroke intensity, (N, 1, H, W)
     in [-1, 1] (the projection of each pixel onto the navy-to-amber line)."""
-    fg = torch.tensor(RECOLOUR_FG, dtype=torch.float32).view(1, 3, 1, 1) / 127.5 - 1
-    bg = torch.tensor(RECOLOUR_BG, dtype=torch.float32).view(1, 3, 1, 1) / 127.5 - 1
+    fg = from_uint8(torch.tensor(RECOLOUR_FG, dtype=torch.uint8).view(1, 3, 1, 1))
+    bg = from_uint8(torch.tensor(RECOLOUR_BG, dtype=torch.uint8).view(1, 3, 1, 1))
     d = fg - bg
     t = ((x.float() - bg) * d).sum(1, keepdim=True) / (d * d).sum()
     return (t * 2 - 1).clamp(-1, 1)
@@ -279,7 +280,7 @@ def load_attribute_folder(root: Path, cfg, progress=None) -> Dataset:
     from dataclasses import replace
 
     from gancli.data import is_store_path
-    from gancli.data.images import _scan
+    from gancli.data.images import list_image_files
     from gancli.data.store import RowImages, Store
     from gancli.data.stored import folder_dataset, store_dataset
 
@@ -305,7 +306,7 @@ def load_attribute_folder(root: Path, cfg, progress=None) -> Dataset:
     table = read_attribute_file(attr_path, wanted)
     plain = replace(cfg, labels=False, attributes="", source=str(root))
     if store is None:
-        entries, _, _ = _scan(root)
+        entries, _, _ = list_image_files(root)
         listed = [rel for rel, _, _ in entries if Path(rel).name in table]
         if not listed:
             raise DataError(f"none of the images in {root} is listed in {attr_path.name}",
