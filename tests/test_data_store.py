@@ -278,7 +278,7 @@ def test_preflight_refuses_before_decoding(tmp_path, cli, monkeypatch):
     from gancli import preflight
     from gancli.data import shapes
 
-    monkeypatch.setattr(shapes, "_draw_masks", no_decode)
+    monkeypatch.setattr(shapes, "draw_masks", no_decode)
     monkeypatch.setattr(preflight, "memory_bytes", lambda device="cpu": 200_000_000)
     r = cli("train", "dcgan", "--data", "shapes", "--set", "data.resolution=64", "--steps", "1",
             "--out", str(tmp_path / "runs"))

@@ -56,8 +56,8 @@ def load_shapes(resolution: int = 32, n: int = 10000, seed: int = 0, channels: i
     cy = low + rng.uniform(size=n) * (resolution - 2 * low)
     angle = rng.uniform(0, 2 * math.pi, size=n)
     fg, bg = _colours(rng, n, channels)
-    alpha = _draw_masks(labels, cx, cy, radius, angle, resolution)
-    x = _composite(alpha, fg, bg)
+    alpha = draw_masks(labels, cx, cy, radius, angle, resolution)
+    x = composite(alpha, fg, bg)
     info = {"samples": n, "seed": seed, "source": "procedural"}
     return Dataset(
         name="shapes",
@@ -117,7 +117,7 @@ def _outline(label: int, cx: float, cy: float, r: float, angle: float) -> list[t
     return [(cx + d * math.cos(a), cy + d * math.sin(a)) for d, a in polar]
 
 
-def _draw_masks(
+def draw_masks(
     labels: np.ndarray, cx: np.ndarray, cy: np.ndarray, radius: np.ndarray, angle: np.ndarray, resolution: int
 ) -> np.ndarray:
     """Coverage masks (n, res, res) uint8, drawn supersampled then LANCZOS-reduced."""
@@ -138,7 +138,7 @@ def _draw_masks(
     return out
 
 
-def _composite(alpha: np.ndarray, fg: np.ndarray, bg: np.ndarray) -> np.ndarray:
+def composite(alpha: np.ndarray, fg: np.ndarray, bg: np.ndarray) -> np.ndarray:
     """Blend per-image colours through the masks: (n, C, H, W) uint8."""
     n, h, w = alpha.shape
     c = fg.shape[1]

@@ -205,7 +205,7 @@ def shapes_colours(resolution: int, n: int, seed: int = 0
     Geometry as in the ``shapes`` set; the foreground is one of ``COLOUR_DOMAINS`` and the
     background a dark grey, so the colour is the domain and the shape the content.
     """
-    from gancli.data.shapes import SHAPE_CLASSES, _composite, _draw_masks
+    from gancli.data.shapes import SHAPE_CLASSES, composite, draw_masks
 
     if resolution < 8 or n < 1:
         raise DataError(f"shapes-colours needs resolution >= 8 and n >= 1 (got {resolution}, {n})",
@@ -222,8 +222,8 @@ def shapes_colours(resolution: int, n: int, seed: int = 0
     palette = np.array(list(COLOUR_DOMAINS.values()), dtype=np.uint8)
     fg = palette[domains]
     bg = np.repeat(np.rint(rng.uniform(10, 60, size=(n, 1))).astype(np.uint8), 3, axis=1)
-    alpha = _draw_masks(shapes, cx, cy, radius, angle, resolution)
-    x = _composite(alpha, fg, bg)
+    alpha = draw_masks(shapes, cx, cy, radius, angle, resolution)
+    x = composite(alpha, fg, bg)
     return (torch.from_numpy(x), torch.from_numpy(shapes.astype(np.int64)),
             torch.from_numpy(domains.astype(np.int64)))
 

@@ -129,7 +129,7 @@ class Generator(nn.Module):
         cond_dim = self.chunk + (cfg.shared_dim if self.extra else 0)
         self.dense = spectral(nn.Linear(self.chunk, 4 * 4 * width), sn)
         resolutions = [4 * 2**i for i in range(1, stages + 1)]
-        resnet._attention_check(cfg, resolutions)
+        resnet.check_attention(cfg, resolutions)
         self.blocks = nn.ModuleList(GBlock(width, width, cond_dim, cfg.g_norm, sn)
                                     for _ in range(stages))
         self.attention = nn.ModuleList(SelfAttention(width, sn) if r == cfg.attention

@@ -24,7 +24,7 @@ from gancli.conditioning import PAIRED, Conditioning
 from gancli.config import ModelConfig
 from gancli.errors import ConfigError
 from gancli.models.base import DataSpec, Nets, norm_2d, register_family
-from gancli.models.translation import PatchDiscriminator, _check_size
+from gancli.models.translation import PatchDiscriminator, check_translation_size
 
 MAX_DEPTH = 8  # 256 px -> 1x1, as the paper's U-Net
 DROPOUT_LAYERS = 3  # the paper's CD512 x 3 at the top of the decoder
@@ -118,7 +118,7 @@ def build_pix2pix(cfg: ModelConfig, spec: DataSpec, conditioning: Conditioning =
         raise ConfigError("family 'pix2pix' is a paired translation model",
                           hint="train it with objective 'pix2pix' (preset pix2pix)")
     channels, h, w = spec.shape[1], spec.shape[2], spec.shape[3]
-    _check_size(h, w, cfg.d_depth, "pix2pix")
+    check_translation_size(h, w, cfg.d_depth, "pix2pix")
     depth = unet_depth(h, w)
     if depth < 3:
         raise ConfigError(f"family 'pix2pix' needs sides divisible by 8 (a U-Net of at least 3 "

@@ -74,7 +74,7 @@ class DBlock(nn.Module):
         return h + s
 
 
-def _attention_check(cfg: ModelConfig, resolutions: list[int]) -> None:
+def check_attention(cfg: ModelConfig, resolutions: list[int]) -> None:
     if cfg.attention and cfg.attention not in resolutions:
         raise ConfigError(f"no block works at {cfg.attention}x{cfg.attention} for self-attention",
                           hint=f"model.attention: one of {', '.join(map(str, resolutions))}, or 0")
@@ -91,7 +91,7 @@ class Generator(nn.Module):
         self.dense = spectral(nn.Linear(cfg.z_dim + self.cond_width, 4 * 4 * width), sn)
         blocks: list[nn.Module] = []
         res = 4
-        _attention_check(cfg, [4 * 2**i for i in range(1, stages + 1)])
+        check_attention(cfg, [4 * 2**i for i in range(1, stages + 1)])
         for _ in range(stages):
             blocks.append(GBlock(width, width, cfg.g_norm, sn))
             res *= 2
@@ -125,7 +125,7 @@ class Discriminator(base.Discriminator):
             if res == cfg.attention:
                 blocks.append(SelfAttention(width, sn))
         blocks += [DBlock(width, width, False, norm, sn), DBlock(width, width, False, norm, sn)]
-        _attention_check(cfg, seen)
+        check_attention(cfg, seen)
         self.body = nn.Sequential(*blocks)
         self.mbstd, extra = mbstd_for(cfg)
         features = width + extra

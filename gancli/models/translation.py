@@ -137,7 +137,7 @@ def build_cyclegan(cfg: ModelConfig, spec: DataSpec, conditioning: Conditioning 
         raise ConfigError("family 'cyclegan' is a translation model",
                           hint="train it with objective 'cycle' (preset cyclegan)")
     channels, h, w = spec.shape[1], spec.shape[2], spec.shape[3]
-    _check_size(h, w, cfg.d_depth, "cyclegan")
+    check_translation_size(h, w, cfg.d_depth, "cyclegan")
     blocks = res_blocks(cfg, max(h, w))
 
     def gen() -> nn.Module:
@@ -209,7 +209,7 @@ def res_blocks(cfg: ModelConfig, side: int) -> int:
     return cfg.res_blocks or (6 if side <= 128 else 9)
 
 
-def _check_size(h: int, w: int, d_layers: int, family: str) -> None:
+def check_translation_size(h: int, w: int, d_layers: int, family: str) -> None:
     if h % 4 or w % 4:
         raise ConfigError(f"family '{family}' needs image sides divisible by 4, got {h}x{w}",
                           hint="--set data.resolution=32 (or 64, 128, 256)")
