@@ -159,6 +159,36 @@ def test_reads_run_concurrently_ahead_and_give_the_same_batches(tmp_path, monkey
         b.close()
 
 
+def test_the_kernel_is_told_the_samples_of_the_batches_ahead(tmp_path, monkeypatch):
+    import gancli.data.store as store_mod
+    from gancli.data.translation import PairedImages
+
+    src = _folder(tmp_path / "src", per_class=10)
+    prepare(src, tmp_path / "st", 4, workers=1)
+    ds = load_dataset(DataConfig(source=str(tmp_path / "st"), resolution=4))
+    advised: list[tuple[int, int, int]] = []
+    real = os.posix_fadvise
+
+    def record(fd, offset, length, advice):
+        if advice == os.POSIX_FADV_WILLNEED:
+            advised.append((fd, offset, length))
+        return real(fd, offset, length, advice)
+
+    monkeypatch.setattr(store_mod.os, "posix_fadvise", record)
+    b = Batches(ds, 5, seed=2, device=torch.device("cpu"), read_threads=2)
+    b.next()
+    b._advice.submit(lambda: None).result()  # the advice thread has caught up
+    size = 3 * 4 * 4
+    want = [int(i) * size for pos in (0, 5, 10) for i in b._plan(pos).idx]  # this one + 2 ahead
+    assert [o for _, o, _ in advised] == want and {n for _, _, n in advised} == {size}
+    b.close()
+    advised.clear()
+    a, bb = (open_store(tmp_path / "st").x for _ in range(2))
+    pairs = PairedImages(a, bb, seed=1)
+    pairs.will_need([3])  # the A image 3 and the B image perm[3]
+    assert advised == [(a._fd, 3 * size, size), (bb._fd, int(pairs.perm[3]) * size, size)]
+
+
 def test_a_failing_store_read_is_one_line_naming_the_file(tmp_path, cli, monkeypatch):
     import errno
 

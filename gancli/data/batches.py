@@ -10,16 +10,21 @@ bit-identical batches.
 
 Store-backed data (``Dataset.x`` a ``StoredImages``) is not copied whole: each step reads
 only its ``batch_size`` samples (each torchrun rank only its own slice), ahead of time and
-concurrently. A background thread gathers the coming batches in order, ``AHEAD`` of them
-(within ``AHEAD_BYTES``), and each gather spreads its samples' positional reads over a pool of
-``read_threads`` threads (``data.read_threads``; ``os.preadv`` releases the GIL), so up to
-``min(batch_size, read_threads)`` requests are queued at the disk at once. A store that the
-page cache does not hold is otherwise read at the latency of one random read per sample: on
-the development machine's virtual disk, about 7 ms per 48 KiB read at queue depth 1 against
-1.3 ms per read at depth 64 (docs/data.md). The batches land in buffers made once and used in
-turn, pinned on CUDA and followed by a ``non_blocking`` copy. The batches and their order do
-not depend on how they are read. A store that takes at most ``DEVICE_SHARE`` of a CUDA
-device's free memory is moved there whole instead (faster: no reads at all).
+concurrently, so that a store the page cache does not hold is not read at the latency of one
+random read per sample (on the development machine's virtual disk about 10 ms per 48 KiB read
+at queue depth 1, against 3 to 4 ms per read with 8 to 64 waiting: docs/data.md):
+
+- ``AHEAD`` batches are planned ahead of the one in use (at most ``AHEAD_BYTES``); for each,
+  the kernel is told at once which samples will be read (``posix_fadvise(WILLNEED)``, from a
+  thread of its own), so it queues all of their reads at the disk without a thread per read;
+- one background thread gathers those batches in order, each gather spreading its samples'
+  positional reads over a pool of ``read_threads`` threads (``data.read_threads``;
+  ``os.preadv`` releases the GIL), for disks or file systems that ignore the advice.
+
+The batches land in buffers made once and used in turn, pinned on CUDA and followed by a
+``non_blocking`` copy. The batches and their order do not depend on how they are read. A
+store that takes at most ``DEVICE_SHARE`` of a CUDA device's free memory is moved there whole
+instead (faster: no reads at all).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from gancli.data.base import Dataset
 DEVICE_SHARE = 0.25
 # default of data.read_threads: concurrent sample reads of a streamed store (the disk's queue
 # depth within a batch)
-READ_THREADS = 32
+READ_THREADS = 16
 # batches read ahead of the one in use, taking at most AHEAD_BYTES (at least one batch)
 AHEAD = 2
 AHEAD_BYTES = 256 << 20
@@ -93,6 +98,7 @@ class Batches:
         self._inflight: deque[tuple[_Plan, Future]] = deque()
         self._pool: ThreadPoolExecutor | None = None  # gathers batches, in order
         self._readers: ThreadPoolExecutor | None = None  # reads the samples of one
+        self._advice: ThreadPoolExecutor | None = None  # tells the kernel what comes next
         self._bufs: list[torch.Tensor] = []
         self._events: list = []
         self._slot = 0
@@ -161,9 +167,12 @@ class Batches:
         self._slot = len(self._bufs) - 1
 
     def _submit(self, plan: _Plan) -> None:
-        """Queue the gather of a plan into the next buffer. Buffers are used in turn, so the
+        """Queue the gather of a plan into the next buffer, and the kernel's read-ahead of its
+        samples (``will_need``, in its own thread: it runs ahead of the gathers, so the disk
+        gets the samples of every batch in flight at once). Buffers are used in turn, so the
         one a read goes to held a batch that was returned (and used) before."""
         self._slot = (self._slot + 1) % len(self._bufs)
+        self._advice.submit(self.x.will_need, plan.idx)
         self._inflight.append((plan, self._pool.submit(self._gather, plan, self._slot)))
 
     def _drain(self) -> None:
@@ -179,6 +188,7 @@ class Batches:
             from gancli.data.store import use_readers
 
             self._readers = ThreadPoolExecutor(self.read_threads, thread_name_prefix="gancli-read")
+            self._advice = ThreadPoolExecutor(1, thread_name_prefix="gancli-advice")
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="gancli-batches",
                                             initializer=use_readers,
                                             initargs=(self._readers, self.read_threads))
@@ -231,12 +241,13 @@ class Batches:
         """Stop reading ahead: cancel the queued reads, wait for the running ones."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+            self._advice.shutdown(wait=True, cancel_futures=True)
             self._readers.shutdown(wait=True)
-            self._pool = self._readers = None
+            self._pool = self._readers = self._advice = None
             self._inflight.clear()
 
     def __del__(self):
-        for pool in (getattr(self, "_pool", None), getattr(self, "_readers", None)):
+        for pool in (getattr(self, name, None) for name in ("_pool", "_readers", "_advice")):
             if pool is not None:
                 pool.shutdown(wait=False)
 

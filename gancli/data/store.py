@@ -251,6 +251,11 @@ class LazyImages:
     def gather(self, idx, out: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
+    def will_need(self, idx) -> None:
+        """Tell the kernel that samples ``idx`` will be read soon, so it starts reading them
+        from the disk now, all at once (advice only: nothing is read into this process, errors
+        are ignored). Data in memory needs no advice: this base version does nothing."""
+
     def _indices(self, idx) -> torch.Tensor:
         """``idx`` as int64 (k,), negatives counted from the end; IndexError when outside."""
         idx = torch.as_tensor(idx, dtype=torch.int64).reshape(-1)
@@ -353,6 +358,18 @@ class StoredImages(LazyImages):
                 raise e
         return out
 
+    def will_need(self, idx) -> None:
+        """``posix_fadvise(POSIX_FADV_WILLNEED)`` for each sample of ``idx``: the kernel queues
+        their reads at once (the disk's queue depth, without a thread per read) and returns;
+        a later ``gather`` finds them in the page cache or on their way."""
+        size = self.sample_bytes
+        try:
+            fd = self._file()
+            for i in self._indices(idx).tolist():
+                os.posix_fadvise(fd, i * size, size, os.POSIX_FADV_WILLNEED)
+        except (OSError, DataError):  # advice only: a real read reports the problem
+            pass
+
     def _read_rows(self, fd: int, rows, where: list[int], lo: int, hi: int) -> None:
         """Samples ``where[lo:hi]`` into ``rows[lo:hi]``."""
         size = self.sample_bytes
@@ -378,6 +395,9 @@ class RowImages(LazyImages):
 
     def gather(self, idx, out: torch.Tensor | None = None) -> torch.Tensor:
         return self.base.gather(self.rows[self._indices(idx)], out)
+
+    def will_need(self, idx) -> None:
+        self.base.will_need(self.rows[self._indices(idx)])
 
 
 @dataclass
