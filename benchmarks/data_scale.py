@@ -332,10 +332,10 @@ def decode_comparison(folder: Path, n: int, resolution: int, repeats: int, env: 
 
 def batch_path(store: Path, ram_n: int, batch_size: int, steps: int, repeats: int = 2) -> dict:
     """CPU and wall ms per ``Batches.next()`` (flips on, no model): the data path alone, from
-    the store evicted from the page cache before each timed pass, with ``read_threads`` 1 (one
-    read at a time, as before) and the default, and from the first ``ram_n`` samples as one
-    in-memory tensor; the three alternate ``repeats`` times, each pass starting at another
-    position (other samples). Means over repeats."""
+    the store evicted from the page cache before each timed pass (one read at a time without
+    advice to the kernel, as before; ``read_threads`` 1 with advice; the default), and from the
+    first ``ram_n`` samples as one in-memory tensor; they alternate ``repeats`` times, each pass
+    starting at another position (other samples). Means over repeats."""
     import torch
 
     from gancli.data.base import Dataset
@@ -345,8 +345,11 @@ def batch_path(store: Path, ram_n: int, batch_size: int, steps: int, repeats: in
     torch.set_num_threads(1)
     x = open_store(store).x
     ram = Dataset("ram", "images", x[:ram_n])
-    sets = {"store, 1 read at a time": (Dataset("store", "images", x), 1),
-            f"store, read_threads {READ_THREADS}": (Dataset("store", "images", x), READ_THREADS),
+    before = open_store(store).x
+    before.will_need = lambda idx: None  # no advice to the kernel: the reads as they were
+    sets = {"store, one read at a time, no advice (as before)": (Dataset("s", "images", before), 1),
+            "store, read_threads 1, advice": (Dataset("s", "images", x), 1),
+            f"store, read_threads {READ_THREADS}, advice": (Dataset("s", "images", x), READ_THREADS),
             "ram": (ram, 1)}
     got: dict = {k: [] for k in sets}
     for rep in range(repeats):
@@ -423,6 +426,7 @@ def main() -> None:
     ap.add_argument("--ram-n", type=int, default=40_000)
     ap.add_argument("--batch-steps", type=int, default=100, help="batches per timed pass of the "
                     "data path comparison")
+    ap.add_argument("--batch-repeats", type=int, default=2)
     ap.add_argument("--train-repeats", type=int, default=2)
     ap.add_argument("--read-threads", type=int, default=32, help="data.read_threads of the runs "
                     "from the store (1: one read at a time, as before it existed)")
@@ -511,13 +515,15 @@ def main() -> None:
         print(f"{table[-1][0]}: {table[-1][1]}", flush=True)
 
     if "batches" not in args.skip:
-        bp = batch_path(store, min(args.ram_n, args.n), args.batch_size, args.batch_steps)
+        bp = batch_path(store, min(args.ram_n, args.n), args.batch_size, args.batch_steps,
+                        args.batch_repeats)
         table += [(f"data path alone: Batches.next(), batch {args.batch_size}, flips, "
-                   f"{args.batch_steps} batches, CPU / wall ms per batch: from the evicted store, "
+                   f"{args.batch_steps} batches x {args.batch_repeats}, CPU / wall ms per batch: "
+                   "from the evicted store, "
                    f"{k[7:]}", f"{v[0]:.2f} / {v[1]:.2f}") for k, v in bp.items() if k != "ram"]
         table += [(f"... first {min(args.ram_n, args.n)} samples as one tensor in RAM",
                    f"{bp['ram'][0]:.2f} / {bp['ram'][1]:.2f}")]
-        print("\n".join(f"{k}: {v}" for k, v in table[-3:]), flush=True)
+        print("\n".join(f"{k}: {v}" for k, v in table[-4:]), flush=True)
 
     if "train" not in args.skip:
         sets = [f"data.resolution={args.resolution}", f"model.g_width={args.width}",
