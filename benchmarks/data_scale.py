@@ -428,8 +428,11 @@ def main() -> None:
                     "data path comparison")
     ap.add_argument("--batch-repeats", type=int, default=2)
     ap.add_argument("--train-repeats", type=int, default=2)
-    ap.add_argument("--read-threads", type=int, default=32, help="data.read_threads of the runs "
-                    "from the store (1: one read at a time, as before it existed)")
+    ap.add_argument("--read-threads", type=int, default=16, help="data.read_threads of the runs "
+                    "from the store")
+    ap.add_argument("--before-tree", default="", help="also train from the store with the gancli "
+                    "package tree at this path (PYTHONPATH), e.g. a checkout from before a change; "
+                    "sequential runs only")
     ap.add_argument("--concurrent", action="store_true", help="train from the store and in RAM at "
                     "the same time (OMP_NUM_THREADS=1 each) rather than one after the other: on a "
                     "machine shared with other jobs, both then run under the same load")
@@ -536,6 +539,23 @@ def main() -> None:
         ram_n = min(args.ram_n, args.n)
         store_rates, ram_rates, store_rss, store_pss, ram_rss = [], [], 0, 0, 0
         store_cpu, ram_cpu, loads, cached = [], [], [], []
+        old_rates: list[float] = []
+        runs_before = root / "runs-before"
+        shutil.rmtree(runs_before, ignore_errors=True)
+
+        def before(rep: int) -> None:
+            """The same store run with the gancli tree at --before-tree (e.g. the main checkout
+            before a change; no data.read_threads there), the store evicted first."""
+            cmd = gancli + ["train", "dcgan", "--data", str(store), "--out", str(runs_before),
+                            "--device", "cpu", "--quiet", *flags, "--set",
+                            f"train.seed={args.seed + rep}"]
+            evict(store / "pixels.u8")
+            mb = runs_before / f"dcgan-{rep + 1:03d}" / "metrics.jsonl"
+            r = measured(cmd, {**env, "PYTHONPATH": args.before_tree}, metrics=mb)
+            assert r["code"] == 0, r["err"][-2000:]
+            old_rates.append(img_rate(mb.parent))
+            print(f"  train: store with {args.before_tree}: {old_rates[-1]:.1f} img/s", flush=True)
+
         for rep in range(args.train_repeats):
             ms = runs / f"dcgan-{rep + 1:03d}" / "metrics.jsonl"
             mr = runs / f"ram-{rep + 1:03d}" / "metrics.jsonl"
@@ -556,10 +576,14 @@ def main() -> None:
                 t = measured(store_cmd, env1, metrics=ms)
                 th.join()
                 m = box["m"]
-            elif rep % 2 == 0:  # one after the other, A B then B A: a drifting load cancels
+            elif rep % 2 == 0:  # one after the other, A B (C) then (C) B A: a drifting load cancels
                 t = measured(store_cmd, env, metrics=ms)
                 m = measured(ram_cmd, env, metrics=mr)
+                if args.before_tree:
+                    before(rep)
             else:
+                if args.before_tree:
+                    before(rep)
                 m = measured(ram_cmd, env, metrics=mr)
                 cached[-1] = evict(store / "pixels.u8")
                 t = measured(store_cmd, env, metrics=ms)
@@ -598,6 +622,11 @@ def main() -> None:
                   ("store / in RAM (means): wall img/s", f"{s_rate / r_rate:.3f}x (runs: "
                    + ", ".join(f"{a:.1f}/{b:.1f}" for a, b in zip(store_rates, ram_rates)) + ")"),
                   ("store / in RAM (means): img per CPU second", f"{s_cpu / r_cpu:.3f}x")]
+        if old_rates:
+            table += [(f"train from the store with gancli from {args.before_tree} (evicted, same "
+                       "seeds)", f"{statistics.mean(old_rates):.1f} img/s, "
+                                 f"{statistics.mean(old_rates) / r_rate:.3f}x in RAM (runs: "
+                                 + ", ".join(f"{v:.1f}" for v in old_rates) + ")")]
     table.append(("load average at the end (1 min)", f"{os.getloadavg()[0]:.1f}"))
     print("\n| measure | value |\n|---|---|")
     for k_, v in table:
