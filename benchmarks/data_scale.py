@@ -13,9 +13,18 @@
 3. SIGKILL during a second ``gancli data prepare`` of the same folder (once ``--kill-at`` of the
    files are done), then the same command again: its store must equal the first one
    (sha256 of every file).
-4. ``gancli train dcgan --data STORE`` for ``--steps`` steps, and the same training on the
+4. ``disk``: random sample-sized reads (``os.pread``) from the store's ``pixels.u8`` after
+   evicting it from the page cache, at queue depths 1, 8, 32 and 64 (threads): what the disk
+   gives a store that is not cached.
+5. ``batches``: the data path alone (``Batches.next()``, no model) from the store, evicted before
+   each timed pass, with ``data.read_threads`` 1 and the default, against the first ``--ram-n``
+   samples as one tensor in RAM.
+6. ``gancli train dcgan --data STORE`` for ``--steps`` steps, and the same training on the
    first ``--ram-n`` samples of the store held as one in-memory uint8 tensor (the old way):
-   training img/s of both (median of the logged rates after the first) and peak memory.
+   training img/s of both and peak memory. The store is evicted from the page cache
+   (``posix_fadvise(DONTNEED)``, no root needed) before every run from it, and each repeat
+   uses another ``train.seed`` (another order, so other samples), so its reads come from the
+   disk, not from pages an earlier run left cached.
 
 Peak memory is measured two ways for each command: ``ru_maxrss`` (the largest single process,
 from ``/usr/bin/time``-style ``wait4`` accounting) and the peak of the summed PSS (proportional
@@ -205,6 +214,59 @@ def measured(cmd: list[str], env: dict | None = None, kill_when=None,
             "cpu_steps": (*seen[0], *seen[-1]) if len(seen) >= 2 else None}
 
 
+def evict(path: Path) -> int:
+    """Drop ``path``'s pages from the page cache (``POSIX_FADV_DONTNEED``: clean pages of a
+    file, no root needed); returns the bytes still cached after it (``mincore`` through
+    ``fincore``), or -1 when that cannot be told."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    try:
+        out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+                             capture_output=True, text=True, timeout=60).stdout
+        return int(out.split()[0])
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return -1
+
+
+def disk_probe(path: Path, sample_bytes: int, reads: int = 512, depths=(1, 8, 32, 64),
+               seed: int = 0) -> list[tuple[int, float, float]]:
+    """(queue depth, reads/s, ms per read) of random ``sample_bytes`` reads at sample offsets of
+    ``path``, evicted before each depth; each depth reads other samples (``reads`` of them,
+    a quarter at depth 1)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = os.path.getsize(path) // sample_bytes
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    fd = os.open(path, os.O_RDONLY)
+    got, at = [], 0
+    try:
+        for qd in depths:
+            k = min(reads // 4 if qd == 1 else reads, n - at)
+            if k < 1:  # a store too small for fresh samples at every depth
+                break
+            idx = order[at:at + k].tolist()
+            at += k
+            evict(path)
+            t0 = time.perf_counter()
+            if qd == 1:
+                for i in idx:
+                    os.pread(fd, sample_bytes, i * sample_bytes)
+            else:
+                with ThreadPoolExecutor(qd) as pool:
+                    list(pool.map(lambda i: os.pread(fd, sample_bytes, i * sample_bytes), idx))
+            dt = time.perf_counter() - t0
+            got.append((qd, k / dt, dt / k * 1e3))
+            print(f"  disk: queue depth {qd}: {k / dt:.0f} reads/s, {dt / k * 1e3:.2f} ms per read",
+                  flush=True)
+    finally:
+        os.close(fd)
+    return got
+
+
 def pil_loop(folder: Path, n: int, resolution: int) -> tuple[float, float]:
     """(images/s, CPU ms per image) of a plain single-process PIL decode of the first ``n``
     files."""
@@ -225,6 +287,17 @@ def pil_loop(folder: Path, n: int, resolution: int) -> tuple[float, float]:
     return len(files) / (time.perf_counter() - t0), (time.process_time() - c0) / len(files) * 1e3
 
 
+def subset_folder(folder: Path, n: int) -> Path:
+    """A folder of symbolic links to the first ``n`` files of ``folder`` (made once)."""
+    subset = folder.parent / f"subset-{n}"
+    if not subset.is_dir() or sum(1 for _ in subset.iterdir()) != n:
+        shutil.rmtree(subset, ignore_errors=True)
+        subset.mkdir()
+        for f in sorted(folder.glob("*.jpg"))[:n]:
+            (subset / f.name).symlink_to(f)
+    return subset
+
+
 def decode_comparison(folder: Path, n: int, resolution: int, repeats: int, env: dict,
                       gancli: list[str]) -> dict:
     """Median files/s of ``gancli data prepare`` (every core) and of the plain PIL loop on the
@@ -232,12 +305,7 @@ def decode_comparison(folder: Path, n: int, resolution: int, repeats: int, env: 
     cores) hits both alike. The prepare rate is its own (decode loop only, no start-up). Also
     the CPU ms per file of each (prepare: its process and workers together) and the cores
     the prepare actually got (CPU s / wall s): under load, fewer than its workers."""
-    subset = folder.parent / f"subset-{n}"
-    if not subset.is_dir() or sum(1 for _ in subset.iterdir()) != n:
-        shutil.rmtree(subset, ignore_errors=True)
-        subset.mkdir()
-        for f in sorted(folder.glob("*.jpg"))[:n]:
-            (subset / f.name).symlink_to(f)
+    subset = subset_folder(folder, n)
     ours, plain, ours_cpu, plain_cpu, cores = [], [], [], [], []
     for _ in range(repeats):
         out = folder.parent / "subset-store"
@@ -263,30 +331,42 @@ def decode_comparison(folder: Path, n: int, resolution: int, repeats: int, env: 
 
 
 def batch_path(store: Path, ram_n: int, batch_size: int, steps: int, repeats: int = 2) -> dict:
-    """CPU and wall ms per ``Batches.next()`` (one thread, flips on, no model): the data path
-    alone, from the store against the first ``ram_n`` samples as one in-memory tensor; the
-    two alternate ``repeats`` times. Means over repeats."""
+    """CPU and wall ms per ``Batches.next()`` (flips on, no model): the data path alone, from
+    the store evicted from the page cache before each timed pass (one read at a time without
+    advice to the kernel, as before; ``read_threads`` 1 with advice; the default), and from the
+    first ``ram_n`` samples as one in-memory tensor; they alternate ``repeats`` times, each pass
+    starting at another position (other samples). Means over repeats."""
     import torch
 
     from gancli.data.base import Dataset
-    from gancli.data.batches import Batches
+    from gancli.data.batches import READ_THREADS, Batches
     from gancli.data.store import open_store
 
     torch.set_num_threads(1)
     x = open_store(store).x
-    sets = {"store": Dataset("store", "images", x), "ram": Dataset("ram", "images", x[:ram_n])}
-    got: dict = {"store": [], "ram": []}
-    for _ in range(repeats):
-        for name, data in sets.items():
-            b = Batches(data, batch_size, seed=0, device=torch.device("cpu"), flip=True)
-            for _ in range(5):
-                b.next()
+    ram = Dataset("ram", "images", x[:ram_n])
+    before = open_store(store).x
+    before.will_need = lambda idx: None  # no advice to the kernel: the reads as they were
+    sets = {"store, one read at a time, no advice (as before)": (Dataset("s", "images", before), 1),
+            "store, read_threads 1, advice": (Dataset("s", "images", x), 1),
+            f"store, read_threads {READ_THREADS}, advice": (Dataset("s", "images", x), READ_THREADS),
+            "ram": (ram, 1)}
+    got: dict = {k: [] for k in sets}
+    for rep in range(repeats):
+        for name, (data, threads) in sets.items():
+            b = Batches(data, batch_size, seed=rep, device=torch.device("cpu"), flip=True,
+                        read_threads=threads)
+            b.pos = (1 + list(sets).index(name)) * steps * batch_size
+            if data is not ram:
+                evict(store / "pixels.u8")
             c0, t0 = time.process_time(), time.perf_counter()
             for _ in range(steps):
                 b.next()
             got[name].append(((time.process_time() - c0) / steps * 1e3,
                               (time.perf_counter() - t0) / steps * 1e3))
             b.close()
+            print(f"  batches: {name}: {got[name][-1][0]:.2f} CPU / {got[name][-1][1]:.2f} wall ms "
+                  "per batch", flush=True)
     return {k: tuple(statistics.mean(v[i] for v in runs) for i in (0, 1)) for k, runs in got.items()}
 
 
@@ -295,7 +375,7 @@ def sha_files(store: Path) -> dict:
 
 
 TRAIN_RAM = """
-import sys, torch
+import os, sys, torch
 from gancli import load_config
 from gancli.data.base import Dataset
 from gancli.data.store import open_store
@@ -304,6 +384,9 @@ from gancli.runs import create_run_dir, write_config
 from gancli.training.loop import train
 store, k, out, *sets = sys.argv[1:]
 x = open_store(store).x[:int(k)]  # one uint8 tensor in RAM, as before stores
+fd = os.open(os.path.join(store, "pixels.u8"), os.O_RDONLY)  # leave no store page cached
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+os.close(fd)
 cfg = load_config("dcgan", sets)
 run = create_run_dir(out, "ram")
 write_config(run, cfg)
@@ -335,16 +418,26 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--kill-at", type=float, default=0.4, help="share of files done at the SIGKILL; "
                     "0 skips the kill check")
+    ap.add_argument("--kill-n", type=int, default=0, help="files of the SIGKILL check (the first "
+                    "ones, prepared once uninterrupted for the reference); 0 = all --n")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--width", type=int, default=16, help="dcgan model.g_width = model.d_width")
     ap.add_argument("--ram-n", type=int, default=40_000)
+    ap.add_argument("--batch-steps", type=int, default=100, help="batches per timed pass of the "
+                    "data path comparison")
+    ap.add_argument("--batch-repeats", type=int, default=2)
     ap.add_argument("--train-repeats", type=int, default=2)
+    ap.add_argument("--read-threads", type=int, default=16, help="data.read_threads of the runs "
+                    "from the store")
+    ap.add_argument("--before-tree", default="", help="also train from the store with the gancli "
+                    "package tree at this path (PYTHONPATH), e.g. a checkout from before a change; "
+                    "sequential runs only")
     ap.add_argument("--concurrent", action="store_true", help="train from the store and in RAM at "
                     "the same time (OMP_NUM_THREADS=1 each) rather than one after the other: on a "
                     "machine shared with other jobs, both then run under the same load")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: prepare (reuse the "
-                    "store), decode, kill, batches, train")
+                    "store), decode, kill, disk, batches, train")
     args = ap.parse_args()
     root = Path(args.root)
     folder = generate(root, args.n, args.seed)
@@ -383,6 +476,14 @@ def main() -> None:
     print("\n".join(f"{k}: {v}" for k, v in table), flush=True)
 
     if args.kill_at > 0 and "kill" not in args.skip:
+        kill_n = min(args.kill_n or args.n, args.n)
+        src, whole = folder, store
+        if kill_n < args.n:  # the first kill_n files, prepared uninterrupted for the reference
+            src, whole = subset_folder(folder, kill_n), root / f"store-{kill_n}-{args.resolution}"
+            shutil.rmtree(whole, ignore_errors=True)
+            ref = measured(gancli + ["data", "prepare", str(src), "--out", str(whole),
+                                     "--resolution", str(args.resolution), "--json"], env)
+            assert ref["code"] == 0, ref["err"][-2000:]
         again = root / "store-killed"
         for p in (again, again.with_name(again.name + ".partial")):
             shutil.rmtree(p, ignore_errors=True)
@@ -390,31 +491,42 @@ def main() -> None:
 
         def far_enough() -> bool:
             try:
-                return json.loads(journal.read_text())["done"] >= args.kill_at * args.n
+                return json.loads(journal.read_text())["done"] >= args.kill_at * kill_n
             except (OSError, ValueError, KeyError):
                 return False
 
-        cmd = gancli + ["data", "prepare", str(folder), "--out", str(again), "--resolution",
+        cmd = gancli + ["data", "prepare", str(src), "--out", str(again), "--resolution",
                         str(args.resolution), "--json"]
         k = measured(cmd, env, kill_when=far_enough)
         at = json.loads(journal.read_text())["done"] if journal.exists() else None
         r = measured(cmd, env)
-        same = r["code"] == 0 and sha_files(again) == sha_files(store)
+        same = r["code"] == 0 and sha_files(again) == sha_files(whole)
         status = json.loads(r["out"].strip().splitlines()[-1])["status"] if r["code"] == 0 else "-"
-        table += [("SIGKILL during prepare", f"killed={k['killed']} after {at} files journalled; "
-                                             f"rerun: {status}, {r['seconds']:.0f} s"),
+        table += [("SIGKILL during prepare", f"{kill_n} files: killed={k['killed']} after {at} "
+                                             f"files journalled; rerun: {status}, "
+                                             f"{r['seconds']:.0f} s"),
                   ("killed + resumed store == uninterrupted (sha256 of every file)", str(same))]
         print("\n".join(f"{k_}: {v}" for k_, v in table[-2:]), flush=True)
         shutil.rmtree(again, ignore_errors=True)
 
+    sample_bytes = 3 * args.resolution ** 2
+    if "disk" not in args.skip:
+        probe = disk_probe(store / "pixels.u8", sample_bytes)
+        table += [(f"disk: random {sample_bytes // 1024} KiB reads from the evicted store, "
+                   "queue depth", ", ".join(f"{qd}: {rate:.0f}/s ({ms:.2f} ms)"
+                                            for qd, rate, ms in probe))]
+        print(f"{table[-1][0]}: {table[-1][1]}", flush=True)
+
     if "batches" not in args.skip:
-        bp = batch_path(store, min(args.ram_n, args.n), args.batch_size, 300)
-        table += [(f"data path alone: Batches.next(), batch {args.batch_size}, 1 thread, flips, "
-                   "CPU / wall ms per batch: from the store", f"{bp['store'][0]:.2f} / "
-                                                             f"{bp['store'][1]:.2f}"),
-                  (f"... first {min(args.ram_n, args.n)} samples as one tensor in RAM",
+        bp = batch_path(store, min(args.ram_n, args.n), args.batch_size, args.batch_steps,
+                        args.batch_repeats)
+        table += [(f"data path alone: Batches.next(), batch {args.batch_size}, flips, "
+                   f"{args.batch_steps} batches x {args.batch_repeats}, CPU / wall ms per batch: "
+                   "from the evicted store, "
+                   f"{k[7:]}", f"{v[0]:.2f} / {v[1]:.2f}") for k, v in bp.items() if k != "ram"]
+        table += [(f"... first {min(args.ram_n, args.n)} samples as one tensor in RAM",
                    f"{bp['ram'][0]:.2f} / {bp['ram'][1]:.2f}")]
-        print("\n".join(f"{k}: {v}" for k, v in table[-2:]), flush=True)
+        print("\n".join(f"{k}: {v}" for k, v in table[-4:]), flush=True)
 
     if "train" not in args.skip:
         sets = [f"data.resolution={args.resolution}", f"model.g_width={args.width}",
@@ -426,28 +538,54 @@ def main() -> None:
         flags = [x for s in sets for x in ("--set", s)]
         ram_n = min(args.ram_n, args.n)
         store_rates, ram_rates, store_rss, store_pss, ram_rss = [], [], 0, 0, 0
-        store_cmd = gancli + ["train", "dcgan", "--data", str(store), "--out", str(runs), "--device",
-                              "cpu", "--quiet", *flags]
-        ram_cmd = [sys.executable, "-c", TRAIN_RAM, str(store), str(ram_n), str(runs), *sets]
-        store_cpu, ram_cpu, loads = [], [], []
+        store_cpu, ram_cpu, loads, cached = [], [], [], []
+        old_rates: list[float] = []
+        runs_before = root / "runs-before"
+        shutil.rmtree(runs_before, ignore_errors=True)
+
+        def before(rep: int) -> None:
+            """The same store run with the gancli tree at --before-tree (e.g. the main checkout
+            before a change; no data.read_threads there), the store evicted first."""
+            cmd = gancli + ["train", "dcgan", "--data", str(store), "--out", str(runs_before),
+                            "--device", "cpu", "--quiet", *flags, "--set",
+                            f"train.seed={args.seed + rep}"]
+            evict(store / "pixels.u8")
+            mb = runs_before / f"dcgan-{rep + 1:03d}" / "metrics.jsonl"
+            r = measured(cmd, {**env, "PYTHONPATH": args.before_tree}, metrics=mb)
+            assert r["code"] == 0, r["err"][-2000:]
+            old_rates.append(img_rate(mb.parent))
+            print(f"  train: store with {args.before_tree}: {old_rates[-1]:.1f} img/s", flush=True)
+
         for rep in range(args.train_repeats):
             ms = runs / f"dcgan-{rep + 1:03d}" / "metrics.jsonl"
             mr = runs / f"ram-{rep + 1:03d}" / "metrics.jsonl"
+            seed = [f"train.seed={args.seed + rep}"]  # another order: samples no run read before
+            store_cmd = gancli + ["train", "dcgan", "--data", str(store), "--out", str(runs),
+                                  "--device", "cpu", "--quiet", *flags, "--set", seed[0], "--set",
+                                  f"data.read_threads={args.read_threads}"]
+            ram_cmd = [sys.executable, "-c", TRAIN_RAM, str(store), str(ram_n), str(runs), *sets,
+                       *seed]
+            cached.append(evict(store / "pixels.u8"))
             loads.append(os.getloadavg()[0])
             if args.concurrent:  # side by side, one core's worth each: both see the same load
                 env1 = {**env, "OMP_NUM_THREADS": "1"}
                 box: dict = {}
-                th = threading.Thread(target=lambda box=box, env1=env1, mr=mr: box.update(
-                    m=measured(ram_cmd, env1, metrics=mr)))
+                th = threading.Thread(target=lambda box=box, env1=env1, mr=mr, cmd=ram_cmd: box.update(
+                    m=measured(cmd, env1, metrics=mr)))
                 th.start()
                 t = measured(store_cmd, env1, metrics=ms)
                 th.join()
                 m = box["m"]
-            elif rep % 2 == 0:  # one after the other, A B then B A: a drifting load cancels
+            elif rep % 2 == 0:  # one after the other, A B (C) then (C) B A: a drifting load cancels
                 t = measured(store_cmd, env, metrics=ms)
                 m = measured(ram_cmd, env, metrics=mr)
+                if args.before_tree:
+                    before(rep)
             else:
+                if args.before_tree:
+                    before(rep)
                 m = measured(ram_cmd, env, metrics=mr)
+                cached[-1] = evict(store / "pixels.u8")
                 t = measured(store_cmd, env, metrics=ms)
             loads.append(os.getloadavg()[0])
             assert t["code"] == 0, t["err"][-2000:]
@@ -471,6 +609,9 @@ def main() -> None:
                                      else "one after the other, A B B A")),
                   ("train: load average (1 min) before/after each pair",
                    ", ".join(f"{v:.1f}" for v in loads)),
+                  ("train from the store: data.read_threads; store bytes cached when each run "
+                   "started (after eviction)", f"{args.read_threads}; "
+                   + ", ".join(f"{c / 1e6:.1f} MB" if c >= 0 else "?" for c in cached)),
                   ("train from the store: peak RSS (largest process)", f"{store_rss / 1e9:.2f} GB"),
                   ("train from the store: peak PSS", f"{store_pss / 1e9:.2f} GB"),
                   ("train from the store", f"{s_rate:.1f} img/s, {s_cpu:.1f} img per CPU s "
@@ -481,6 +622,11 @@ def main() -> None:
                   ("store / in RAM (means): wall img/s", f"{s_rate / r_rate:.3f}x (runs: "
                    + ", ".join(f"{a:.1f}/{b:.1f}" for a, b in zip(store_rates, ram_rates)) + ")"),
                   ("store / in RAM (means): img per CPU second", f"{s_cpu / r_cpu:.3f}x")]
+        if old_rates:
+            table += [(f"train from the store with gancli from {args.before_tree} (evicted, same "
+                       "seeds)", f"{statistics.mean(old_rates):.1f} img/s, "
+                                 f"{statistics.mean(old_rates) / r_rate:.3f}x in RAM (runs: "
+                                 + ", ".join(f"{v:.1f}" for v in old_rates) + ")")]
     table.append(("load average at the end (1 min)", f"{os.getloadavg()[0]:.1f}"))
     print("\n| measure | value |\n|---|---|")
     for k_, v in table:

@@ -77,6 +77,9 @@ class DataConfig:
                            "to data.resolution (CycleGAN: 286/256 = 1.117); 1 = no crop", min=1, max=4)
     cache: bool = _f(True, "prepare image folders into a dataset store in the cache (false: a "
                      "temporary store removed at exit)")
+    read_threads: int = _f(16, "threads reading a batch's samples concurrently when batches are "
+                           "streamed from a dataset store (two batches are read ahead, the kernel "
+                           "told of their samples at once)", min=1, max=256)
     attributes: str = _f("", "StarGAN on a CelebA-style folder: comma list of attribute names "
                          "(columns of the attribute file) to use as domains; empty = sub-folders")
     attr_file: str = _f("", "the attribute file; empty = list_attr_celeba.txt in the image "

@@ -122,6 +122,113 @@ def test_batch_order_is_deterministic_and_resumes_at_any_position(tmp_path):
     assert all(torch.equal(seen[i], resumed.next()[0]) for i in range(6, 10))
 
 
+def test_reads_run_concurrently_ahead_and_give_the_same_batches(tmp_path, monkeypatch):
+    import threading
+
+    import gancli.data.store as store_mod
+
+    src = _folder(tmp_path / "src", per_class=10)
+    prepare(src, tmp_path / "st", 4, workers=1)
+    ds = load_dataset(DataConfig(source=str(tmp_path / "st"), resolution=4))
+    mem = Batches(Dataset("ram", "images", ds.x[torch.arange(len(ds))]), 8, seed=7,
+                  device=torch.device("cpu"), flip=True)
+    want = [mem.next()[0] for _ in range(6)]
+    real, lock, now = os.preadv, threading.Lock(), [0, 0]
+
+    def slow(fd, bufs, offset):  # a disk that takes 10 ms per read, however many wait
+        with lock:
+            now[0] += 1
+            now[1] = max(now[1], now[0])
+        time.sleep(0.01)
+        with lock:
+            now[0] -= 1
+        return real(fd, bufs, offset)
+
+    monkeypatch.setattr(store_mod.os, "preadv", slow)
+    for threads in (1, 3, 32):
+        now[1] = 0
+        b = Batches(ds, 8, seed=7, device=torch.device("cpu"), flip=True, read_threads=threads)
+        got = [b.next()[0] for _ in range(6)]
+        assert all(torch.equal(g, w) for g, w in zip(got, want)), threads
+        # bounded: two batches read ahead, buffers made once
+        assert b.ahead == 2 and len(b._bufs) == 3
+        want_most = min(threads, 8)  # a batch's reads wait together (one may start late)
+        assert now[1] == 1 if threads == 1 else want_most - 1 <= now[1] <= want_most, now[1]
+        b.pos = 8 * 3  # a resume drops the reads ahead and reads from the new position
+        assert torch.equal(b.next()[0], want[3]) and torch.equal(b.next()[0], want[4])
+        b.close()
+
+
+def test_the_kernel_is_told_the_samples_of_the_batches_ahead(tmp_path, monkeypatch):
+    import gancli.data.store as store_mod
+    from gancli.data.translation import PairedImages
+
+    src = _folder(tmp_path / "src", per_class=10)
+    prepare(src, tmp_path / "st", 4, workers=1)
+    ds = load_dataset(DataConfig(source=str(tmp_path / "st"), resolution=4))
+    advised: list[tuple[int, int, int]] = []
+    real = os.posix_fadvise
+
+    def record(fd, offset, length, advice):
+        if advice == os.POSIX_FADV_WILLNEED:
+            advised.append((fd, offset, length))
+        return real(fd, offset, length, advice)
+
+    monkeypatch.setattr(store_mod.os, "posix_fadvise", record)
+    b = Batches(ds, 5, seed=2, device=torch.device("cpu"), read_threads=2)
+    b.next()
+    b._advice.submit(lambda: None).result()  # the advice thread has caught up
+    size = 3 * 4 * 4
+    want = [int(i) * size for pos in (0, 5, 10) for i in b._plan(pos).idx]  # this one + 2 ahead
+    assert [o for _, o, _ in advised] == want and {n for _, _, n in advised} == {size}
+    b.close()
+    advised.clear()
+    a, bb = (open_store(tmp_path / "st").x for _ in range(2))
+    pairs = PairedImages(a, bb, seed=1)
+    pairs.will_need([3])  # the A image 3 and the B image perm[3]
+    assert advised == [(a._fd, 3 * size, size), (bb._fd, int(pairs.perm[3]) * size, size)]
+
+
+def test_a_failing_store_read_is_one_line_naming_the_file(tmp_path, cli, monkeypatch):
+    import errno
+
+    import gancli.data.store as store_mod
+
+    src = _folder(tmp_path / "src", per_class=10)
+    prepare(src, tmp_path / "st", 8, workers=1)
+    pixels = tmp_path / "st" / "pixels.u8"
+    ds = load_dataset(DataConfig(source=str(tmp_path / "st"), resolution=8))
+    real, calls = os.preadv, [0]
+
+    def failing(fd, bufs, offset):
+        calls[0] += 1
+        if calls[0] > 20:
+            raise OSError(errno.EIO, "Input/output error")
+        return real(fd, bufs, offset)
+
+    monkeypatch.setattr(store_mod.os, "preadv", failing)
+    b = Batches(ds, 4, seed=0, device=torch.device("cpu"), read_threads=8)
+    with pytest.raises(DataError, match=f"{pixels}.*Input/output error"):
+        for _ in range(10):
+            b.next()
+    b.close()
+    common = ["train", "dcgan", "--data", str(tmp_path / "st"), "--batch-size", "4", "--quiet",
+              "--set", "data.resolution=8", "--set", "model.g_width=4", "--set", "model.d_width=4",
+              "--sample-every", "0", "--ckpt-every", "0", "--steps", "20"]
+    calls[0] = 0
+    r = cli(*common, "--out", str(tmp_path / "r1"))
+    assert r.code == 1 and "Traceback" not in r.err, r.err
+    assert len(r.err.strip().splitlines()) == 2 and f"{pixels} cannot be read: Input/output error" in r.err
+    monkeypatch.setattr(store_mod.os, "preadv", real)
+    ds = load_dataset(DataConfig(source=str(tmp_path / "st"), resolution=8))  # checked, then ...
+    os.truncate(pixels, 5 * 3 * 8 * 8 + 10)  # ... truncated while in use
+    b = Batches(ds, 4, seed=0, device=torch.device("cpu"), read_threads=8)
+    with pytest.raises(DataError, match=f"{pixels} ended early"):
+        for _ in range(10):
+            b.next()
+    b.close()
+
+
 def test_random_crop_is_per_sample_deterministic_and_center_crop_is_fixed(tmp_path):
     src = _folder(tmp_path / "src", per_class=6)
     cfg = DataConfig(source=str(src), resolution=6, crop_scale=1.5, crop="random", cache=False)

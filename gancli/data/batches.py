@@ -9,14 +9,27 @@ The same indices are read whether the data sits in memory or in a store, so both
 bit-identical batches.
 
 Store-backed data (``Dataset.x`` a ``StoredImages``) is not copied whole: each step reads
-only its ``batch_size`` samples (each torchrun rank only its own slice), in a background
-thread one step ahead (double buffering), into pinned memory on CUDA followed by a
-``non_blocking`` copy. A store that takes at most ``DEVICE_SHARE`` of a CUDA device's free
-memory is moved there whole instead (faster: no reads at all).
+only its ``batch_size`` samples (each torchrun rank only its own slice), ahead of time and
+concurrently, so that a store the page cache does not hold is not read at the latency of one
+random read per sample (on the development machine's virtual disk about 10 ms per 48 KiB read
+at queue depth 1, against 3 to 4 ms per read with 8 to 64 waiting: docs/data.md):
+
+- ``AHEAD`` batches are planned ahead of the one in use (at most ``AHEAD_BYTES``); for each,
+  the kernel is told at once which samples will be read (``posix_fadvise(WILLNEED)``, from a
+  thread of its own), so it queues all of their reads at the disk without a thread per read;
+- one background thread gathers those batches in order, each gather spreading its samples'
+  positional reads over a pool of ``read_threads`` threads (``data.read_threads``;
+  ``os.preadv`` releases the GIL), for disks or file systems that ignore the advice.
+
+The batches land in buffers made once and used in turn, pinned on CUDA and followed by a
+``non_blocking`` copy. The batches and their order do not depend on how they are read. A
+store that takes at most ``DEVICE_SHARE`` of a CUDA device's free memory is moved there whole
+instead (faster: no reads at all).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -26,6 +39,12 @@ from gancli.data.base import Dataset
 
 # a store is copied whole to a CUDA device when it takes at most this share of its free memory
 DEVICE_SHARE = 0.25
+# default of data.read_threads: concurrent sample reads of a streamed store (the disk's queue
+# depth within a batch)
+READ_THREADS = 16
+# batches read ahead of the one in use, taking at most AHEAD_BYTES (at least one batch)
+AHEAD = 2
+AHEAD_BYTES = 256 << 20
 
 
 @dataclass
@@ -39,8 +58,22 @@ class _Plan:
 
 
 class Batches:
+    """Endless batches of ``data`` (see the module doc).
+
+    Args:
+        data: the data set; ``data.x`` a tensor (indexed in memory, on ``device``) or a
+            ``LazyImages`` such as a store (streamed, unless it fits a CUDA device).
+        batch_size: samples per batch of this process (a global batch is ``batch_size * world``).
+        seed: the order's seed; the batch at position ``pos`` is a pure function of (seed, pos).
+        device: where batches are returned.
+        flip: random horizontal flips (per sample and epoch).
+        rank, world: this process's slice of each global batch under torchrun.
+        read_threads: streamed data only: concurrent sample reads within a batch (>= 1).
+    """
+
     def __init__(self, data: Dataset, batch_size: int, seed: int, device: torch.device,
-                 flip: bool = False, rank: int = 0, world: int = 1):
+                 flip: bool = False, rank: int = 0, world: int = 1,
+                 read_threads: int = READ_THREADS):
         self.stream = not isinstance(data.x, torch.Tensor) and not _fits_device(data.x, device)
         if self.stream:
             self.x = data.x  # read per step, never whole
@@ -59,8 +92,13 @@ class Batches:
         self.random_crop = self.crop_to is not None and data.crop == "random"
         self.side = side
         self._epochs: dict[int, tuple] = {}
-        self._pending: tuple[_Plan, Future] | None = None
-        self._pool: ThreadPoolExecutor | None = None
+        self.read_threads = max(1, int(read_threads))
+        self.ahead = 0  # batches read ahead; set with the buffers at the first read
+        # the batches being read, oldest first: (plan, future of (batch, buffer slot))
+        self._inflight: deque[tuple[_Plan, Future]] = deque()
+        self._pool: ThreadPoolExecutor | None = None  # gathers batches, in order
+        self._readers: ThreadPoolExecutor | None = None  # reads the samples of one
+        self._advice: ThreadPoolExecutor | None = None  # tells the kernel what comes next
         self._bufs: list[torch.Tensor] = []
         self._events: list = []
         self._slot = 0
@@ -107,39 +145,62 @@ class Batches:
 
     # ------------------------------------------------------------------ reads
     def _gather(self, plan: _Plan, slot: int) -> tuple[torch.Tensor, int]:
-        """Read a plan's samples from the store (in the prefetch thread) into buffer ``slot``;
-        on CUDA, once the previous copy out of that (pinned) buffer has finished."""
+        """Read a plan's samples from the store into buffer ``slot`` (in the prefetch thread,
+        whose gathers spread their reads over the reader pool); on CUDA, once the previous
+        copy out of that (pinned) buffer has finished."""
         if self._events[slot] is not None:
             self._events[slot].synchronize()
         return self.x.gather(plan.idx, self._bufs[slot][:len(plan.idx)]), slot
 
-    def _next_slot(self, plan: _Plan) -> int:
-        """The buffer the next read goes to. Buffers are made once and used in turn, so a step
-        allocates no batch memory. CUDA: three pinned ones (one being read ahead, one being
-        copied to the device, one free). CPU: two; ``next`` converts a batch to float (a new
-        tensor) before the read after it can reuse the buffer it came in."""
-        if not self._bufs:
-            cuda = self.device.type == "cuda"
-            shape = (len(plan.idx), *self.x.shape[1:])
-            self._bufs = [torch.empty(shape, dtype=torch.uint8, pin_memory=cuda)
-                          for _ in range(3 if cuda else 2)]
-            self._events = [None] * len(self._bufs)
+    def _buffers(self, plan: _Plan) -> None:
+        """Make the buffers, once: a step allocates no batch memory. ``ahead`` batches are read
+        while the current one is used; CPU: ``ahead + 1`` buffers (``next`` converts a batch to
+        float before the buffer it came in is read into again); CUDA: ``ahead + 2`` pinned ones
+        (one more being copied to the device)."""
+        batch_bytes = max(1, len(plan.idx) * self.x.sample_bytes)
+        self.ahead = max(1, min(AHEAD, AHEAD_BYTES // batch_bytes))
+        cuda = self.device.type == "cuda"
+        shape = (len(plan.idx), *self.x.shape[1:])
+        self._bufs = [torch.empty(shape, dtype=torch.uint8, pin_memory=cuda)
+                      for _ in range(self.ahead + (2 if cuda else 1))]
+        self._events = [None] * len(self._bufs)
+        self._slot = len(self._bufs) - 1
+
+    def _submit(self, plan: _Plan) -> None:
+        """Queue the gather of a plan into the next buffer, and the kernel's read-ahead of its
+        samples (``will_need``, in its own thread: it runs ahead of the gathers, so the disk
+        gets the samples of every batch in flight at once). Buffers are used in turn, so the
+        one a read goes to held a batch that was returned (and used) before."""
         self._slot = (self._slot + 1) % len(self._bufs)
-        return self._slot
+        self._advice.submit(self.x.will_need, plan.idx)
+        self._inflight.append((plan, self._pool.submit(self._gather, plan, self._slot)))
+
+    def _drain(self) -> None:
+        """Wait for the gathers in flight and forget them (their data is not wanted)."""
+        while self._inflight:
+            f = self._inflight.popleft()[1]
+            f.cancel() or f.exception()
 
     def _read(self, plan: _Plan) -> torch.Tensor:
         if not self.stream:
             return self.x[plan.idx]
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="gancli-batches")
-        if self._pending is not None and self._pending[0].pos == plan.pos:
-            x, slot = self._pending[1].result()
-        else:  # first batch, or pos was moved (resume)
-            if self._pending is not None:
-                self._pending[1].result()
-            x, slot = self._gather(plan, self._next_slot(plan))
-        nxt = self._plan(plan.end)
-        self._pending = (nxt, self._pool.submit(self._gather, nxt, self._next_slot(nxt)))
+            from gancli.data.store import use_readers
+
+            self._readers = ThreadPoolExecutor(self.read_threads, thread_name_prefix="gancli-read")
+            self._advice = ThreadPoolExecutor(1, thread_name_prefix="gancli-advice")
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="gancli-batches",
+                                            initializer=use_readers,
+                                            initargs=(self._readers, self.read_threads))
+            self._buffers(plan)
+        if not self._inflight or self._inflight[0][0].pos != plan.pos:
+            self._drain()  # first batch, or pos was moved (resume)
+            self._submit(plan)
+        x, slot = self._inflight.popleft()[1].result()  # a failed read raises here
+        last = self._inflight[-1][0] if self._inflight else plan
+        while len(self._inflight) < self.ahead:
+            last = self._plan(last.end)
+            self._submit(last)
         if self.device.type == "cuda":
             x = x.to(self.device, non_blocking=True)
             self._events[slot] = torch.cuda.Event()
@@ -177,14 +238,18 @@ class Batches:
         return out.reshape(*x.shape[:-2], r, r)
 
     def close(self) -> None:
+        """Stop reading ahead: cancel the queued reads, wait for the running ones."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._advice.shutdown(wait=True, cancel_futures=True)
+            self._readers.shutdown(wait=True)
+            self._pool = self._readers = self._advice = None
+            self._inflight.clear()
 
     def __del__(self):
-        pool = getattr(self, "_pool", None)
-        if pool is not None:
-            pool.shutdown(wait=False)
+        for pool in (getattr(self, name, None) for name in ("_pool", "_readers", "_advice")):
+            if pool is not None:
+                pool.shutdown(wait=False)
 
 
 def _fits_device(x, device: torch.device) -> bool:

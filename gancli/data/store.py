@@ -36,6 +36,7 @@ import hashlib
 import json
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,17 @@ import numpy as np
 import torch
 
 from gancli.errors import DataError
+
+_local = threading.local()  # per thread: the pool a gather spreads its reads over, if any
+
+
+def use_readers(pool: ThreadPoolExecutor | None, threads: int = 1) -> None:
+    """From now on, ``StoredImages.gather`` called by this thread spreads its samples' reads
+    over ``pool`` (``threads`` workers; at most one chunk of samples per worker) and waits for
+    them; None: reads them one after the other. ``Batches`` sets it in its prefetch thread
+    (``data.read_threads``)."""
+    _local.readers = (pool, threads) if pool is not None and threads > 1 else None
+
 
 STORE_FORMAT = "gancli-store"
 STORE_VERSION = 2
@@ -84,6 +96,13 @@ def _damaged(path: Path, why: str) -> DataError:
     return DataError(f"dataset store file {path} {why}",
                      hint="prepare it again: gancli data prepare SRC --out DATASET (after deleting "
                           "the damaged store)")
+
+
+def _unreadable(path: Path, e: OSError) -> DataError:
+    """A read of a store file that failed while in use (I/O error, file removed)."""
+    return DataError(f"dataset store file {path} cannot be read: {e.strerror or e}",
+                     hint="check the disk (dmesg) and that the store is still there; prepare it "
+                          "again if it is damaged")
 
 
 def read_meta(root: Path) -> dict:
@@ -232,6 +251,11 @@ class LazyImages:
     def gather(self, idx, out: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
+    def will_need(self, idx) -> None:
+        """Tell the kernel that samples ``idx`` will be read soon, so it starts reading them
+        from the disk now, all at once (advice only: nothing is read into this process, errors
+        are ignored). Data in memory needs no advice: this base version does nothing."""
+
     def _indices(self, idx) -> torch.Tensor:
         """``idx`` as int64 (k,), negatives counted from the end; IndexError when outside."""
         idx = torch.as_tensor(idx, dtype=torch.int64).reshape(-1)
@@ -269,7 +293,8 @@ class StoredImages(LazyImages):
 
     ``gather(idx, out)`` reads into a caller's buffer (a pinned one on CUDA); ``out`` may be
     a strided view (the A or B half of a pairs batch) as long as each sample in it is
-    contiguous. Thread-safe: ``os.preadv`` takes no file position.
+    contiguous. Thread-safe: ``os.preadv`` takes no file position; a thread given a reader
+    pool (``use_readers``) reads a batch's samples concurrently.
     """
 
     def __init__(self, path: Path, n: int, channels: int, resolution: int):
@@ -281,7 +306,10 @@ class StoredImages(LazyImages):
     def _file(self) -> int:
         with self._lock:
             if self._fd is None:
-                self._fd = os.open(self.path, os.O_RDONLY)
+                try:
+                    self._fd = os.open(self.path, os.O_RDONLY)
+                except OSError as e:
+                    raise _unreadable(self.path, e) from None
             return self._fd
 
     def __getstate__(self):  # a DataLoader worker or a subprocess opens its own descriptor
@@ -298,20 +326,62 @@ class StoredImages(LazyImages):
                 pass
 
     def gather(self, idx, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Read samples ``idx`` into ``out`` (see ``LazyImages``): one ``os.preadv`` per sample,
+        spread over the reader pool this thread was given (``use_readers``), if any, so that
+        they wait for the disk together.
+
+        Raises:
+            DataError: a read failed (I/O error, file gone) or the file ended early; the
+                message names the file.
+        """
         idx = self._indices(idx)
         if out is None:
             out = torch.empty((len(idx), *self.shape[1:]), dtype=torch.uint8)
-        fd, size = self._file(), self.sample_bytes
+        fd = self._file()
         rows = out.numpy()
         if out.is_contiguous():
-            rows = rows.reshape(len(idx), size)
+            rows = rows.reshape(len(idx), self.sample_bytes)
         elif not all(rows[r].flags.c_contiguous for r in range(len(idx))):
             raise ValueError("gather: each sample of out must be contiguous")
-        for row, i in enumerate(idx.tolist()):
-            if os.preadv(fd, [memoryview(rows[row].reshape(-1))], i * size) != size:
+        where = idx.tolist()
+        pool, threads = getattr(_local, "readers", None) or (None, 1)
+        k = min(len(where), threads)
+        if k <= 1:
+            self._read_rows(fd, rows, where, 0, len(where))
+            return out
+        cuts = [len(where) * j // k for j in range(k + 1)]
+        futures = [pool.submit(self._read_rows, fd, rows, where, lo, hi)
+                   for lo, hi in zip(cuts, cuts[1:])]
+        errors = [f.exception() for f in futures]  # every read ends before out is given back
+        for e in errors:
+            if e is not None:
+                raise e
+        return out
+
+    def will_need(self, idx) -> None:
+        """``posix_fadvise(POSIX_FADV_WILLNEED)`` for each sample of ``idx``: the kernel queues
+        their reads at once (the disk's queue depth, without a thread per read) and returns;
+        a later ``gather`` finds them in the page cache or on their way."""
+        size = self.sample_bytes
+        try:
+            fd = self._file()
+            for i in self._indices(idx).tolist():
+                os.posix_fadvise(fd, i * size, size, os.POSIX_FADV_WILLNEED)
+        except (OSError, DataError):  # advice only: a real read reports the problem
+            pass
+
+    def _read_rows(self, fd: int, rows, where: list[int], lo: int, hi: int) -> None:
+        """Samples ``where[lo:hi]`` into ``rows[lo:hi]``."""
+        size = self.sample_bytes
+        for row in range(lo, hi):
+            i = where[row]
+            try:
+                got = os.preadv(fd, [memoryview(rows[row].reshape(-1))], i * size)
+            except OSError as e:
+                raise _unreadable(self.path, e) from None
+            if got != size:
                 raise DataError(f"dataset store file {self.path} ended early (truncated while in "
                                 "use?)", hint="prepare the store again")
-        return out
 
 
 class RowImages(LazyImages):
@@ -325,6 +395,9 @@ class RowImages(LazyImages):
 
     def gather(self, idx, out: torch.Tensor | None = None) -> torch.Tensor:
         return self.base.gather(self.rows[self._indices(idx)], out)
+
+    def will_need(self, idx) -> None:
+        self.base.will_need(self.rows[self._indices(idx)])
 
 
 @dataclass

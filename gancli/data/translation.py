@@ -136,6 +136,12 @@ class PairedImages(LazyImages):
                 images.gather(rows, out[:, half])
         return out
 
+    def will_need(self, idx) -> None:
+        idx = self._indices(idx)
+        for images, rows in ((self.a, idx % len(self.a)), (self.b, self.perm[idx] % len(self.b))):
+            if not isinstance(images, torch.Tensor):
+                images.will_need(rows)
+
 
 def load_pair_folder(root: Path, cfg, progress=None) -> Dataset:
     """``root/trainA`` and ``root/trainB`` (CycleGAN's layout); ``testA``/``testB`` if there.

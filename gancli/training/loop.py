@@ -271,7 +271,8 @@ def build_state(cfg: Config, run_dir: Path, device: torch.device, reporter: Repo
     opt_D = make_optimizer(cfg, D.parameters(), cfg.optim.lr_d)
     amp = Precision(t.precision, device)
     rng = seeded_rng(t.seed + 1 + RANK_SEED_STRIDE * dist.rank)  # ranks draw different noise
-    batches = Batches(data, t.batch_size, t.seed, device, cfg.data.flip, dist.rank, dist.world)
+    batches = Batches(data, t.batch_size, t.seed, device, cfg.data.flip, dist.rank, dist.world,
+                      read_threads=cfg.data.read_threads)
     objective = objective_cls(cfg, G, D, rng, device, spec.num_classes)
     if t.compile:
         compile_nets(G, D, cfg, device, reporter, objective)
