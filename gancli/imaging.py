@@ -15,8 +15,9 @@ from gancli.fileio import atomic_write_bytes
 
 def from_uint8(x: torch.Tensor) -> torch.Tensor:
     """uint8 pixels in [0, 255] -> float32 in [-1, 1] (x / 127.5 - 1), same shape and device:
-    the range every generator outputs and every discriminator reads."""
-    return x.float().div(127.5).sub(1.0)
+    the range every generator outputs and every discriminator reads. One new tensor (the
+    arithmetic runs in place on the float copy)."""
+    return x.to(torch.float32, copy=True).div_(127.5).sub_(1.0)
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:

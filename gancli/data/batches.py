@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import torch
 
 from gancli.data.base import Dataset
+from gancli.imaging import from_uint8
 
 # a store is copied whole to a CUDA device when it takes at most this share of its free memory
 DEVICE_SHARE = 0.25
@@ -216,7 +217,7 @@ class Batches:
         if self.crop_to is not None:
             x = self._crop(x, plan)
         if self.images:
-            x = x.float().div_(127.5).sub_(1.0)
+            x = from_uint8(x)
             if self.flip:
                 mask = plan.flips.to(self.device).view(-1, *[1] * (x.dim() - 1))
                 x = torch.where(mask, x.flip(-1), x)
