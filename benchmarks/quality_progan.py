@@ -13,8 +13,10 @@ progan's per-stage sample grids (``samples/step-*-Npx*.png``) stay in its run fo
     python benchmarks/quality_progan.py --dcgan-steps 1500 --set train.phase_images=25600
     python benchmarks/quality_progan.py --data shapes --resolution 32 --no-dcgan --cpu-seconds 400
 
-``--set`` goes to progan only. ``--no-dcgan --cpu-seconds S`` trains progan alone for S CPU
-seconds (the shapes run: grown to 32 px; no digit classifier applies there).
+``--set`` goes to progan only. ``--variant "k=v k=v"`` (repeatable) trains one more progan per
+variant, each with the ``--set`` keys plus its own, each for the same CPU time, after the same
+dcgan run. ``--no-dcgan --cpu-seconds S`` trains progan alone for S CPU seconds (the shapes run:
+grown to 32 px; no digit classifier applies there).
 """
 
 from __future__ import annotations
@@ -89,6 +91,8 @@ def main() -> None:
     ap.add_argument("--data", default=None, help="progan's data.source (default: the preset's)")
     ap.add_argument("--resolution", type=int, default=None)
     ap.add_argument("--set", dest="sets", action="append", default=[])
+    ap.add_argument("--variant", action="append", default=[],
+                    help="space-separated k=v overrides for one more progan run (repeatable)")
     ap.add_argument("--n", type=int, default=1000)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -107,8 +111,12 @@ def main() -> None:
         budget = budget if budget is not None else d["cpu_s"]
     if budget is None:
         ap.error("give --cpu-seconds with --no-dcgan")
-    p = run("progan", sets + ["train.steps=1000000", "train.ckpt_every=0"], out, budget)
-    rows.append(p)
+    for extra in [""] + args.variant:
+        # logged every 5 steps, so the CPU budget stops it within 5 steps (a few CPU s)
+        p = run("progan", sets + extra.split() + ["train.steps=1000000", "train.ckpt_every=0",
+                                                  "train.log_every=5"], out, budget)
+        p["variant"] = extra
+        rows.append(p)
     digits = load_config("progan", sets).data.source.startswith("digits")
     for r in rows:
         for ema in ((True, False) if r["preset"] == "progan" else (False,)):
@@ -122,8 +130,9 @@ def main() -> None:
     print("\n| preset | steps | CPU s | weights | confident | classes | evenness | FD-digits |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
+        name = r["preset"] + (f" {r['variant']}" if r.get("variant") else "")
         for s in r["scores"]:
-            print(f"| {r['preset']} | {r['steps']} | {r['cpu_s']:.0f} | {s['weights']} | "
+            print(f"| {name} | {r['steps']} | {r['cpu_s']:.0f} | {s['weights']} | "
                   f"{100 * s['confident']:.1f} % | {s['classes_present']}/10 | "
                   f"{s['class_evenness'] + 0.0:.3f} | {s['fd_digits']:.2f} |")
 
