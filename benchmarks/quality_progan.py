@@ -16,7 +16,9 @@ progan's per-stage sample grids (``samples/step-*-Npx*.png``) stay in its run fo
 ``--set`` goes to progan only. ``--variant "k=v k=v"`` (repeatable) trains one more progan per
 variant, each with the ``--set`` keys plus its own, each for the same CPU time, after the same
 dcgan run. ``--no-dcgan --cpu-seconds S`` trains progan alone for S CPU seconds (the shapes run:
-grown to 32 px; no digit classifier applies there).
+grown to 32 px; no digit classifier applies there). ``--stage-ceiling`` only scores the real
+digits as each stage draws them (average-pooled to 4, 8 and 16 px and nearest-upsampled back to
+16 px): what a perfect G at that stage would score.
 """
 
 from __future__ import annotations
@@ -81,6 +83,19 @@ def scores(run_dir: str, ema: bool, n: int) -> dict:
     return {"weights": model.weights, "step": model.step, **s}
 
 
+def stage_ceiling() -> None:
+    """The 1,797 real digits as a perfect G at each stage draws them, scored like samples."""
+    from gancli.data.digits import load_digits
+    from gancli.models.progan import resize
+
+    x = load_digits(16).x.float() / 127.5 - 1.0
+    print("| stage | confident | classes | evenness | FD-digits |\n|---|---|---|---|---|")
+    for size in (4, 8, 16):
+        s = score_images(resize(resize(x, size), 16))
+        print(f"| {size} px | {100 * s['confident']:.1f} % | {s['classes_present']}/10 | "
+              f"{s['class_evenness']:.3f} | {max(s['fd_digits'], 0.0):.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=None, help="folder for both runs (default: a temp folder)")
@@ -94,8 +109,13 @@ def main() -> None:
     ap.add_argument("--variant", action="append", default=[],
                     help="space-separated k=v overrides for one more progan run (repeatable)")
     ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--stage-ceiling", action="store_true",
+                    help="only score the real digits at each stage's resolution")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.stage_ceiling:
+        stage_ceiling()
+        return
     import tempfile
     out = Path(args.out or tempfile.mkdtemp(prefix="gancli-progan-"))
     sets = list(args.sets)
