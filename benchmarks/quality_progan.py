@@ -13,8 +13,12 @@ progan's per-stage sample grids (``samples/step-*-Npx*.png``) stay in its run fo
     python benchmarks/quality_progan.py --dcgan-steps 1500 --set progressive.phase_images=25600
     python benchmarks/quality_progan.py --data shapes --resolution 32 --no-dcgan --cpu-seconds 400
 
-``--set`` goes to progan only. ``--no-dcgan --cpu-seconds S`` trains progan alone for S CPU
-seconds (the shapes run: grown to 32 px; no digit classifier applies there).
+``--set`` goes to progan only. ``--variant "k=v k=v"`` (repeatable) trains one more progan per
+variant, each with the ``--set`` keys plus its own, each for the same CPU time, after the same
+dcgan run. ``--no-dcgan --cpu-seconds S`` trains progan alone for S CPU seconds (the shapes run:
+grown to 32 px; no digit classifier applies there). ``--stage-ceiling`` only scores the real
+digits as each stage draws them (average-pooled to 4, 8 and 16 px and nearest-upsampled back to
+16 px): what a perfect G at that stage would score.
 """
 
 from __future__ import annotations
@@ -79,6 +83,19 @@ def scores(run_dir: str, ema: bool, n: int) -> dict:
     return {"weights": model.weights, "step": model.step, **s}
 
 
+def stage_ceiling() -> None:
+    """The 1,797 real digits as a perfect G at each stage draws them, scored like samples."""
+    from gancli.data.digits import load_digits
+    from gancli.models.progan import resize
+
+    x = load_digits(16).x.float() / 127.5 - 1.0
+    print("| stage | confident | classes | evenness | FD-digits |\n|---|---|---|---|---|")
+    for size in (4, 8, 16):
+        s = score_images(resize(resize(x, size), 16))
+        print(f"| {size} px | {100 * s['confident']:.1f} % | {s['classes_present']}/10 | "
+              f"{s['class_evenness']:.3f} | {max(s['fd_digits'], 0.0):.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=None, help="folder for both runs (default: a temp folder)")
@@ -89,9 +106,16 @@ def main() -> None:
     ap.add_argument("--data", default=None, help="progan's data.source (default: the preset's)")
     ap.add_argument("--resolution", type=int, default=None)
     ap.add_argument("--set", dest="sets", action="append", default=[])
+    ap.add_argument("--variant", action="append", default=[],
+                    help="space-separated k=v overrides for one more progan run (repeatable)")
     ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--stage-ceiling", action="store_true",
+                    help="only score the real digits at each stage's resolution")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.stage_ceiling:
+        stage_ceiling()
+        return
     import tempfile
     out = Path(args.out or tempfile.mkdtemp(prefix="gancli-progan-"))
     sets = list(args.sets)
@@ -107,8 +131,12 @@ def main() -> None:
         budget = budget if budget is not None else d["cpu_s"]
     if budget is None:
         ap.error("give --cpu-seconds with --no-dcgan")
-    p = run("progan", sets + ["train.steps=1000000", "train.ckpt_every=0"], out, budget)
-    rows.append(p)
+    for extra in [""] + args.variant:
+        # logged every 5 steps, so the CPU budget stops it within 5 steps (a few CPU s)
+        p = run("progan", sets + extra.split() + ["train.steps=1000000", "train.ckpt_every=0",
+                                                  "train.log_every=5"], out, budget)
+        p["variant"] = extra
+        rows.append(p)
     digits = load_config("progan", sets).data.source.startswith("digits")
     for r in rows:
         for ema in ((True, False) if r["preset"] == "progan" else (False,)):
@@ -122,8 +150,9 @@ def main() -> None:
     print("\n| preset | steps | CPU s | weights | confident | classes | evenness | FD-digits |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
+        name = r["preset"] + (f" {r['variant']}" if r.get("variant") else "")
         for s in r["scores"]:
-            print(f"| {r['preset']} | {r['steps']} | {r['cpu_s']:.0f} | {s['weights']} | "
+            print(f"| {name} | {r['steps']} | {r['cpu_s']:.0f} | {s['weights']} | "
                   f"{100 * s['confident']:.1f} % | {s['classes_present']}/10 | "
                   f"{s['class_evenness'] + 0.0:.3f} | {s['fd_digits']:.2f} |")
 

@@ -133,6 +133,9 @@ class ModelConfig:
         "adc = one head over real and generated versions of each class (ADC-GAN, Hou et al. 2022)")
     map_depth: int = _f(8, "stylegan2: dense layers of the mapping network z -> w (paper 8; the "
                         "official small-data 'cifar' configuration 2)", min=1, max=16)
+    full_width_res: int = _f(32, "progan: the highest resolution whose stage has the full "
+                             "g_width / d_width channels; each octave above has half the one "
+                             "below (the paper: 32 px, in its 1024-px networks)", min=4)
 
 
 @dataclass

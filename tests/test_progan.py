@@ -68,6 +68,24 @@ def test_pixel_norm_divides_each_pixel_by_its_rms_over_channels():
                           torch.tensor([[1.0, -1.0, 1.0, -1.0]]))
 
 
+def test_stage_widths_halve_per_octave_above_full_width_res():
+    from gancli.models.progan import stage_width
+    assert [stage_width(32, r) for r in (4, 8, 16, 32, 64, 128)] == [32, 32, 32, 32, 16, 8]
+    assert [stage_width(32, r, 8) for r in (4, 8, 16, 32)] == [32, 32, 16, 8]
+    torch.manual_seed(0)
+    cfg = ModelConfig(family="progan", init="torch", z_dim=16, g_width=8, d_width=12, mbstd=2,
+                      full_width_res=8)
+    nets_ = build_nets(cfg, DataSpec("images", (1, 32, 32)))
+    G, D = nets_.G, nets_.D
+    # G's block per stage ends with its widest-to-narrowest conv: 8 px 8, 16 px 4, 32 px 2
+    assert [rgb.in_channels for rgb in G.to_rgb] == [8, 8, 4, 2]
+    assert [rgb[0].out_channels for rgb in D.from_rgb] == [12, 12, 6, 3]
+    assert D.blocks[3][2].out_channels == 6 and D.blocks[2][2].out_channels == 12
+    for stage in range(4):  # every stage and its fade-in still runs
+        G.grow(stage, 0.5), D.grow(stage, 0.5)
+        assert D(G(torch.randn(4, 16))).shape == (4,)
+
+
 @pytest.mark.parametrize("stage", [1, 2])
 def test_generator_fade_in_is_old_path_at_alpha_0_and_new_path_at_alpha_1(stage):
     G = nets().G  # train mode: the linear output (no batch norm, so still deterministic)

@@ -17,7 +17,7 @@ its input down to the stage's, as the paper's official code does, so the loop, t
 every consumer of samples see one shape.
 
 Widths: the paper's 512 channels up to 32 px, halved per octave above, become ``g_width``
-(``d_width``) channels up to 32 px, halved per octave above.
+(``d_width``) channels up to ``model.full_width_res`` px (default 32), halved per octave above.
 """
 
 from __future__ import annotations
@@ -36,9 +36,13 @@ from gancli.models.layers import EqualizedConv2d, EqualizedLinear, PixelNorm
 SLOPE = 0.2  # LeakyReLU slope in G and D
 
 
-def stage_width(base_width: int, resolution: int) -> int:
-    """Channels at ``resolution``: ``base_width`` up to 32 px, halved per octave above."""
-    return max(1, base_width * 32 // resolution) if resolution > 32 else base_width
+def stage_width(base_width: int, resolution: int, full_width_res: int = 32) -> int:
+    """Channels at ``resolution``: ``base_width`` up to ``full_width_res`` px, halved per
+    octave above (at least 1). The paper's networks have 512 channels up to 32 px and halve
+    them per octave above (Table 2); ``model.full_width_res`` moves that point."""
+    if resolution <= full_width_res:
+        return base_width
+    return max(1, base_width * full_width_res // resolution)
 
 
 def resize(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -108,7 +112,8 @@ class Generator(Growing, nn.Module):
         self._init_growth(spec.shape[1])
         channels = spec.shape[0]
         self.pixel_norm = PixelNorm()
-        w4 = stage_width(cfg.g_width, 4)
+        full = cfg.full_width_res
+        w4 = stage_width(cfg.g_width, 4, full)
         # the paper's first layer: a 4x4 "convolution" of the 1x1 latent, i.e. a dense layer
         # to 4 * 4 * w4 values; its gain is sqrt(2) / 4 (official code) since each output
         # pixel is one of 16 pieces of the same fan-in
@@ -116,7 +121,8 @@ class Generator(Growing, nn.Module):
         self.blocks = nn.ModuleList([nn.Sequential(*self._conv(w4, w4))])
         self.to_rgb = nn.ModuleList([EqualizedConv2d(w4, channels, 1, gain=1.0)])
         for s in range(1, self.stages + 1):
-            w_in, w_out = stage_width(cfg.g_width, 2 ** (s + 1)), stage_width(cfg.g_width, 2 ** (s + 2))
+            w_in = stage_width(cfg.g_width, 2 ** (s + 1), full)
+            w_out = stage_width(cfg.g_width, 2 ** (s + 2), full)
             self.blocks.append(nn.Sequential(Upscale2d(),
                                              *self._conv(w_in, w_out), *self._conv(w_out, w_out)))
             self.to_rgb.append(EqualizedConv2d(w_out, channels, 1, gain=1.0))
@@ -153,15 +159,16 @@ class Discriminator(Growing, base.Discriminator):
         act = nn.LeakyReLU(SLOPE)
         self.from_rgb = nn.ModuleList()
         self.blocks = nn.ModuleList([nn.Identity()])  # stage 0 has no block: the head is its
+        full = cfg.full_width_res
         for s in range(self.stages + 1):
-            width = stage_width(cfg.d_width, 2 ** (s + 2))
+            width = stage_width(cfg.d_width, 2 ** (s + 2), full)
             self.from_rgb.append(nn.Sequential(EqualizedConv2d(channels, width, 1), act))
             if s:
-                w_out = stage_width(cfg.d_width, 2 ** (s + 1))
+                w_out = stage_width(cfg.d_width, 2 ** (s + 1), full)
                 self.blocks.append(nn.Sequential(
                     EqualizedConv2d(width, width, 3, padding=1), act,
                     EqualizedConv2d(width, w_out, 3, padding=1), act, nn.AvgPool2d(2)))
-        w4 = stage_width(cfg.d_width, 4)
+        w4 = stage_width(cfg.d_width, 4, full)
         self.mbstd, extra = mbstd_for(cfg)  # (B, w4 + 1, 4, 4) when on
         # 3x3 conv, then the paper's 4x4 conv without padding (a dense layer over the map),
         # then a linear output (gain 1)
