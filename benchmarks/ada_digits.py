@@ -12,6 +12,8 @@ kept checkpoint (``--ckpt-every``), reports:
             heuristic (sec. 3); it goes to 1 when D has learnt the training set by heart
   rt_val    the same on the 1,597 digits D never saw; below 0 means D calls real digits fake
             (both in whole training batches, as minibatch stddev saw them: 192 and 1,568 images)
+  gap       mean D logit on the training digits minus that on the held-out ones: D's
+            memorisation of its 200 images (the ADA paper's fig. 1b, in one number)
   p         ADA's augmentation probability at that step (from metrics.jsonl)
 
 and scores the last checkpoint's 1,000 samples (seeds 0..999, EMA G) with the shipped digits
@@ -74,8 +76,8 @@ def to_model_range(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def real_sign(ckpt: Path, x: torch.Tensor) -> float:
-    """E[sign D(x)] for the checkpoint's D on images ``x`` (N, C, H, W) in [-1, 1]."""
+def d_logits(ckpt: Path, x: torch.Tensor) -> torch.Tensor:
+    """The checkpoint's D logits (N',) on images ``x`` (N, C, H, W) in [-1, 1]."""
     c = checkpoints.load(ckpt)
     cfg = from_dict(c.meta["config"], ckpt.name)
     spec = DataSpec.from_dict(c.meta["data"])
@@ -83,8 +85,7 @@ def real_sign(ckpt: Path, x: torch.Tensor) -> float:
     checkpoints.load_module(D, c.tensors, "D")
     D.eval()
     b = cfg.train.batch_size  # minibatch-stddev groups as in training: whole batches only
-    logits = torch.cat([D(x[i:i + b]) for i in range(0, len(x) - b + 1, b)])
-    return float(logits.float().sign().mean())
+    return torch.cat([D(x[i:i + b]) for i in range(0, len(x) - b + 1, b)]).float()
 
 
 def main() -> None:
@@ -120,9 +121,11 @@ def main() -> None:
         rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         p_at = {r["step"]: r["ada_p"] for r in rows if "ada_p" in r}
         trajectory = []
-        for step, path in checkpoints.list_steps(run / "checkpoints"):
-            point = {"step": step, "rt_train": round(real_sign(path, x_train), 3),
-                     "rt_val": round(real_sign(path, x_val), 3)}
+        for step, path in sorted(checkpoints.list_steps(run / "checkpoints")):
+            train_logits, val_logits = d_logits(path, x_train), d_logits(path, x_val)
+            point = {"step": step, "rt_train": round(float(train_logits.sign().mean()), 3),
+                     "rt_val": round(float(val_logits.sign().mean()), 3),
+                     "gap": round(float(train_logits.mean() - val_logits.mean()), 2)}
             if step in p_at:
                 point["p"] = round(p_at[step], 3)
             trajectory.append(point)
