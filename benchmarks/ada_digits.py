@@ -138,6 +138,7 @@ def main() -> None:
                "run": str(run)}
         if aug:
             row["ada_kimg"] = args.ada_kimg
+            row["p_every_100"] = [round(p_at[k], 3) for k in sorted(p_at) if k % 100 == 0]
         print(json.dumps(row), flush=True)
 
 
