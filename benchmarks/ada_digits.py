@@ -1,7 +1,7 @@
 """ADA on little data: ``stylegan2`` on 200 digits with and without ``train.augment=ada``.
 
-    /tmp/tasks3/heavy python benchmarks/ada_digits.py --steps 3000 --ada-kimg 10 --augment ada
-    /tmp/tasks3/heavy python benchmarks/ada_digits.py --steps 3000 --augment none
+    python benchmarks/ada_digits.py --steps 2000 --ckpt-every 250 --ada-kimg 10 --augment none
+    python benchmarks/ada_digits.py --steps 2000 --ckpt-every 250 --ada-kimg 10 --augment ada
 
 Writes 200 of the built-in digits (20 per class, a fixed draw) as 16 px PNGs into a folder,
 trains the preset on them (the same seed and steps for every ``--augment`` given: ``none``,

@@ -1,6 +1,6 @@
 """StyleGAN2 against SN-GAN and SAGAN on ``shapes`` at 32 px, at the same CPU minutes.
 
-    /tmp/tasks3/heavy python benchmarks/quality_stylegan2.py --cpu-minutes 12
+    python benchmarks/quality_stylegan2.py --cpu-minutes 10
 
 Each preset first runs ``--calibrate`` steps and measures its CPU seconds per step
 (``time.process_time``: CPU time of this process, so other jobs on the machine do not change
