@@ -1,15 +1,27 @@
 """ADA on little data: ``stylegan2`` on 200 digits with and without ``train.augment=ada``.
 
-    flock /tmp/heavy.lock nice -n 5 python benchmarks/ada_digits.py --steps 1500 --ada-kimg 10
+    python benchmarks/ada_digits.py --steps 2000 --ckpt-every 250 --ada-kimg 10 --augment none
+    python benchmarks/ada_digits.py --steps 2000 --ckpt-every 250 --ada-kimg 10 --augment ada
 
 Writes 200 of the built-in digits (20 per class, a fixed draw) as 16 px PNGs into a folder,
-trains the preset on it twice with the same seed and steps (once plain, once with ADA), and
-scores 1,000 samples of each with the shipped digits classifier (``quality_digits.py``:
-share labelled with confidence > 0.9, classes present, FD-digits to all 1,797 real digits).
-Prints p (``ada_p``) along the ADA run, every ``--every`` steps, from its metrics.jsonl.
+trains the preset on them (the same seed and steps for every ``--augment`` given: ``none``,
+``ada`` or both, comma-separated, so the two runs can also go in two calls) and, for every
+kept checkpoint (``--ckpt-every``), reports:
 
-The paper's controller speed (p from 0 to 1 in 500k images) is for runs of millions of
-images; ``--ada-kimg`` sets a faster one for a run of minutes (said in the output).
+  rt_train  E[sign D(x)] on the training digits, un-augmented: the ADA paper's overfitting
+            heuristic (sec. 3); it goes to 1 when D has learnt the training set by heart
+  rt_val    the same on the 1,597 digits D never saw; below 0 means D calls real digits fake
+            (both in whole training batches, as minibatch stddev saw them: 192 and 1,568 images)
+  gap       mean D logit on the training digits minus that on the held-out ones: D's
+            memorisation of its 200 images (the ADA paper's fig. 1b, in one number)
+  p         ADA's augmentation probability at that step (from metrics.jsonl)
+
+and scores the last checkpoint's 1,000 samples (seeds 0..999, EMA G) with the shipped digits
+classifier (``quality_digits.py``: share labelled with confidence > 0.9, classes present,
+FD-digits to all 1,797 real digits).
+
+The paper's controller speed (p from 0 to 1 in 500k images) is for runs of tens of millions
+of images; ``--ada-kimg`` sets the speed for a run of minutes (said in the output).
 """
 
 from __future__ import annotations
@@ -23,66 +35,110 @@ from pathlib import Path
 import torch
 from quality_digits import score_images
 
-from gancli import imaging, load_config
+from gancli import checkpoints, imaging, load_config
+from gancli.config import from_dict
 from gancli.data.digits import load_digits
 from gancli.inference import generate, load_generator
+from gancli.models import DataSpec, build_nets
+from gancli.registry import OBJECTIVES
 from gancli.reporting import Reporter
 from gancli.runs import create_run_dir, write_config
 from gancli.training.loop import train
 
 
-def write_subset(folder: Path, per_class: int = 20) -> int:
+def pick_subset(per_class: int = 20) -> list[int]:
+    """Indices into ``load_digits(16)`` of a fixed draw of ``per_class`` digits per class."""
     data = load_digits(16)
     perm = torch.randperm(len(data.x), generator=torch.Generator().manual_seed(0))
-    count = {k: 0 for k in range(10)}
+    count, picked = {k: 0 for k in range(10)}, []
     for i in perm.tolist():
         k = int(data.y[i])
-        if count[k] >= per_class:
-            continue
-        count[k] += 1
-        (folder / str(k)).mkdir(parents=True, exist_ok=True)
-        img = imaging.to_uint8(data.x[i:i + 1].float())[0]
-        imaging.save_image(imaging.to_pil(img), folder / str(k) / f"{i:04d}.png")
-    return sum(count.values())
+        if count[k] < per_class:
+            count[k] += 1
+            picked.append(i)
+    return sorted(picked)
+
+
+def write_subset(folder: Path, per_class: int = 20) -> list[int]:
+    """Write the subset as ``folder/<class>/<index>.png`` (the digits' own uint8 pixels);
+    returns the indices written."""
+    data = load_digits(16)
+    picked = pick_subset(per_class)
+    for i in picked:
+        (folder / str(int(data.y[i]))).mkdir(parents=True, exist_ok=True)
+        imaging.save_image(imaging.to_pil(data.x[i]), folder / str(int(data.y[i])) / f"{i:04d}.png")
+    return picked
+
+
+def to_model_range(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float in [-1, 1], as the training data loader gives them."""
+    return x.float() / 127.5 - 1.0
+
+
+@torch.no_grad()
+def d_logits(ckpt: Path, x: torch.Tensor) -> torch.Tensor:
+    """The checkpoint's D logits (N',) on images ``x`` (N, C, H, W) in [-1, 1]."""
+    c = checkpoints.load(ckpt)
+    cfg = from_dict(c.meta["config"], ckpt.name)
+    spec = DataSpec.from_dict(c.meta["data"])
+    D = build_nets(cfg.model, spec, OBJECTIVES.get(cfg.objective).conditioning).D
+    checkpoints.load_module(D, c.tensors, "D")
+    D.eval()
+    b = cfg.train.batch_size  # minibatch-stddev groups as in training: whole batches only
+    return torch.cat([D(x[i:i + b]) for i in range(0, len(x) - b + 1, b)]).float()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="stylegan2")
-    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--augment", default="none,ada", help="none, ada, or both (comma list)")
     ap.add_argument("--ada-kimg", type=float, default=10.0)
-    ap.add_argument("--every", type=int, default=100)
+    ap.add_argument("--ckpt-every", type=int, default=500)
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--out", default=None)
     ap.add_argument("--set", dest="sets", action="append", default=[])
     args = ap.parse_args()
     out = Path(args.out or tempfile.mkdtemp(prefix="gancli-ada-"))
     folder = out / "digits200"
-    n = write_subset(folder)
+    picked = write_subset(folder)
+    digits = load_digits(16).x
+    held = sorted(set(range(len(digits))) - set(picked))
+    x_train, x_val = to_model_range(digits[picked]), to_model_range(digits[held])
     base = [f"data.source={folder}", "data.resolution=16", "data.channels=1",
-            f"train.steps={args.steps}", "train.sample_every=0", "train.ckpt_every=0",
+            f"train.steps={args.steps}", "train.sample_every=0",
+            f"train.ckpt_every={args.ckpt_every}", "train.keep=1000",
             "train.ckpt_minutes=0", "train.log_every=10", *args.sets]
-    for augment in ("", "ada"):
-        sets = base + [f"train.augment={augment}", f"ada.kimg={args.ada_kimg}"]
+    for augment in args.augment.split(","):
+        aug = "" if augment == "none" else augment
+        sets = base + [f"train.augment={aug}", f"ada.kimg={args.ada_kimg}"]
         cfg = load_config(args.preset, sets)
-        run = create_run_dir(out, f"{args.preset}-{augment or 'plain'}")
+        run = create_run_dir(out, f"{args.preset}-{augment}")
         write_config(run, cfg)
         t0 = time.process_time()
         result = train(cfg, run, torch.device("cpu"), Reporter())
         cpu = time.process_time() - t0
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        p_at = {r["step"]: r["ada_p"] for r in rows if "ada_p" in r}
+        trajectory = []
+        for step, path in sorted(checkpoints.list_steps(run / "checkpoints")):
+            train_logits, val_logits = d_logits(path, x_train), d_logits(path, x_val)
+            point = {"step": step, "rt_train": round(float(train_logits.sign().mean()), 3),
+                     "rt_val": round(float(val_logits.sign().mean()), 3),
+                     "gap": round(float(train_logits.mean() - val_logits.mean()), 2)}
+            if step in p_at:
+                point["p"] = round(p_at[step], 3)
+            trajectory.append(point)
         scores = score_images(generate(load_generator(result.checkpoint, "cpu"),
                                        list(range(args.n))))
-        row = {"preset": args.preset, "augment": augment or "none", "images": n,
+        row = {"preset": args.preset, "augment": augment, "images": len(picked),
                "steps": result.step, "cpu_minutes": round(cpu / 60, 2),
                "confident": scores["confident"], "classes_present": scores["classes_present"],
-               "fd_digits": round(scores["fd_digits"], 2), "run": str(run)}
-        if augment:
-            rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+               "fd_digits": round(scores["fd_digits"], 2), "trajectory": trajectory,
+               "run": str(run)}
+        if aug:
             row["ada_kimg"] = args.ada_kimg
-            row["p"] = {r["step"]: round(r["ada_p"], 3) for r in rows
-                        if "ada_p" in r and r["step"] % args.every == 0}
-            row["rt"] = {r["step"]: round(r["ada_rt"], 2) for r in rows
-                         if "ada_rt" in r and r["step"] % args.every == 0}
+            row["p_every_100"] = [round(p_at[k], 3) for k in sorted(p_at) if k % 100 == 0]
         print(json.dumps(row), flush=True)
 
 

@@ -4,6 +4,7 @@ shapes classifier trained here, on shapes the GAN never saw.
     python benchmarks/quality_shapes.py --run runs/sngan-001
     python benchmarks/quality_shapes.py --run runs/sngan-001/checkpoints/step-0002000.safetensors,runs/sngan-001
     python benchmarks/quality_shapes.py --train sagan [--set train.steps=4000]
+    python benchmarks/quality_shapes.py --raw-too --run CKPT,...   # also each run's raw G
 
 The classifier (a 3-conv CNN, ~30 s on 2 cores) learns circle / square / triangle / cross
 from 8,000 shapes drawn with seed 1 (the GANs train on seed 0's) and is tested on 2,000 more
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 from common import run_or_train, run_or_train_parser
 from torch import nn
 
+from gancli import checkpoints
 from gancli.data.shapes import load_shapes
 from gancli.inference import generate, load_generator
 from gancli.metrics.frechet import frechet_between
@@ -111,6 +113,8 @@ def scores(net: ShapesNet, images: torch.Tensor, reference_features: torch.Tenso
 def main() -> None:
     ap = run_or_train_parser(__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--raw-too", action="store_true",
+                    help="also score the raw G of runs that keep an EMA of G")
     args = ap.parse_args()
     target, minutes = run_or_train(ap, args)
     t0 = time.perf_counter()
@@ -122,10 +126,15 @@ def main() -> None:
     print(json.dumps({"classifier_accuracy": round(accuracy, 4),
                       "classifier_seconds": round(time.perf_counter() - t0, 1), "real": real}))
     for one in target.split(","):  # several runs or checkpoints share one classifier
-        model = load_generator(one, "cpu")
-        fake = scores(net, generate(model, list(range(args.n))), reference)
-        print(json.dumps({"checkpoint": str(model.path), "step": model.step,
-                          "train_minutes": minutes, "samples": fake}))
+        for ema in (True, False) if args.raw_too else (True,):
+            model = load_generator(one, "cpu", ema=ema)
+            if not ema and not any(k.startswith("G_ema.") for k in
+                                   checkpoints.load(model.path).tensors):
+                continue  # no EMA in this run: its G was scored already
+            fake = scores(net, generate(model, list(range(args.n))), reference)
+            print(json.dumps({"checkpoint": str(model.path), "step": model.step,
+                              "weights": model.weights, "train_minutes": minutes,
+                              "samples": fake}), flush=True)
 
 
 if __name__ == "__main__":

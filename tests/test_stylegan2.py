@@ -331,3 +331,33 @@ def test_compiled_stylegan2_phases_match_eager():
         assert torch.allclose(e[1], c[1], rtol=1e-4, atol=1e-6)
         for ge, gc in zip(e[2:], c[2:]):
             assert all(torch.allclose(a, b, rtol=1e-3, atol=1e-5) for a, b in zip(ge, gc))
+
+
+def test_ada_digits_subset_keeps_the_digits_grey_levels(tmp_path):
+    """benchmarks/ada_digits.py's 200-digit folder holds the digits' own uint8 pixels (it once
+    passed 0..255 values through the [-1, 1] -> uint8 conversion, which made them binary)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    from gancli.data.digits import load_digits
+
+    bench = Path(__file__).resolve().parent.parent / "benchmarks"
+    sys.path.insert(0, str(bench))
+    try:
+        spec = importlib.util.spec_from_file_location("ada_digits", bench / "ada_digits.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(bench))
+    picked = mod.write_subset(tmp_path)
+    digits = load_digits(16)
+    assert len(picked) == 200 and sorted(int(digits.y[i]) for i in picked) == \
+        sorted(list(range(10)) * 20)
+    for i in picked[:20]:
+        png = tmp_path / str(int(digits.y[i])) / f"{i:04d}.png"
+        assert torch.equal(torch.from_numpy(np.array(Image.open(png)))[None], digits.x[i])
+    assert len(torch.unique(digits.x[picked])) > 10  # grey levels, not a binary image

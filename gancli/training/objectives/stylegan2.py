@@ -3,9 +3,10 @@
 - Non-saturating logistic loss (``loss.name``; any registered loss works).
 - Lazy R1 (sec. 3.1): R1 = |grad D(x_real)|^2 only on every ``stylegan2.r1_every``-th D step (16
   in the paper), weighted gamma / 2 * interval so its average strength is unchanged;
-  gamma = ``reg.r1``. Taken on the real images D was shown (augmented, with ADA), as the
-  official code does. The paper also rescales Adam's lr and betas by 16/17 for lazy
-  steps; we do not (a few per cent of lr, see docs/presets.md).
+  gamma = ``reg.r1``. Taken with respect to the real images D was shown (augmented, with
+  ADA); the official code differentiates through the augmentation back to the un-augmented
+  reals instead (the same penalty where p = 0). The paper also rescales Adam's lr and
+  betas by 16/17 for lazy steps; we do not (a few per cent of lr, see docs/presets.md).
 - Path-length regularisation (sec. 3.2, ``stylegan2.pl_weight``, every 4 G steps, weighted by 4): for
   y ~ N(0, I) / sqrt(H W), the length of J_w^T y per sample should match its running mean a
   (decay 0.01); penalty (|J_w^T y| - a)^2 on half a batch, as the official code.
