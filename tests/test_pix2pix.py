@@ -232,6 +232,13 @@ def test_pix2pix_from_a_paired_folder_resumes_bit_identically(tmp_path, cli):
     a = load_file(str(tmp_path / "a/pix2pix-001/checkpoints/step-0000006.safetensors"))
     b = load_file(str(tmp_path / "b/pix2pix-001/checkpoints/step-0000006.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # no held-out split: evaluate scores the store's pairs, read on demand and center-cropped
+    r = cli("evaluate", "l1", "psnr", "--fake", str(tmp_path / "a" / "pix2pix-001"), "--n", "4",
+            "--json")
+    assert r.code == 0, r.err
+    res = json.loads(r.out)
+    assert res["real"]["pairs"] == 4 and res["real"]["split"] == "all"
+    assert 0 < res["values"]["l1"]["mean"] < 2
 
 
 # --- crop, flip, direction ---------------------------------------------------------------------------
