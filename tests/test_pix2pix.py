@@ -141,6 +141,35 @@ def test_aligned_folder_is_prepared_once_into_a_store_and_read_per_batch(tmp_pat
     assert again.info["cache"] == "hit" and torch.equal(again.x[:], ds.x[:])
 
 
+def test_an_interrupted_pairs_prepare_resumes_to_the_same_store(tmp_path, monkeypatch):
+    from gancli.data import prepare as p
+    from gancli.data.images import list_image_files
+    from gancli.fileio import sha256_file
+
+    src = tmp_path / "train"
+    for i in range(140):  # 3 chunks of 64 pairs (2 rows of 3x8x8 each)
+        _img(src / f"{i:03d}.png", 16, 8, i)
+    monkeypatch.setattr(p, "JOURNAL_EVERY_S", 0.0)  # a journal after every chunk
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(d):
+        if d["done"] >= 64:
+            raise Stop
+
+    scan = list_image_files(src)
+    with pytest.raises(Stop):
+        p.prepare(src, tmp_path / "cut", 8, None, workers=2, scan=scan, pairs="aligned",
+                  progress=stop_after_first)
+    assert not (tmp_path / "cut").exists()  # never read as a store
+    resumed = p.prepare(src, tmp_path / "cut", 8, None, workers=2, scan=scan, pairs="aligned")
+    whole = p.prepare(src, tmp_path / "whole", 8, None, workers=1, scan=scan, pairs="aligned")
+    assert resumed["status"] == "resumed" and resumed["n"] == whole["n"] == 280
+    for name in ("pixels.u8", "names.jsonl"):
+        assert sha256_file(tmp_path / "cut" / name) == sha256_file(tmp_path / "whole" / name)
+
+
 def test_aligned_layout_names_odd_width_images(tmp_path):
     _img(tmp_path / "train" / "ok.png", 16, 8, 0)
     _img(tmp_path / "train" / "bad.png", 17, 8, 1)
