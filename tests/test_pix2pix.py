@@ -141,6 +141,19 @@ def test_aligned_folder_is_prepared_once_into_a_store_and_read_per_batch(tmp_pat
     assert again.info["cache"] == "hit" and torch.equal(again.x[:], ds.x[:])
 
 
+def test_data_info_tells_a_store_of_pairs(tmp_path, cli):
+    from gancli.data.images import list_image_files
+    from gancli.data.prepare import prepare
+
+    for i in range(3):
+        _img(tmp_path / "train" / f"{i}.png", 16, 8, i)
+    prepare(tmp_path / "train", tmp_path / "st", 8, scan=list_image_files(tmp_path / "train"),
+            pairs="aligned")
+    r = cli("data", "info", str(tmp_path / "st"))
+    assert r.code == 0 and "3 aligned pairs (6 images, A then B)" in r.out, r.out + r.err
+    assert json.loads(cli("data", "info", str(tmp_path / "st"), "--json").out)["pairs"] == "aligned"
+
+
 def test_an_interrupted_pairs_prepare_resumes_to_the_same_store(tmp_path, monkeypatch):
     from gancli.data import prepare as p
     from gancli.data.images import list_image_files
