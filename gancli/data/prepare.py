@@ -145,7 +145,9 @@ def _decode_pair_chunk(root: str, items: list, resolution: int, channels: int
     skipped pair). An item is a file name (an aligned ``A|B`` image, split at the middle) or a
     (file A, file B) list (named). Each half is fitted as ``images.fit_image`` fits any image.
     An odd width or two sizes are skipped with the reasons ``PAIR_REFUSALS`` (detail after
-    ``": "``), which the pair loader refuses by name."""
+    ``": "``), which ``prepare`` refuses by name."""
+    from gancli.data.paired import split_aligned
+
     out = np.empty((2 * len(items), channels, resolution, resolution), dtype=np.uint8)
     used: list[int] = []
     skipped: list[tuple[int, str, str]] = []
@@ -160,11 +162,11 @@ def _decode_pair_chunk(root: str, items: list, resolution: int, channels: int
             if img is None:
                 skipped.append((pos, item, why))
                 continue
-            w, h = img.size
-            if w % 2:
-                skipped.append((pos, item, f"{PAIR_ODD_WIDTH}: {item} ({w}x{h}: odd width)"))
+            try:
+                fitted = split_aligned(img, resolution, channels)
+            except ValueError as e:  # "WxH: odd width"
+                skipped.append((pos, item, f"{PAIR_ODD_WIDTH}: {item} ({e})"))
                 continue
-            halves = (img.crop((0, 0, w // 2, h)), img.crop((w // 2, 0, w, h)))
         else:
             halves, bad = [], None
             for rel in item:
@@ -181,9 +183,10 @@ def _decode_pair_chunk(root: str, items: list, resolution: int, channels: int
                 skipped.append((pos, item[0], f"{PAIR_SIZES_DIFFER}: {item[0]} {wa}x{ha} vs "
                                               f"{item[1]} {wb}x{hb}"))
                 continue
+            fitted = [images.fit_image(h, resolution, channels) for h in halves]
         row = 2 * len(used)
-        put(images.fit_image(halves[0], resolution, channels), row)
-        put(images.fit_image(halves[1], resolution, channels), row + 1)
+        put(fitted[0], row)
+        put(fitted[1], row + 1)
         used.append(pos)
     return out[:2 * len(used)], used, skipped
 
