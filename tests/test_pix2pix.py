@@ -265,14 +265,14 @@ def test_pix2pix_from_a_paired_folder_resumes_bit_identically(tmp_path, cli):
     common = ["--data", str(tmp_path / "data"), "--batch-size", "2", "--quiet",
               *tiny_overrides("pix2pix"), "--set", "data.crop_scale=1.25", "--set",
               "data.crop=random", "--set", "data.flip=true", "--sample-every", "0",
-              "--ckpt-every", "3"]
-    r = cli("train", "pix2pix", "--steps", "6", "--out", str(tmp_path / "a"), *common)
+              "--ckpt-every", "2"]
+    r = cli("train", "pix2pix", "--steps", "4", "--out", str(tmp_path / "a"), *common)
     assert r.code == 0, r.err
-    assert cli("train", "pix2pix", "--steps", "3", "--out", str(tmp_path / "b"), *common).code == 0
-    r = cli("train", "--resume", str(tmp_path / "b" / "pix2pix-001"), "--steps", "6", "--quiet")
+    assert cli("train", "pix2pix", "--steps", "2", "--out", str(tmp_path / "b"), *common).code == 0
+    r = cli("train", "--resume", str(tmp_path / "b" / "pix2pix-001"), "--steps", "4", "--quiet")
     assert r.code == 0, r.err
-    a = load_file(str(tmp_path / "a/pix2pix-001/checkpoints/step-0000006.safetensors"))
-    b = load_file(str(tmp_path / "b/pix2pix-001/checkpoints/step-0000006.safetensors"))
+    a = load_file(str(tmp_path / "a/pix2pix-001/checkpoints/step-0000004.safetensors"))
+    b = load_file(str(tmp_path / "b/pix2pix-001/checkpoints/step-0000004.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     # no held-out split: evaluate scores the store's pairs, read on demand and center-cropped
     r = cli("evaluate", "l1", "psnr", "--fake", str(tmp_path / "a" / "pix2pix-001"), "--n", "4",
