@@ -102,12 +102,94 @@ def test_aligned_layout_loads_pairs_and_holds_out_test(tmp_path):
     assert np.array_equal(ds.x[0, 1].permute(1, 2, 0).numpy(), src[:, 8:])
 
 
+def _expected_halves(path, side):
+    """What the store path should hold for an A|B file: each half fitted as any image is."""
+    from gancli.data.images import fit_image
+
+    img = Image.open(path)
+    w, h = img.size
+    return [fit_image(img.crop(box), side, 3).transpose(2, 0, 1)
+            for box in ((0, 0, w // 2, h), (w // 2, 0, w, h))]
+
+
+def test_aligned_folder_is_prepared_once_into_a_store_and_read_per_batch(tmp_path):
+    from gancli.data.store import Store
+    from gancli.data.translation import PairedImages
+
+    for i in range(3):
+        _img(tmp_path / "train" / f"{i}.png", 16, 8, i)
+    _img(tmp_path / "train" / "big.png", 40, 20, 7)  # halves 20x20, fitted to 8 px
+    _img(tmp_path / "test" / "t.png", 16, 8, 9)
+    (tmp_path / "train" / "broken.png").write_bytes(b"not a png")
+    ds = load_dataset(_cfg(tmp_path), 0, "translation")
+    assert isinstance(ds.x, PairedImages) and not isinstance(ds.x, torch.Tensor)  # never whole
+    assert ds.info["cache"] == "miss" and ds.info["skipped"] == 1
+    (note,) = ds.info["notes"]
+    assert note.startswith("skipped 1 unreadable pair(s): broken.png")
+    train_store, test_store = (Store(p) for p in ds.info["store"])
+    assert train_store.n == 8 and train_store.meta["pairs"] == "aligned"  # 4 pairs, 2 rows each
+    assert train_store.names() == [n for f in ("0", "1", "2", "big") for n in (f + ".png",) * 2]
+    for i, f in enumerate(("0", "1", "2", "big")):
+        a, b = _expected_halves(tmp_path / "train" / f"{f}.png", 8)
+        assert np.array_equal(ds.x[i, 0].numpy(), a) and np.array_equal(ds.x[i, 1].numpy(), b)
+    src = np.asarray(Image.open(tmp_path / "train" / "0.png"))  # PNG at the size: exact pixels
+    assert np.array_equal(ds.x[0, 0].permute(1, 2, 0).numpy(), src[:, :8])
+    assert isinstance(ds.test, torch.Tensor) and test_store.n == 2
+    a, b = _expected_halves(tmp_path / "test" / "t.png", 8)
+    assert np.array_equal(ds.test[0, 0].numpy(), a) and np.array_equal(ds.test[0, 1].numpy(), b)
+    again = load_dataset(_cfg(tmp_path), 0, "translation")
+    assert again.info["cache"] == "hit" and torch.equal(again.x[:], ds.x[:])
+
+
+def test_data_info_tells_a_store_of_pairs(tmp_path, cli):
+    from gancli.data.images import list_image_files
+    from gancli.data.prepare import prepare
+
+    for i in range(3):
+        _img(tmp_path / "train" / f"{i}.png", 16, 8, i)
+    prepare(tmp_path / "train", tmp_path / "st", 8, scan=list_image_files(tmp_path / "train"),
+            pairs="aligned")
+    r = cli("data", "info", str(tmp_path / "st"))
+    assert r.code == 0 and "3 aligned pairs (6 images, A then B)" in r.out, r.out + r.err
+    assert json.loads(cli("data", "info", str(tmp_path / "st"), "--json").out)["pairs"] == "aligned"
+
+
+def test_an_interrupted_pairs_prepare_resumes_to_the_same_store(tmp_path, monkeypatch):
+    from gancli.data import prepare as p
+    from gancli.data.images import list_image_files
+    from gancli.fileio import sha256_file
+
+    src = tmp_path / "train"
+    for i in range(140):  # 3 chunks of 64 pairs (2 rows of 3x8x8 each)
+        _img(src / f"{i:03d}.png", 16, 8, i)
+    monkeypatch.setattr(p, "JOURNAL_EVERY_S", 0.0)  # a journal after every chunk
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(d):
+        if d["done"] >= 64:
+            raise Stop
+
+    scan = list_image_files(src)
+    with pytest.raises(Stop):
+        p.prepare(src, tmp_path / "cut", 8, None, workers=2, scan=scan, pairs="aligned",
+                  progress=stop_after_first)
+    assert not (tmp_path / "cut").exists()  # never read as a store
+    resumed = p.prepare(src, tmp_path / "cut", 8, None, workers=2, scan=scan, pairs="aligned")
+    whole = p.prepare(src, tmp_path / "whole", 8, None, workers=1, scan=scan, pairs="aligned")
+    assert resumed["status"] == "resumed" and resumed["n"] == whole["n"] == 280
+    for name in ("pixels.u8", "names.jsonl"):
+        assert sha256_file(tmp_path / "cut" / name) == sha256_file(tmp_path / "whole" / name)
+
+
 def test_aligned_layout_names_odd_width_images(tmp_path):
     _img(tmp_path / "train" / "ok.png", 16, 8, 0)
     _img(tmp_path / "train" / "bad.png", 17, 8, 1)
-    with pytest.raises(DataError, match="bad.png") as e:
-        load_dataset(_cfg(tmp_path), 0, "translation")
-    assert "17x8" in e.value.message
+    for _ in range(2):  # the second time from the prepare's journal, refused the same
+        with pytest.raises(DataError, match="bad.png") as e:
+            load_dataset(_cfg(tmp_path), 0, "translation")
+        assert "17x8" in e.value.message and e.value.message.startswith("1 image(s)")
 
 
 def test_named_layout_matches_by_name_and_lists_the_unmatched(tmp_path):
@@ -123,6 +205,32 @@ def test_named_layout_matches_by_name_and_lists_the_unmatched(tmp_path):
     assert np.array_equal(ds.x[0, 1].permute(1, 2, 0).numpy(), b)
     (note,) = ds.info["notes"]
     assert "A/lonely.png" in note and "B/stray.png" in note and note.startswith("2 file(s)")
+    assert not isinstance(ds.x, torch.Tensor) and ds.test is None
+
+
+def test_named_layout_holds_out_test_pairs_and_b2a_swaps_them_lazily(tmp_path):
+    from gancli.data.translation import PairedImages
+
+    a = [_img(tmp_path / "A" / f"{i}.png", 8, 8, i) for i in range(3)]
+    b = [_img(tmp_path / "B" / f"{i}.jpg", 8, 8, 10 + i) for i in range(3)]
+    ta = _img(tmp_path / "testA" / "t.png", 8, 8, 20)
+    tb = _img(tmp_path / "testB" / "t.png", 8, 8, 21)
+    a2b = load_dataset(_cfg(tmp_path), 0, "translation")
+    b2a = load_dataset(_cfg(tmp_path, direction="b2a"), 0, "translation")
+    assert isinstance(b2a.x, PairedImages) and b2a.domains == ["B", "A"]
+    assert len(a2b) == 3 and torch.equal(b2a.x[:], a2b.x[:][:, [1, 0]])
+    assert torch.equal(b2a.test, a2b.test[:, [1, 0]])
+    assert np.array_equal(a2b.x[2, 0].permute(1, 2, 0).numpy(), a[2])
+    jpeg = np.asarray(Image.open(tmp_path / "B" / "2.jpg").convert("RGB"))  # as decoded, lossy
+    assert np.array_equal(a2b.x[2, 1].permute(1, 2, 0).numpy(), jpeg) and not np.array_equal(jpeg, b[2])
+    assert np.array_equal(a2b.test[0, 0].permute(1, 2, 0).numpy(), ta)
+    assert np.array_equal(a2b.test[0, 1].permute(1, 2, 0).numpy(), tb)
+    # the batches gather matched halves from the store: every sample is a true (A, B) pair
+    x, _ = Batches(b2a, 3, seed=0, device=torch.device("cpu")).next()
+    want = {tuple(a2b.x[i, 1].flatten().tolist()): i for i in range(3)}
+    for pair in x:
+        i = want[tuple(pair[0].add(1).mul(127.5).round().to(torch.uint8).flatten().tolist())]
+        assert torch.equal(pair[1].add(1).mul(127.5).round().to(torch.uint8), a2b.x[i, 0])
 
 
 def test_named_layout_names_pairs_of_different_sizes(tmp_path):
@@ -147,6 +255,32 @@ def test_both_folder_layouts_train_from_the_preset_and_unpaired_data_is_refused(
     r = cli("train", "pix2pix", *TINY_P2P, "--data", "pair:digits-recoloured", "--out",
             str(tmp_path / "runs"))
     assert r.code == 2 and "not paired" in r.err and no_traceback(r.err)
+
+
+def test_pix2pix_from_a_paired_folder_resumes_bit_identically(tmp_path, cli):
+    from safetensors.torch import load_file
+
+    for i in range(6):
+        _img(tmp_path / "data" / "train" / f"{i}.png", 20, 10, i)
+    common = ["--data", str(tmp_path / "data"), "--batch-size", "2", "--quiet",
+              *tiny_overrides("pix2pix"), "--set", "data.crop_scale=1.25", "--set",
+              "data.crop=random", "--set", "data.flip=true", "--sample-every", "0",
+              "--ckpt-every", "2"]
+    r = cli("train", "pix2pix", "--steps", "4", "--out", str(tmp_path / "a"), *common)
+    assert r.code == 0, r.err
+    assert cli("train", "pix2pix", "--steps", "2", "--out", str(tmp_path / "b"), *common).code == 0
+    r = cli("train", "--resume", str(tmp_path / "b" / "pix2pix-001"), "--steps", "4", "--quiet")
+    assert r.code == 0, r.err
+    a = load_file(str(tmp_path / "a/pix2pix-001/checkpoints/step-0000004.safetensors"))
+    b = load_file(str(tmp_path / "b/pix2pix-001/checkpoints/step-0000004.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # no held-out split: evaluate scores the store's pairs, read on demand and center-cropped
+    r = cli("evaluate", "l1", "psnr", "--fake", str(tmp_path / "a" / "pix2pix-001"), "--n", "4",
+            "--json")
+    assert r.code == 0, r.err
+    res = json.loads(r.out)
+    assert res["real"]["pairs"] == 4 and res["real"]["split"] == "all"
+    assert 0 < res["values"]["l1"]["mean"] < 2
 
 
 # --- crop, flip, direction ---------------------------------------------------------------------------

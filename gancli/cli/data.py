@@ -134,10 +134,14 @@ def info(
                "gancli_version": m["gancli_version"], "decode": m["decode"],
                "skipped": m["skipped"], "skipped_examples": m["skipped_examples"],
                "reasons": m["reasons"], "verified": "sha256" if verify else "sizes+fingerprint"}
+        if m.get("pairs"):  # pix2pix pairs: rows 2i (A) and 2i + 1 (B)
+            out["pairs"] = m["pairs"]
         if json_out:
             emit_json(out)
             return
-        typer.echo(f"store {p}: {store.n} images, {store.resolution}x{store.resolution} px, "
+        held = (f"{store.n // 2} {m['pairs']} pairs ({store.n} images, A then B)" if m.get("pairs")
+                else f"{store.n} images")
+        typer.echo(f"store {p}: {held}, {store.resolution}x{store.resolution} px, "
                    f"{store.channels} channel(s), {_size(store.nbytes)}")
         typer.echo(f"made from {m['source']} on {m['created']} by gancli {m['gancli_version']} "
                    f"({m['decode']['resize']}); {m['skipped']} file(s) skipped")

@@ -136,8 +136,8 @@ def load_dataset(cfg: DataConfig, seed: int = 0, task: str = "unconditional",
             from gancli.data.translation import load_pair_folder
 
             if paired_layout(root):  # pix2pix: train/ of A|B images, or A/ and B/ by name
-                return orient(_cropped(load_paired_folder(root, wide.resolution, cfg.channels), cfg),
-                              cfg.direction)
+                return orient(_cropped(load_paired_folder(root, wide.resolution, cfg.channels,
+                                                          cfg.cache, progress), cfg), cfg.direction)
             return load_pair_folder(root, cfg, progress)
         if task == "multi-domain" and cfg.attributes:
             from gancli.data.translation import load_attribute_folder

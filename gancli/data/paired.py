@@ -20,13 +20,14 @@ Layouts (``--data``):
   held-out pairs; the other 1,297 train.
 
 Each half is scaled (shorter side to the resolution) and center-cropped like any folder
-image (``gancli.data.images.fit_image``). Folders are decoded on every run (no cache).
+image (``gancli.data.images.fit_image``), at full size (no JPEG draft). A folder is prepared once
+into dataset stores in the cache, like any image folder (``gancli.data.prepare``: decoded by
+worker processes, with progress, atomic and resumable; each pair is two rows, A then B), and
+read per batch: the training pairs are never one tensor in RAM (the held-out ones are).
 """
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -47,10 +48,12 @@ def _names(items: list[str]) -> str:
 
 def orient(ds: Dataset, direction: str) -> Dataset:
     """``data.direction``: b2a swaps the halves of every pair (and the domain names), so the
-    input is always half 0 downstream."""
+    input is always half 0 downstream; a folder's pairs stay on disk (``PairedImages.swapped``)."""
     if direction != "b2a" or ds.kind != "pairs":
         return ds
-    ds.x = ds.x[:, [1, 0]].contiguous()
+    from gancli.data.translation import PairedImages
+
+    ds.x = ds.x.swapped() if isinstance(ds.x, PairedImages) else ds.x[:, [1, 0]].contiguous()
     if ds.test is not None:
         ds.test = ds.test[:, [1, 0]].contiguous()
     if ds.domains:
@@ -104,29 +107,6 @@ def paired_layout(root: Path) -> str | None:
     return None
 
 
-def _open(path: Path):
-    """A decoded, upright, grey-or-RGB PIL image, or (None, reason)."""
-    from PIL import ImageOps
-
-    from gancli.data.images import (ImageTooLarge, NotARegularFile, to_gray_or_rgb,
-                                    max_image_pixels, open_image)
-
-    try:
-        with open_image(path, limit=max_image_pixels()) as img:
-            img.load()
-            try:
-                img = ImageOps.exif_transpose(img)
-            except Exception:  # noqa: BLE001 - a broken EXIF block must not cost the pixels
-                pass
-            return to_gray_or_rgb(img), ""
-    except NotARegularFile:
-        return None, "not a regular file"
-    except ImageTooLarge as e:
-        return None, f"too large: {e}"
-    except Exception:  # noqa: BLE001 - PIL raises many types for bad files
-        return None, "unreadable"
-
-
 def _fit(img, resolution: int, channels: int | None) -> np.ndarray:
     from gancli.data.images import fit_image
 
@@ -144,63 +124,21 @@ def split_aligned(img, resolution: int, channels: int | None) -> tuple[np.ndarra
             _fit(img.crop((half, 0, w, h)), resolution, channels))
 
 
-def _map(fn, items: list) -> list:
-    if len(items) < 16:
-        return [fn(i) for i in items]
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        return list(pool.map(fn, items))
-
-
-def _stack(pairs: list[tuple[np.ndarray, np.ndarray]], channels: int | None) -> torch.Tensor:
-    from gancli.data.images import stack_images
-
-    if channels is None:
-        channels = 1 if all(a.ndim == 2 and b.ndim == 2 for a, b in pairs) else 3
-    a = stack_images([p[0] for p in pairs], channels)
-    b = stack_images([p[1] for p in pairs], channels)
-    return torch.stack([a, b], 1).contiguous()
-
-
-def _load_aligned(folder: Path, resolution: int, channels: int | None) -> tuple[list, list[str]]:
+def _match(root_a: Path, root_b: Path) -> tuple[list[tuple[tuple, tuple]], list[str], list[str]]:
+    """(matched (A entry, B entry) pairs, each entry (relative path, size, mtime_ns) as
+    ``images.list_image_files`` lists them, sorted by name; A files without a partner, B files
+    without one), matched by relative path without extension."""
     from gancli.data.images import scan_folder
 
-    files = [rel for rel, _, _ in scan_folder(folder).entries]
-    if not files:
-        raise DataError(f"{folder} holds no image file",
-                        hint="each image holds A and B side by side (A|B), as pix2pix's datasets")
-
-    def one(rel: str):
-        img, why = _open(folder / rel)
-        if img is None:
-            return None, f"{rel} ({why})"
-        try:
-            return split_aligned(img, resolution, channels), ""
-        except ValueError as e:
-            return None, f"odd:{rel} ({e})"
-
-    results = _map(one, files)
-    odd = [why[4:] for _, why in results if why.startswith("odd:")]
-    if odd:
-        raise DataError(f"{len(odd)} image(s) in {folder} cannot be split into two equal halves: "
-                        f"{_names(odd)}", hint="an aligned image holds A and B side by side at "
-                        "the same size, so its width is even; fix or remove these")
-    skipped = [why for p, why in results if p is None]
-    return [p for p, _ in results if p is not None], skipped
-
-
-def _match(root_a: Path, root_b: Path) -> tuple[list[tuple[str, str]], list[str], list[str]]:
-    """(matched (A file, B file) pairs, A files without a partner, B files without one),
-    matched by relative path without extension."""
-    from gancli.data.images import scan_folder
-
-    def by_stem(folder: Path) -> dict[str, str]:
-        out: dict[str, str] = {}
+    def by_stem(folder: Path) -> dict[str, tuple]:
+        out: dict[str, tuple] = {}
         dup = []
-        for rel, _, _ in scan_folder(folder).entries:
+        for entry in scan_folder(folder).entries:
+            rel = entry[0]
             key = str(Path(rel).with_suffix(""))
             if key in out:
-                dup.append(f"{out[key]} and {rel}")
-            out[key] = rel
+                dup.append(f"{out[key][0]} and {rel}")
+            out[key] = tuple(entry)
         if dup:
             raise DataError(f"{folder} has files that differ only in their extension: {_names(dup)}",
                             hint="pairs are matched by name without extension; keep one of each")
@@ -208,74 +146,138 @@ def _match(root_a: Path, root_b: Path) -> tuple[list[tuple[str, str]], list[str]
 
     a, b = by_stem(root_a), by_stem(root_b)
     matched = [(a[k], b[k]) for k in sorted(a.keys() & b.keys())]
-    return (matched, sorted(f"{root_a.name}/{a[k]}" for k in a.keys() - b.keys()),
-            sorted(f"{root_b.name}/{b[k]}" for k in b.keys() - a.keys()))
+    return (matched, sorted(f"{root_a.name}/{a[k][0]}" for k in a.keys() - b.keys()),
+            sorted(f"{root_b.name}/{b[k][0]}" for k in b.keys() - a.keys()))
 
 
-def _load_named(root: Path, a_dir: str, b_dir: str, resolution: int, channels: int | None
-                ) -> tuple[list, list[str], list[str]]:
+def _pair_store(src: Path, layout: str, scan: tuple, items: list | None, resolution: int,
+                channels: int | None, cache: bool, progress, part: str) -> tuple[Path, dict]:
+    """Prepare pairs into a dataset store (in the cache, once; resumed if interrupted; in a
+    temporary folder removed at exit when ``cache`` is off): (store folder, prepare summary).
+    Each pair is 2 rows, A then B (``prepare(pairs=...)``)."""
+    import atexit
+    import hashlib
+    import shutil
+    import tempfile
+
+    from gancli.data import cache_dir
+    from gancli.data.prepare import prepare, store_key
+    from gancli.data.stored import _prune
+
+    if cache:
+        slot = hashlib.sha256(f"{src.resolve()}|{resolution}|{channels}|pairs:{layout}".encode()
+                              ).hexdigest()[:12]
+        key = store_key(scan[0], scan[1], resolution, channels, False, layout)
+        out = cache_dir() / "datasets" / f"store-{slot}-{key[:24]}"
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="gancli-store-"))
+        atexit.register(shutil.rmtree, tmp, True)
+        out = tmp / "store"
+    tell = None if progress is None else (lambda p: progress({**p, "part": part}))
+    summary = prepare(src, out, resolution, channels, progress=tell, scan=scan, pairs=layout,
+                      items=items)
+    if cache:
+        _prune(out, slot)
+    return out, summary
+
+
+def _pairs_of(store: Path):
+    """The store's rows as matched pairs (row 2i is A, 2i + 1 is B), read on demand."""
+    from gancli.data.store import RowImages, open_store
+    from gancli.data.translation import PairedImages
+
+    x = open_store(store).x
+    return PairedImages(RowImages(x, torch.arange(0, len(x), 2)),
+                        RowImages(x, torch.arange(1, len(x), 2)), matched=True)
+
+
+def _aligned_split(folder: Path, resolution: int, channels: int | None, cache: bool, progress,
+                   part: str):
+    from gancli.data.images import list_image_files
+
+    scan = list_image_files(folder)
+    if not scan[0]:
+        raise DataError(f"{folder} holds no image file",
+                        hint="each image holds A and B side by side (A|B), as pix2pix's datasets")
+    return _pair_store(folder, "aligned", scan, None, resolution, channels, cache, progress, part)
+
+
+def _named_split(root: Path, a_dir: str, b_dir: str, resolution: int, channels: int | None,
+                 cache: bool, progress, part: str):
     matched, only_a, only_b = _match(root / a_dir, root / b_dir)
     if not matched:
         raise DataError(f"no file in {root / a_dir} has a partner of the same name in {root / b_dir}",
                         hint=f"pairs are matched by name: {a_dir}/001.jpg goes with {b_dir}/001.png")
-
-    def one(names: tuple[str, str]):
-        img_a, why_a = _open(root / a_dir / names[0])
-        img_b, why_b = _open(root / b_dir / names[1])
-        if img_a is None or img_b is None:
-            bad = f"{a_dir}/{names[0]} ({why_a})" if img_a is None else f"{b_dir}/{names[1]} ({why_b})"
-            return None, bad
-        if img_a.size != img_b.size:
-            return None, (f"odd:{a_dir}/{names[0]} {img_a.size[0]}x{img_a.size[1]} vs "
-                          f"{b_dir}/{names[1]} {img_b.size[0]}x{img_b.size[1]}")
-        return (_fit(img_a, resolution, channels), _fit(img_b, resolution, channels)), ""
-
-    results = _map(one, matched)
-    odd = [why[4:] for _, why in results if why.startswith("odd:")]
-    if odd:
-        raise DataError(f"{len(odd)} pair(s) in {root} have images of different sizes: {_names(odd)}",
-                        hint="the two images of a pair must correspond pixel for pixel; resize "
-                             "or remove these")
-    skipped = [why for p, why in results if p is None]
-    return [p for p, _ in results if p is not None], skipped, only_a + only_b
+    items = [[f"{a_dir}/{a[0]}", f"{b_dir}/{b[0]}"] for a, b in matched]
+    entries = [[f"{a_dir}/{a[0]}", *a[1:], f"{b_dir}/{b[0]}", *b[1:]] for a, b in matched]
+    store, summary = _pair_store(root, "named", (entries, [], 0), items, resolution, channels,
+                                 cache, progress, part)
+    return store, summary, only_a + only_b
 
 
-def load_paired_folder(root: Path, resolution: int, channels: int | None) -> Dataset:
-    """An aligned (``train/`` of A|B images) or named (``A/``, ``B/``) paired folder."""
+def load_paired_folder(root: Path, resolution: int, channels: int | None, cache: bool = True,
+                       progress=None) -> Dataset:
+    """An aligned (``train/`` of A|B images) or named (``A/``, ``B/``) paired folder.
+
+    The training pairs are prepared into a dataset store (``gancli.data.prepare``: in the
+    cache, once, multi-process, with progress; ``cache=False``: a temporary one) and read
+    per batch: ``x`` is a ``translation.PairedImages`` (uint8 (N, 2, C, H, W), matched rows),
+    never one tensor of the whole folder. The held-out pairs (``test/`` else ``val/``, or
+    ``testA/`` + ``testB/``) are prepared the same way and read whole into ``test`` (uint8,
+    (M, 2, C, H, W): they are few, and evaluation crops them as a tensor).
+
+    Raises:
+        DataError: not a paired folder, no image or no matched pair, odd-width aligned images
+            or named pairs of two sizes (named), or what preparing a folder raises.
+    """
     layout = paired_layout(root)
     notes: list[str] = []
-    test_pairs: list = []
+    skipped: list[str] = []
+    n_skipped = 0
+    test_store = None
+
+    def skips(summary: dict) -> None:
+        nonlocal n_skipped
+        n_skipped += summary["skipped"]
+        skipped.extend(f"{rel} ({why.split(':', 1)[0]})" for rel, why in summary["skipped_examples"])
+
     if layout == "aligned":
-        pairs, skipped = _load_aligned(root / "train", resolution, channels)
+        store, summary = _aligned_split(root / "train", resolution, channels, cache, progress,
+                                        "train")
+        skips(summary)
+        c = summary["channels"]
         held = next((d for d in ("test", "val") if (root / d).is_dir()), None)
         if held:
-            test_pairs, more = _load_aligned(root / held, resolution, channels)
-            skipped += more
-        domains = ["A", "B"]
+            test_store, more = _aligned_split(root / held, resolution, c, cache, progress, held)
+            skips(more)
     elif layout == "named":
-        pairs, skipped, unmatched = _load_named(root, "A", "B", resolution, channels)
+        store, summary, unmatched = _named_split(root, "A", "B", resolution, channels, cache,
+                                                 progress, "A+B")
+        skips(summary)
+        c = summary["channels"]
         if unmatched:
             notes.append(f"{len(unmatched)} file(s) without a partner of the same name, not used: "
                          f"{_names(unmatched)}")
         if (root / "testA").is_dir() and (root / "testB").is_dir():
-            test_pairs, more, unmatched = _load_named(root, "testA", "testB", resolution, channels)
-            skipped += more
+            test_store, more, unmatched = _named_split(root, "testA", "testB", resolution, c,
+                                                       cache, progress, "testA+testB")
+            skips(more)
             if unmatched:
                 notes.append(f"{len(unmatched)} held-out file(s) without a partner, not used: "
                              f"{_names(unmatched)}")
-        domains = ["A", "B"]
     else:
         raise DataError(f"{root} is not a paired folder",
                         hint="use train/ (A|B side by side) or A/ and B/ matched by name")
-    if not pairs:
-        raise DataError(f"no pair in {root} could be decoded", hint="are the files complete images?")
-    if skipped:
-        notes.append(f"skipped {len(skipped)} unreadable pair(s): {_names(skipped)}")
-    x = _stack(pairs, channels)
-    c = x.shape[2]
-    test = _stack(test_pairs, c) if test_pairs else None
-    info = {"paired": True, "layout": layout, "samples": len(pairs),
-            "test": 0 if test is None else len(test), "skipped": len(skipped), "cache": "off"}
+    if n_skipped:
+        shown = skipped[:_SHOWN]
+        more = f" and {n_skipped - len(shown)} more" if n_skipped > len(shown) else ""
+        notes.append(f"skipped {n_skipped} unreadable pair(s): {', '.join(shown)}{more}")
+    x = _pairs_of(store)
+    test = _pairs_of(test_store).read_all() if test_store is not None else None
+    info = {"paired": True, "layout": layout, "samples": len(x),
+            "test": 0 if test is None else len(test), "skipped": n_skipped,
+            "cache": ("hit" if summary["status"] == "exists" else "miss") if cache else "off",
+            "store": [str(p) for p in (store, test_store) if p is not None]}
     if notes:
         info["notes"] = notes
-    return Dataset(name=str(root), kind="pairs", x=x, test=test, domains=domains, info=info)
+    return Dataset(name=str(root), kind="pairs", x=x, test=test, domains=["A", "B"], info=info)

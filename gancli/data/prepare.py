@@ -45,10 +45,14 @@ _GREY_PROBE = 64  # headers read in-process before the pool looks at the rest (_
 Progress = Callable[[dict], None]
 
 
-def store_key(entries, broken, resolution: int, channels: int | None, labels: bool) -> str:
-    """sha256 over everything that decides a store's bytes: the listing and the settings."""
+def store_key(entries, broken, resolution: int, channels: int | None, labels: bool,
+              pairs: str | None = None) -> str:
+    """sha256 over everything that decides a store's bytes: the listing and the settings
+    (``pairs``: the pair layout of a pix2pix store, see ``prepare``)."""
     payload = {"store": STORE_VERSION, "loader": images.LOADER_VERSION, "resolution": int(resolution),
                "channels": channels, "labels": bool(labels), "files": entries, "broken": broken}
+    if pairs is not None:  # absent otherwise: the keys of image stores stay as they were
+        payload["pairs"] = pairs
     return hashlib.sha256(json.dumps(payload, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -105,6 +109,86 @@ def _decode_chunk(root: str, rels: list[str], resolution: int, channels: int
         out[len(used)] = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
         used.append(pos)
     return out[:len(used)], used, skipped
+
+
+PAIR_ODD_WIDTH = "odd width"  # aligned A|B image whose halves would differ by a column
+PAIR_SIZES_DIFFER = "sizes differ"  # named pair whose two images differ in pixel size
+PAIR_REFUSALS = (PAIR_ODD_WIDTH, PAIR_SIZES_DIFFER)
+
+
+def _open_whole(file: Path, limit: int):
+    """(upright grey-or-RGB PIL image, "") or (None, skip reason), decoded at full size (no
+    JPEG draft: the original size decides the split and the size check)."""
+    from PIL import ImageOps
+
+    try:
+        with images.open_image(file, limit=limit) as img:
+            img.load()
+            try:
+                img = ImageOps.exif_transpose(img)
+            except Exception:  # noqa: BLE001 - a broken EXIF block must not cost the pixels
+                pass
+            return images.to_gray_or_rgb(img), ""
+    except images.NotARegularFile:
+        return None, images.SKIP_NOT_REGULAR
+    except images.ImageTooLarge as e:
+        return None, (f"{images.SKIP_TOO_LARGE}: {e}; "
+                      f"{images.too_large_hint(e.size[0] * e.size[1])}")
+    except Exception:  # noqa: BLE001 - PIL raises many types for bad files
+        return None, _skip_reason(file)
+
+
+def _decode_pair_chunk(root: str, items: list, resolution: int, channels: int
+                       ) -> tuple[np.ndarray, list[int], list[tuple[int, str, str]]]:
+    """Decode pix2pix pairs (in a worker) into 2 rows each, A then B: (pixels (2k, C, R, R)
+    uint8 of the k usable pairs, their positions in ``items``, (position, file, reason) of each
+    skipped pair). An item is a file name (an aligned ``A|B`` image, split at the middle) or a
+    (file A, file B) list (named). Each half is fitted as ``images.fit_image`` fits any image.
+    An odd width or two sizes are skipped with the reasons ``PAIR_REFUSALS`` (detail after
+    ``": "``), which ``prepare`` refuses by name."""
+    from gancli.data.paired import split_aligned
+
+    out = np.empty((2 * len(items), channels, resolution, resolution), dtype=np.uint8)
+    used: list[int] = []
+    skipped: list[tuple[int, str, str]] = []
+    limit = images.max_image_pixels()
+
+    def put(a: np.ndarray, row: int) -> None:
+        out[row] = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+
+    for pos, item in enumerate(items):
+        if isinstance(item, str):
+            img, why = _open_whole(Path(root) / item, limit)
+            if img is None:
+                skipped.append((pos, item, why))
+                continue
+            try:
+                fitted = split_aligned(img, resolution, channels)
+            except ValueError as e:  # "WxH: odd width"
+                skipped.append((pos, item, f"{PAIR_ODD_WIDTH}: {item} ({e})"))
+                continue
+        else:
+            halves, bad = [], None
+            for rel in item:
+                img, why = _open_whole(Path(root) / rel, limit)
+                if img is None:
+                    bad = (pos, rel, why)
+                    break
+                halves.append(img)
+            if bad is not None:
+                skipped.append(bad)
+                continue
+            (wa, ha), (wb, hb) = halves[0].size, halves[1].size
+            if (wa, ha) != (wb, hb):
+                skipped.append((pos, item[0], f"{PAIR_SIZES_DIFFER}: {item[0]} {wa}x{ha} vs "
+                                              f"{item[1]} {wb}x{hb}"))
+                continue
+            fitted = [images.fit_image(h, resolution, channels) for h in halves]
+        row = 2 * len(used)
+        put(fitted[0], row)
+        put(fitted[1], row + 1)
+        used.append(pos)
+    return out[:2 * len(used)], used, skipped
 
 
 def _grey_chunk(root: str, rels: list[str]) -> bool:
@@ -180,7 +264,8 @@ def default_workers() -> int:
 
 def prepare(src: str | Path, out: str | Path, resolution: int, channels: int | None = None,
             labels: bool = False, workers: int | None = None, progress: Progress | None = None,
-            scan: tuple | None = None) -> dict:
+            scan: tuple | None = None, pairs: str | None = None, items: list | None = None
+            ) -> dict:
     """Decode every image under ``src`` into the store ``out``; resume an interrupted one.
 
     Args:
@@ -196,6 +281,14 @@ def prepare(src: str | Path, out: str | Path, resolution: int, channels: int | N
         progress: called with a dict (``phase``, ``source``, ``done``, ``total``, ``used``,
             ``skipped``, ``files_s``, ``eta_s``) after each chunk.
         scan: ``images.list_image_files(src)`` when the caller already has it.
+        pairs: pix2pix pairs instead of images (``gancli.data.paired``): ``"aligned"`` (each
+            file of ``scan`` holds A|B side by side, split at the middle) or ``"named"``
+            (``items`` lists the (file A, file B) pairs, relative to ``src``; ``scan`` then
+            lists the pairs' entries). Each usable pair is 2 rows, A then B (``meta["pairs"]``
+            names the layout). Aligned images of odd width and named pairs of two pixel sizes
+            are refused after the decode (DataError naming them; the journal is kept, so
+            the same command refuses again without decoding). The halves are decoded at full
+            size (no JPEG draft), as the loader before stores did.
 
     Returns:
         The summary: ``status`` (``"prepared"``, ``"resumed"`` or ``"exists"``), ``path``, ``n``,
@@ -205,7 +298,7 @@ def prepare(src: str | Path, out: str | Path, resolution: int, channels: int | N
         this process and its workers together).
 
     Raises:
-        DataError: a missing source, no usable image, a bad label layout, ``out`` holding
+        DataError: a missing source, no usable image, refused pairs, a bad label layout, ``out`` holding
             something else than this store, or too little free disk space for it (checked
             before anything is decoded).
     """
@@ -216,7 +309,9 @@ def prepare(src: str | Path, out: str | Path, resolution: int, channels: int | N
     entries, broken, n_other = scan if scan is not None else images.list_image_files(root)
     if labels:
         images.check_label_layout(root, entries)
-    key = store_key(entries, broken, resolution, channels, labels)
+    key = store_key(entries, broken, resolution, channels, labels, pairs)
+    if pairs is not None and items is None:
+        items = [rel for rel, _, _ in entries]
     if out.exists() and not out.is_dir():
         raise DataError(f"{out} is a file", hint="choose another --out folder")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -231,9 +326,9 @@ def prepare(src: str | Path, out: str | Path, resolution: int, channels: int | N
         if out.exists() and any(out.iterdir()):
             raise DataError(f"{out} exists and is not a dataset store",
                             hint="choose another --out, or delete that folder")
-        check_disk(out, len(entries), channels or 3, resolution)
+        check_disk(out, len(entries) * (2 if pairs else 1), channels or 3, resolution)
         return _prepare(root, out, key, entries, broken, n_other, resolution, channels, labels,
-                        workers or default_workers(), progress)
+                        workers or default_workers(), progress, pairs, items)
 
 
 def check_disk(out: Path, files: int, channels: int, resolution: int) -> None:
@@ -276,7 +371,7 @@ def summary_of(store: Store) -> dict:
 
 
 def _prepare(root, out, key, entries, broken, n_other, resolution, channels, labels, workers,
-             progress) -> dict:
+             progress, pairs=None, items=None) -> dict:
     partial = out.with_name(out.name + ".partial")
     journal = _read_journal(partial, key)
     if journal is None:
@@ -287,18 +382,22 @@ def _prepare(root, out, key, entries, broken, n_other, resolution, channels, lab
                    "examples": [[b, _broken_reason(root, b)] for b in broken[:MAX_EXAMPLES]],
                    "reasons": _broken_reasons(root, broken)}
     resumed_from = journal["done"]
-    rels = [rel for rel, _, _ in entries]
+    rels = items if pairs is not None else [rel for rel, _, _ in entries]
+    files_of = [f for it in rels for f in ([it] if isinstance(it, str) else it)]  # headers to probe
+    rows_per = 2 if pairs is not None else 1
+    decode = _decode_pair_chunk if pairs is not None else _decode_chunk
+    journal.setdefault("refused", [])
     folders = sorted({rel.split("/", 1)[0] for rel in rels}) if labels else None
     class_of = {name: i for i, name in enumerate(folders)} if labels else None
     pool = _Pool(min(workers, max(1, len(rels) // 8)))
     t0, cpu0 = time.perf_counter(), _cpu_seconds()
     try:
         if journal["channels"] is None:
-            journal["channels"] = _decide_channels(pool, root, rels)
+            journal["channels"] = _decide_channels(pool, root, files_of)
             _write_journal(partial, journal)
         c = journal["channels"]
         sample_bytes = c * resolution * resolution
-        chunk = max(1, min(64, CHUNK_BYTES // sample_bytes))
+        chunk = max(1, min(64, CHUNK_BYTES // (rows_per * sample_bytes)))
         pix_path, lab_path, names_path = partial / PIXELS, partial / LABELS, partial / NAMES
         with open(pix_path, "a+b") as pix, open(lab_path, "a+b") as lab, \
                 open(names_path, "a+b") as names:
@@ -310,21 +409,28 @@ def _prepare(root, out, key, entries, broken, n_other, resolution, channels, lab
             starts = range(journal["done"], len(rels), chunk)
             jobs = ((str(root), rels[s:s + chunk], resolution, c) for s in starts)
             last_journal = time.perf_counter()
-            for s, (block, used, skipped) in zip(starts, pool.imap(_decode_chunk, jobs)):
+            for s, (block, used, skipped) in zip(starts, pool.imap(decode, jobs)):
                 pix.write(block.tobytes())
                 if labels:
                     lab.write(np.array([class_of[rels[s + p].split("/", 1)[0]] for p in used],
                                        dtype="<i8").tobytes())
                 # one JSON string per line: any file name (newlines, undecodable bytes) survives
-                line = "".join(json.dumps(rels[s + p]) + "\n" for p in used).encode()
+                line = "".join(json.dumps(rel) + "\n" for p in used
+                               for rel in _row_names(rels[s + p], rows_per)).encode()
                 names.write(line)
                 journal["names_bytes"] += len(line)
-                for p, reason in skipped:
+                for p, *file, reason in skipped:
+                    name = file[0] if file else rels[s + p]
+                    if reason.startswith(PAIR_REFUSALS):  # grouped by kind, each one named
+                        kind, detail = reason.split(": ", 1)
+                        if len(journal["refused"]) < MAX_EXAMPLES:
+                            journal["refused"].append([kind, detail])
+                        reason = kind
                     journal["skipped"] += 1
                     journal["reasons"][reason] = journal["reasons"].get(reason, 0) + 1
                     if len(journal["examples"]) < MAX_EXAMPLES:
-                        journal["examples"].append([rels[s + p], reason])
-                journal["rows"] += len(used)
+                        journal["examples"].append([name, reason])
+                journal["rows"] += rows_per * len(used)
                 journal["done"] = min(len(rels), s + chunk)
                 now = time.perf_counter()
                 if now - last_journal >= JOURNAL_EVERY_S or journal["done"] == len(rels):
@@ -344,6 +450,8 @@ def _prepare(root, out, key, entries, broken, n_other, resolution, channels, lab
         pool.close()
     seconds = time.perf_counter() - t0
     cpu = _cpu_seconds() - cpu0  # the workers have been joined: their time is counted
+    if pairs is not None:
+        _refuse_pairs(root, journal)
     if journal["rows"] == 0:
         shutil.rmtree(partial, ignore_errors=True)
         looked = len(rels) + len(broken)
@@ -381,9 +489,11 @@ def _prepare(root, out, key, entries, broken, n_other, resolution, channels, lab
             "other_files": n_other, "skipped": journal["skipped"],
             "skipped_examples": journal["examples"], "reasons": journal["reasons"],
             "decode": {"loader_version": images.LOADER_VERSION, "resize": "shorter side to "
-                       "resolution, LANCZOS, center square crop", "jpeg_draft": True},
+                       "resolution, LANCZOS, center square crop", "jpeg_draft": pairs is None},
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "gancli_version": gancli.__version__}
+    if pairs is not None:
+        meta["pairs"] = pairs
     atomic_write_bytes(partial / META, json.dumps(meta, indent=1).encode())
     (partial / JOURNAL).unlink(missing_ok=True)
     fsync_dir(partial)
@@ -393,6 +503,28 @@ def _prepare(root, out, key, entries, broken, n_other, resolution, channels, lab
     return {**summary_of(store), "status": "resumed" if resumed_from else "prepared",
             "seconds": seconds, "files_s": (len(rels) - resumed_from) / max(seconds, 1e-9),
             "cpu_seconds": cpu}
+
+
+def _row_names(item, rows: int) -> list[str]:
+    """The source file of each of the ``rows`` rows an item makes: a file (an A|B image twice:
+    its two halves) or a named pair's two files."""
+    return [item] * rows if isinstance(item, str) else list(item)
+
+
+def _refuse_pairs(root: Path, journal: dict) -> None:
+    """After a pairs decode: refuse, naming them, aligned images of odd width and named pairs
+    of two sizes (the journal is kept, so the same command refuses again at once)."""
+    for kind, what, hint in (
+            (PAIR_ODD_WIDTH, "image(s) in {root} cannot be split into two equal halves",
+             "an aligned image holds A and B side by side at the same size, so its width is "
+             "even; fix or remove these"),
+            (PAIR_SIZES_DIFFER, "pair(s) in {root} have images of different sizes",
+             "the two images of a pair must correspond pixel for pixel; resize or remove these")):
+        n = journal["reasons"].get(kind, 0)
+        if n:
+            names = [detail for k, detail in journal["refused"] if k == kind][:5]
+            more = f" and {n - len(names)} more" if n > len(names) else ""
+            raise DataError(f"{n} {what.format(root=root)}: {', '.join(names)}{more}", hint=hint)
 
 
 def _cpu_seconds() -> float:

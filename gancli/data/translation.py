@@ -112,24 +112,40 @@ class PairedImages(LazyImages):
     """``make_pairs`` without the copy: pairs (N, 2, C, H, W) uint8 read on demand from two
     image sets (``LazyImages`` such as prepared stores, or tensors): sample i is A image
     ``i % len(A)`` next to B image ``perm[i] % len(B)``, with the same ``perm`` (seeded) as
-    ``make_pairs``, so both give the same samples."""
+    ``make_pairs``, so both give the same samples.
 
-    def __init__(self, a, b, seed: int = 0):
+    ``matched=True`` (pix2pix's pairs): ``a`` and ``b`` have the same length and sample i is
+    (A i, B i), no permutation. ``swapped()`` is the same pairs with the halves exchanged
+    (``data.direction=b2a``), still read on demand."""
+
+    def __init__(self, a, b, seed: int = 0, matched: bool = False):
         if tuple(a.shape[1:]) != tuple(b.shape[1:]):
             raise DataError(f"domain A images are {tuple(a.shape[1:])} but domain B images are "
                             f"{tuple(b.shape[1:])}", hint="give both domains the same channels, "
                             "e.g. --set data.channels=3")
+        if matched and len(a) != len(b):
+            raise ValueError(f"matched pairs need as many A as B images ({len(a)} vs {len(b)})")
         self.a, self.b = a, b
         n = max(len(a), len(b))
-        self.perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        self.perm = (torch.arange(n) if matched else
+                     torch.randperm(n, generator=torch.Generator().manual_seed(seed)))
         self.shape = torch.Size((n, 2, *a.shape[1:]))
+        self.halves = (0, 1)  # where A and B go in a sample: (1, 0) once swapped
+
+    def swapped(self) -> "PairedImages":
+        """The same pairs with B in half 0 and A in half 1."""
+        import copy
+
+        other = copy.copy(self)
+        other.halves = self.halves[::-1]
+        return other
 
     def gather(self, idx, out: torch.Tensor | None = None) -> torch.Tensor:
         idx = self._indices(idx)
         if out is None:
             out = torch.empty((len(idx), *self.shape[1:]), dtype=torch.uint8)
-        for half, images, rows in ((0, self.a, idx % len(self.a)),
-                                   (1, self.b, self.perm[idx] % len(self.b))):
+        for half, images, rows in ((self.halves[0], self.a, idx % len(self.a)),
+                                   (self.halves[1], self.b, self.perm[idx] % len(self.b))):
             if isinstance(images, torch.Tensor):
                 out[:, half] = images[rows]
             else:

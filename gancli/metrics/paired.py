@@ -201,9 +201,9 @@ def _paired_test_set(tr, real_spec: str | None, limit: int | None,
     pairs, split = (ds.test, "held-out") if ds.test is not None else (ds.x, "all")
     if ds.test is None:
         notes.append(f"{data_cfg.source} has no held-out pairs: scored on all {len(ds.x)} of its pairs")
-    pairs = ds.fit(pairs)
     n = min(limit or len(pairs), len(pairs))
-    return pairs[:n], data_cfg.source, split, notes
+    # a folder's training pairs are read from its store on demand: read the n scored, then crop
+    return ds.fit(pairs[:n]), data_cfg.source, split, notes
 
 
 def _feature_scores(extractor, real_feats: np.ndarray, outs: torch.Tensor,
