@@ -373,14 +373,7 @@ def summary_of(store: Store) -> dict:
 def _prepare(root, out, key, entries, broken, n_other, resolution, channels, labels, workers,
              progress, pairs=None, items=None) -> dict:
     partial = out.with_name(out.name + ".partial")
-    journal = _read_journal(partial, key)
-    if journal is None:
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        journal = {"key": key, "channels": channels, "done": 0, "rows": 0, "names_bytes": 0,
-                   "skipped": len(broken),
-                   "examples": [[b, _broken_reason(root, b)] for b in broken[:MAX_EXAMPLES]],
-                   "reasons": _broken_reasons(root, broken)}
+    journal = _open_journal(partial, key, root, broken, channels)
     resumed_from = journal["done"]
     rels = items if pairs is not None else [rel for rel, _, _ in entries]
     files_of = [f for it in rels for f in ([it] if isinstance(it, str) else it)]  # headers to probe
@@ -410,26 +403,9 @@ def _prepare(root, out, key, entries, broken, n_other, resolution, channels, lab
             jobs = ((str(root), rels[s:s + chunk], resolution, c) for s in starts)
             last_journal = time.perf_counter()
             for s, (block, used, skipped) in zip(starts, pool.imap(decode, jobs)):
-                pix.write(block.tobytes())
-                if labels:
-                    lab.write(np.array([class_of[rels[s + p].split("/", 1)[0]] for p in used],
-                                       dtype="<i8").tobytes())
-                # one JSON string per line: any file name (newlines, undecodable bytes) survives
-                line = "".join(json.dumps(rel) + "\n" for p in used
-                               for rel in _row_names(rels[s + p], rows_per)).encode()
-                names.write(line)
-                journal["names_bytes"] += len(line)
-                for p, *file, reason in skipped:
-                    name = file[0] if file else rels[s + p]
-                    if reason.startswith(PAIR_REFUSALS):  # grouped by kind, each one named
-                        kind, detail = reason.split(": ", 1)
-                        if len(journal["refused"]) < MAX_EXAMPLES:
-                            journal["refused"].append([kind, detail])
-                        reason = kind
-                    journal["skipped"] += 1
-                    journal["reasons"][reason] = journal["reasons"].get(reason, 0) + 1
-                    if len(journal["examples"]) < MAX_EXAMPLES:
-                        journal["examples"].append([name, reason])
+                _append_rows((pix, lab, names), journal, block, [rels[s + p] for p in used],
+                             rows_per, class_of)
+                _record_skips(journal, skipped, rels, s)
                 journal["rows"] += rows_per * len(used)
                 journal["done"] = min(len(rels), s + chunk)
                 now = time.perf_counter()
@@ -440,12 +416,8 @@ def _prepare(root, out, key, entries, broken, n_other, resolution, channels, lab
                     _write_journal(partial, journal)
                     last_journal = now
                 if progress is not None:
-                    done_now = journal["done"] - resumed_from
-                    rate = done_now / max(now - t0, 1e-9)
-                    progress({"phase": "decode", "source": str(root), "done": journal["done"],
-                              "total": len(rels),
-                              "used": journal["rows"], "skipped": journal["skipped"],
-                              "files_s": rate, "eta_s": (len(rels) - journal["done"]) / max(rate, 1e-9)})
+                    rate = (journal["done"] - resumed_from) / max(now - t0, 1e-9)
+                    progress(_decode_event(root, journal, len(rels), rate))
     finally:
         pool.close()
     seconds = time.perf_counter() - t0
@@ -454,46 +426,14 @@ def _prepare(root, out, key, entries, broken, n_other, resolution, channels, lab
         _refuse_pairs(root, journal)
     if journal["rows"] == 0:
         shutil.rmtree(partial, ignore_errors=True)
-        looked = len(rels) + len(broken)
-        named = [(rel, why) for rel, why in journal["examples"]
-                 if why.startswith((images.SKIP_TOO_LARGE, images.SKIP_NOT_REGULAR))]
-        if named:  # name the reason: a lone big scan is "too large", not "could not be read"
-            rel, why = named[0]
-            counts = ", ".join(f"{n} {r.split(':', 1)[0]}" for r, n in sorted(journal["reasons"].items()))
-            raise DataError(f"no usable image in {root}: looked at {looked} image file(s) ({counts}), "
-                            f"e.g. {rel}: {why.split('; ', 1)[0]}",
-                            hint=why.split("; ", 1)[1] if "; " in why else "only regular files are "
-                            "read: FIFOs, sockets and devices are skipped")
-        raise DataError(
-            f"no usable image in {root}: looked at {looked} image file(s), {journal['skipped']} could "
-            f"not be read" + (f", {n_other} other file(s) ignored" if n_other else ""),
-            hint="supported extensions: " + ", ".join(images.SUPPORTED_EXTENSIONS)
-            + " (sub-folders are searched too)")
+        raise _no_usable_image(root, journal, len(rels) + len(broken), n_other)
     classes, counts = None, None
     if labels:
         classes, counts = _finish_labels(partial / LABELS, folders)
     else:
         (partial / LABELS).unlink(missing_ok=True)
-    files = {}
-    for name in (PIXELS, LABELS, NAMES) if labels else (PIXELS, NAMES):
-        path = partial / name
-        files[name] = {"bytes": path.stat().st_size, "sha256": sha256_file(path),
-                       "fingerprint": fingerprint(path)}
-    import gancli
-
-    meta = {"format": STORE_FORMAT, "version": STORE_VERSION, "key": key, "n": journal["rows"],
-            "channels": c, "resolution": resolution, "layout": "NCHW uint8",
-            "classes": classes, "counts": counts, "files": files,
-            "class_folders": _class_folders(root) if labels else None,
-            "source": str(root.resolve()), "source_files": len(rels) + len(broken),
-            "other_files": n_other, "skipped": journal["skipped"],
-            "skipped_examples": journal["examples"], "reasons": journal["reasons"],
-            "decode": {"loader_version": images.LOADER_VERSION, "resize": "shorter side to "
-                       "resolution, LANCZOS, center square crop", "jpeg_draft": pairs is None},
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "gancli_version": gancli.__version__}
-    if pairs is not None:
-        meta["pairs"] = pairs
+    meta = _store_meta(partial, root, key, journal, c, resolution, labels, classes, counts,
+                       len(rels) + len(broken), n_other, pairs)
     atomic_write_bytes(partial / META, json.dumps(meta, indent=1).encode())
     (partial / JOURNAL).unlink(missing_ok=True)
     fsync_dir(partial)
@@ -503,6 +443,109 @@ def _prepare(root, out, key, entries, broken, n_other, resolution, channels, lab
     return {**summary_of(store), "status": "resumed" if resumed_from else "prepared",
             "seconds": seconds, "files_s": (len(rels) - resumed_from) / max(seconds, 1e-9),
             "cpu_seconds": cpu}
+
+
+def _open_journal(partial: Path, key: str, root: Path, broken: list[str],
+                  channels: int | None) -> dict:
+    """The journal of an interrupted prepare of the same key in ``partial``, else a new one
+    (``partial`` emptied and made): files done, rows written, bytes of names, skips so far."""
+    journal = _read_journal(partial, key)
+    if journal is None:
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        journal = {"key": key, "channels": channels, "done": 0, "rows": 0, "names_bytes": 0,
+                   "skipped": len(broken),
+                   "examples": [[b, _broken_reason(root, b)] for b in broken[:MAX_EXAMPLES]],
+                   "reasons": _broken_reasons(root, broken)}
+    return journal
+
+
+def _record_skips(journal: dict, skipped: list, rels: list, start: int) -> None:
+    """Count a decoded chunk's skips (``(position, [file,] reason)``, positions from
+    ``start``) in the journal by reason, keeping the first few named; pair refusals are
+    grouped by kind and each one is kept for the refusal message."""
+    for p, *file, reason in skipped:
+        name = file[0] if file else rels[start + p]
+        if reason.startswith(PAIR_REFUSALS):  # grouped by kind, each one named
+            kind, detail = reason.split(": ", 1)
+            if len(journal["refused"]) < MAX_EXAMPLES:
+                journal["refused"].append([kind, detail])
+            reason = kind
+        journal["skipped"] += 1
+        journal["reasons"][reason] = journal["reasons"].get(reason, 0) + 1
+        if len(journal["examples"]) < MAX_EXAMPLES:
+            journal["examples"].append([name, reason])
+
+
+def _no_usable_image(root: Path, journal: dict, looked: int, n_other: int) -> DataError:
+    """The error of a prepare that kept no image: the reason named when it is one the user can
+    act on (too large, not a regular file), else the count and the supported extensions."""
+    named = [(rel, why) for rel, why in journal["examples"]
+             if why.startswith((images.SKIP_TOO_LARGE, images.SKIP_NOT_REGULAR))]
+    if named:  # name the reason: a lone big scan is "too large", not "could not be read"
+        rel, why = named[0]
+        counts = ", ".join(f"{n} {r.split(':', 1)[0]}" for r, n in sorted(journal["reasons"].items()))
+        return DataError(f"no usable image in {root}: looked at {looked} image file(s) ({counts}), "
+                         f"e.g. {rel}: {why.split('; ', 1)[0]}",
+                         hint=why.split("; ", 1)[1] if "; " in why else "only regular files are "
+                         "read: FIFOs, sockets and devices are skipped")
+    return DataError(
+        f"no usable image in {root}: looked at {looked} image file(s), {journal['skipped']} could "
+        f"not be read" + (f", {n_other} other file(s) ignored" if n_other else ""),
+        hint="supported extensions: " + ", ".join(images.SUPPORTED_EXTENSIONS)
+        + " (sub-folders are searched too)")
+
+
+def _store_meta(partial: Path, root: Path, key: str, journal: dict, channels: int,
+                resolution: int, labels: bool, classes, counts, source_files: int, n_other: int,
+                pairs: str | None) -> dict:
+    """meta.json of a finished prepare: sizes, sha256 and fingerprints of its files, shape,
+    classes, the source and its skips, how it was decoded, when and by which gancli."""
+    import gancli
+
+    files = {}
+    for name in (PIXELS, LABELS, NAMES) if labels else (PIXELS, NAMES):
+        path = partial / name
+        files[name] = {"bytes": path.stat().st_size, "sha256": sha256_file(path),
+                       "fingerprint": fingerprint(path)}
+    meta = {"format": STORE_FORMAT, "version": STORE_VERSION, "key": key, "n": journal["rows"],
+            "channels": channels, "resolution": resolution, "layout": "NCHW uint8",
+            "classes": classes, "counts": counts, "files": files,
+            "class_folders": _class_folders(root) if labels else None,
+            "source": str(root.resolve()), "source_files": source_files,
+            "other_files": n_other, "skipped": journal["skipped"],
+            "skipped_examples": journal["examples"], "reasons": journal["reasons"],
+            "decode": {"loader_version": images.LOADER_VERSION, "resize": "shorter side to "
+                       "resolution, LANCZOS, center square crop", "jpeg_draft": pairs is None},
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "gancli_version": gancli.__version__}
+    if pairs is not None:
+        meta["pairs"] = pairs
+    return meta
+
+
+def _append_rows(files: tuple, journal: dict, block: np.ndarray, items: list, rows_per: int,
+                 class_of: dict[str, int] | None) -> None:
+    """Append a decoded chunk to the partial store's (pixels, labels, names) files: its pixel
+    rows, a little-endian int64 class per row when ``class_of`` maps top folders to classes,
+    and one JSON-quoted name per row (any file name survives: newlines, undecodable bytes)."""
+    pix, lab, names = files
+    pix.write(block.tobytes())
+    if class_of is not None:
+        lab.write(np.array([class_of[rel.split("/", 1)[0]] for rel in items],
+                           dtype="<i8").tobytes())
+    line = "".join(json.dumps(rel) + "\n" for item in items
+                   for rel in _row_names(item, rows_per)).encode()
+    names.write(line)
+    journal["names_bytes"] += len(line)
+
+
+def _decode_event(root: Path, journal: dict, total: int, rate: float) -> dict:
+    """A progress event of the decode phase (files done of ``total``, rows kept, skips,
+    files/s and the ETA in seconds)."""
+    return {"phase": "decode", "source": str(root), "done": journal["done"], "total": total,
+            "used": journal["rows"], "skipped": journal["skipped"], "files_s": rate,
+            "eta_s": (total - journal["done"]) / max(rate, 1e-9)}
 
 
 def _row_names(item, rows: int) -> list[str]:
