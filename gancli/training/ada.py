@@ -156,10 +156,20 @@ class AdaptiveAugment:
 
     def augment(self, x: Tensor, p: Tensor | float, only: set[str] | None = None) -> Tensor:
         """Augment ``x`` (B, C, H, W) with every transform (or those in ``only``, names from
-        ``OPS``) at probability ``p``."""
-        b, c, h, w = x.shape
+        ``OPS``) at probability ``p``: one geometric warp, then one colour transform, each
+        composed per image from the transforms its draws switched on."""
+        b = x.shape[0]
         dev = x.device
         p = torch.as_tensor(p, dtype=torch.float32, device=dev)
+        G, geo = self._geometric(b, x.shape[-2], x.shape[-1], dev, p, only)
+        C, col = self._colour_matrix(b, dev, p, only)
+        out = self._warp(x, G, geo)
+        return self._colour(out, C, col)
+
+    def _geometric(self, b: int, h: int, w: int, dev: torch.device, p: Tensor,
+                   only: set[str] | None) -> tuple[Tensor, Tensor]:
+        """(B, 3, 3) matrices mapping output to input coordinates (normalised [-1, 1]) and a
+        (B,) bool of the images any geometric transform touched; draws in the paper's order."""
         eye = torch.eye(3, device=dev).expand(b, 3, 3)
         G = eye
         touched = torch.zeros(b, dtype=torch.bool, device=dev)
@@ -192,8 +202,12 @@ class AdaptiveAugment:
         on = self._gate(b, dev, p, "xfrac", only)  # fractional translation
         tx, ty = self._n(b, dev) * 0.125 * 2, self._n(b, dev) * 0.125 * 2
         compose(_translate2d(-tx, -ty), on)
-        geo = touched
+        return G, touched
 
+    def _colour_matrix(self, b: int, dev: torch.device, p: Tensor,
+                       only: set[str] | None) -> tuple[Tensor, Tensor]:
+        """(B, 4, 4) matrices on homogeneous RGB and a (B,) bool of the images any colour
+        transform touched; draws after the geometric ones, in the paper's order."""
         # colour: a 4x4 matrix on homogeneous RGB
         v = torch.tensor([*LUMA, 0.0], device=dev) / math.sqrt(3)
         e4 = torch.eye(4, device=dev).expand(b, 4, 4)
@@ -231,10 +245,7 @@ class AdaptiveAugment:
         m = vv + (e4 - vv) * s[:, None, None]
         m[:, 3, 3] = 1.0
         ccompose(m, on)
-        col = touched
-
-        out = self._warp(x, G, geo)
-        return self._colour(out, C, col)
+        return C, touched
 
     @staticmethod
     def _warp(x: Tensor, G: Tensor, on: Tensor) -> Tensor:
