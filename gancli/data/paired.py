@@ -162,7 +162,7 @@ def _pair_store(src: Path, layout: str, scan: tuple, items: list | None, resolut
 
     from gancli.data import cache_dir
     from gancli.data.prepare import prepare, store_key
-    from gancli.data.stored import _prune
+    from gancli.data.stored import prune_older_stores
 
     if cache:
         slot = hashlib.sha256(f"{src.resolve()}|{resolution}|{channels}|pairs:{layout}".encode()
@@ -177,7 +177,7 @@ def _pair_store(src: Path, layout: str, scan: tuple, items: list | None, resolut
     summary = prepare(src, out, resolution, channels, progress=tell, scan=scan, pairs=layout,
                       items=items)
     if cache:
-        _prune(out, slot)
+        prune_older_stores(out, slot)
     return out, summary
 
 

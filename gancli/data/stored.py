@@ -93,14 +93,14 @@ def folder_dataset(root: Path, cfg: DataConfig, progress=None) -> Dataset:
         out = tmp / "store"
     summary = prepare(root, out, side, cfg.channels, cfg.labels, progress=progress, scan=scan)
     if cfg.cache:
-        _prune(out, slot)
+        prune_older_stores(out, slot)
     ds = store_dataset(out, cfg, origin="hit" if summary["status"] == "exists" else
                        ("miss" if cfg.cache else "off"))
     ds.name = str(root)
     return ds
 
 
-def _prune(keep: Path, slot: str) -> None:
+def prune_older_stores(keep: Path, slot: str) -> None:
     """Remove older stores (and the whole-tensor caches of earlier versions) of the same
     folder and settings: adding images must not pile up copies (best effort)."""
     for old in keep.parent.glob(f"store-{slot}-*"):
