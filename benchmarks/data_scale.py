@@ -218,17 +218,14 @@ def evict(path: Path) -> int:
     """Drop ``path``'s pages from the page cache (``POSIX_FADV_DONTNEED``: clean pages of a
     file, no root needed); returns the bytes still cached after it (``mincore`` through
     ``fincore``), or -1 when that cannot be told."""
+    from cold_reads import cached_bytes
+
     fd = os.open(path, os.O_RDONLY)
     try:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)
-    try:
-        out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
-                             capture_output=True, text=True, timeout=60).stdout
-        return int(out.split()[0])
-    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
-        return -1
+    return cached_bytes(path)
 
 
 def disk_probe(path: Path, sample_bytes: int, reads: int = 512, depths=(1, 8, 32, 64),
