@@ -200,6 +200,8 @@ def test_progan_refuses_what_it_cannot_do(cli, tmp_path):
     assert r.code == 2 and "model.init=torch" in r.err and no_traceback(r.err)
     r = cli("train", "dcgan", "--set", "objective=progressive", "--out", str(tmp_path))
     assert r.code == 2 and "needs networks that grow" in r.err and no_traceback(r.err)
+    r = cli("train", "dcgan", "--set", "objective=progressive", "--dry-run")
+    assert r.code == 2 and "needs networks that grow" in r.err  # refused before anything is built
     r = cli("train", "cgan", "--set", "model.family=progan", "--set", "model.init=torch",
             "--out", str(tmp_path))
     assert r.code == 2 and "unconditional" in r.err and no_traceback(r.err)

@@ -241,6 +241,8 @@ def test_stylegan2_refuses_what_it_cannot_do(cli, tmp_path):
     assert r.code == 2 and "unconditional" in r.err and no_traceback(r.err)
     r = cli("train", "dcgan", "--set", "objective=stylegan2", "--out", str(tmp_path))
     assert r.code == 2 and "style-based generator" in r.err and no_traceback(r.err)
+    r = cli("train", "dcgan", "--set", "objective=stylegan2", "--dry-run")
+    assert r.code == 2 and "style-based generator" in r.err  # refused before anything is built
     r = cli("train", "stylegan2", "--set", "data.resolution=12", "--out", str(tmp_path))
     assert r.code == 2 and "power-of-two" in r.err and no_traceback(r.err)
     assert not list(tmp_path.iterdir()), "a refused run leaves no folder behind"

@@ -9,6 +9,7 @@ here, added to ``MODULES`` (see docs/adding-a-gan.md).
 from __future__ import annotations
 
 from gancli.config import Config
+from gancli.errors import ConfigError
 from gancli.models.base import DataSpec, check_family
 from gancli.registry import FAMILIES, OBJECTIVES
 from gancli.training.objectives import (adversarial, conditional, infogan, pix2pix, progressive,
@@ -37,6 +38,11 @@ def validate_run(cfg: Config, spec: DataSpec | None = None) -> type[Objective]:
     check_task(cfg, OBJECTIVES.meta(cfg.objective).get("tasks"))
     objective_cls.validate(cfg, spec)
     family = FAMILIES.get(cfg.model.family)
+    if objective_cls.families and cfg.model.family not in objective_cls.families:
+        raise ConfigError(f"objective '{cfg.objective}' needs {objective_cls.families_need}; "
+                          f"family '{cfg.model.family}' has none",
+                          hint=f"--set model.family={objective_cls.families[0]} "
+                               "(or objective=unconditional)")
     if spec is not None:
         check_family(family, spec)
     objective_cls.conditioning.check(cfg.model, spec)

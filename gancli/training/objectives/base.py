@@ -48,9 +48,14 @@ class Objective(ABC):
     - ``conditioning``: a ``gancli.conditioning.Conditioning``, what the networks take beside
       their input (class labels, InfoGAN codes, a target domain, an image to translate). The
       model builder, previews, inference and export read it; nothing compares its name.
+    - ``families``: the model families whose networks this objective drives (networks that
+      grow, a style-based G), with ``families_need`` saying what they have; empty = any.
+      ``validate_run`` checks it before anything is built, ``--dry-run`` included.
     """
 
     conditioning: ClassVar[Conditioning] = NONE
+    families: ClassVar[tuple[str, ...]] = ()
+    families_need: ClassVar[str] = ""
 
     def __init__(self, cfg: Config, G: torch.nn.Module, D: torch.nn.Module,
                  rng: torch.Generator, device: torch.device, num_classes: int = 0):

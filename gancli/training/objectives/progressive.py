@@ -22,7 +22,6 @@ from dataclasses import dataclass
 import torch
 
 from gancli.config import config_field, register_section
-from gancli.errors import ConfigError
 from gancli.models.progan import fade_reals
 from gancli.registry import OBJECTIVES
 from gancli.training.objectives.adversarial import AdversarialObjective
@@ -67,12 +66,11 @@ class ProgressiveObjective(AdversarialObjective):
     that grow: G's and D's stage and fade-in weight follow ``growth_at``, real images are
     shown to D at the stage's resolution (``fade_reals``). Stats: ``stage`` and ``alpha``."""
 
+    families = ("progan",)
+    families_need = "networks that grow (a progressive family)"
+
     def __init__(self, cfg, G, D, rng, device, num_classes=0):
         super().__init__(cfg, G, D, rng, device, num_classes)
-        if not (hasattr(G, "grow") and hasattr(D, "grow")):
-            raise ConfigError(f"objective 'progressive' needs networks that grow; family "
-                              f"'{cfg.model.family}' has a fixed depth",
-                              hint="--set model.family=progan (or objective=unconditional)")
         self.stages = G.stages
         self.steps_per_phase = phase_steps(cfg.section(ProgressiveConfig).phase_images,
                                            cfg.train.batch_size)

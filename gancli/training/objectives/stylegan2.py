@@ -62,12 +62,11 @@ class StyleGAN2Objective(AdversarialObjective):
     path-length penalty, when ``stylegan2.pl_weight`` > 0), and ada_p / ada_rt with ``train.augment=ada``.
     """
 
+    families = ("stylegan2",)
+    families_need = "a style-based generator (mapping and synthesis networks)"
+
     def __init__(self, cfg, G, D, rng, device, num_classes=0):
         super().__init__(cfg, G, D, rng, device, num_classes)
-        if not (hasattr(G, "mapping") and hasattr(G, "synthesis")):
-            raise ConfigError(f"objective 'stylegan2' needs a style-based generator; family "
-                              f"'{cfg.model.family}' has none",
-                              hint="--set model.family=stylegan2 (or objective=unconditional)")
         self.gamma, self.r1 = cfg.reg.r1, 0.0  # the base class's every-step R1 stays off
         own = cfg.section(StyleGAN2Config)
         self.r1_every = own.r1_every
