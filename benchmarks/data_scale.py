@@ -8,7 +8,8 @@
 2. ``gancli data prepare`` at ``--resolution`` (default 128) with every core: wall time and
    peak memory. Then the decode rate of ``gancli data prepare`` on the first ``--pil-n`` files
    against a plain single-process PIL loop (open, RGB, resize the shorter side with LANCZOS,
-   center crop, to a numpy array) on the same files, interleaved ``--repeats`` times (medians)
+   center crop, to a numpy array) on the same files, and of one such loop per core at once (the
+   machine's ceiling for parallel decoding), interleaved ``--repeats`` times (medians)
    so that the load of a shared machine hits both alike.
 3. SIGKILL during a second ``gancli data prepare`` of the same folder (once ``--kill-at`` of the
    files are done), then the same command again: its store must equal the first one
@@ -267,10 +268,19 @@ def disk_probe(path: Path, sample_bytes: int, reads: int = 512, depths=(1, 8, 32
 def pil_loop(folder: Path, n: int, resolution: int) -> tuple[float, float]:
     """(images/s, CPU ms per image) of a plain single-process PIL decode of the first ``n``
     files."""
+    files = sorted(folder.glob("*.jpg"))[:n]
+    t0 = time.perf_counter()
+    cpu = _pil_files((files, resolution))
+    return len(files) / (time.perf_counter() - t0), cpu / len(files) * 1e3
+
+
+def _pil_files(args: tuple) -> float:
+    """CPU seconds of the plain loop on ``(files, resolution)``: open, RGB, resize the shorter
+    side with LANCZOS, center crop, to a numpy array."""
+    files, resolution = args
     from PIL import Image
 
-    files = sorted(folder.glob("*.jpg"))[:n]
-    t0, c0 = time.perf_counter(), time.process_time()
+    c0 = time.process_time()
     for f in files:
         with Image.open(f) as im:
             im = im.convert("RGB")
@@ -281,7 +291,20 @@ def pil_loop(folder: Path, n: int, resolution: int) -> tuple[float, float]:
             w, h = im.size
             left, top = (w - resolution) // 2, (h - resolution) // 2
             np.asarray(im.crop((left, top, left + resolution, top + resolution)))
-    return len(files) / (time.perf_counter() - t0), (time.process_time() - c0) / len(files) * 1e3
+    return time.process_time() - c0
+
+
+def pil_loop_parallel(folder: Path, n: int, resolution: int, procs: int) -> float:
+    """files/s of ``procs`` copies of the plain loop at once, each on its share of the first
+    ``n`` files (forked, started before the clock): what the machine's cores give work that
+    shares nothing, the ceiling of any parallel decoder on it."""
+    files = sorted(folder.glob("*.jpg"))[:n]
+    shares = [(files[i::procs], resolution) for i in range(procs)]
+    with Pool(procs) as pool:
+        pool.map(abs, range(procs))  # workers forked and running before the clock starts
+        t0 = time.perf_counter()
+        pool.map(_pil_files, shares, chunksize=1)
+        return len(files) / (time.perf_counter() - t0)
 
 
 def subset_folder(folder: Path, n: int) -> Path:
@@ -303,28 +326,34 @@ def decode_comparison(folder: Path, n: int, resolution: int, repeats: int, env: 
     the CPU ms per file of each (prepare: its process and workers together) and the cores
     the prepare actually got (CPU s / wall s): under load, fewer than its workers."""
     subset = subset_folder(folder, n)
-    ours, plain, ours_cpu, plain_cpu, cores = [], [], [], [], []
+    ours, plain, ours_cpu, plain_cpu, cores, both = [], [], [], [], [], []
+    procs = len(os.sched_getaffinity(0))
     for _ in range(repeats):
         out = folder.parent / "subset-store"
         shutil.rmtree(out, ignore_errors=True)
-        r = measured(gancli + ["data", "prepare", str(subset), "--out", str(out), "--resolution",
-                               str(resolution), "--json"], env)
-        assert r["code"] == 0, r["err"][-2000:]
-        done = json.loads(r["out"].strip().splitlines()[-1])
+        # not `measured`: its sampling of the process tree's PSS every 0.2 s reads /proc/PID/smaps
+        # of each process (taking their memory-map locks), which cost the prepare ~8 % of its rate
+        r = subprocess.run(gancli + ["data", "prepare", str(subset), "--out", str(out),
+                                     "--resolution", str(resolution), "--json"], env=env,
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+        done = json.loads(r.stdout.strip().splitlines()[-1])
         ours.append(done["files_s"])
         ours_cpu.append(done["cpu_seconds"] / done["n"] * 1e3)
         cores.append(done["cpu_seconds"] / done["seconds"])
         rate, cpu = pil_loop(subset, n, resolution)
         plain.append(rate)
         plain_cpu.append(cpu)
+        both.append(pil_loop_parallel(subset, n, resolution, procs))
         print(f"  decode: gancli prepare {ours[-1]:.0f} files/s ({ours_cpu[-1]:.2f} CPU ms/file, "
               f"{cores[-1]:.2f} cores), plain PIL {plain[-1]:.0f} files/s ({plain_cpu[-1]:.2f} CPU "
-              f"ms/file), load average {os.getloadavg()[0]:.1f}", flush=True)
+              f"ms/file), {procs} plain loops at once {both[-1]:.0f} files/s, load average "
+              f"{os.getloadavg()[0]:.1f}", flush=True)
         shutil.rmtree(out, ignore_errors=True)
     med = statistics.median
     return {"ours": med(ours), "plain": med(plain), "ours_cpu": med(ours_cpu),
-            "plain_cpu": med(plain_cpu), "cores": med(cores),
-            "runs": [(a, b) for a, b in zip(ours, plain)]}
+            "plain_cpu": med(plain_cpu), "cores": med(cores), "parallel": med(both),
+            "procs": procs, "runs": [(a, b) for a, b in zip(ours, plain)]}
 
 
 def batch_path(store: Path, ram_n: int, batch_size: int, steps: int, repeats: int = 2) -> dict:
@@ -469,7 +498,11 @@ def main() -> None:
                                                         f"({d['plain_cpu']:.2f} CPU ms/file)"),
                   ("prepare / plain PIL (medians)", f"{d['ours'] / d['plain']:.2f}x (runs: "
                    + ", ".join(f"{a:.0f}/{b:.0f}" for a, b in d["runs"]) + "; load average "
-                   f"{load0:.1f} -> {os.getloadavg()[0]:.1f})")]
+                   f"{load0:.1f} -> {os.getloadavg()[0]:.1f})"),
+                  (f"... {d['procs']} plain loops at once, each on its share (the machine's "
+                   "ceiling for parallel decoding)", f"{d['parallel']:.0f} files/s = "
+                   f"{d['parallel'] / d['plain']:.2f}x one loop; gancli prepare reaches "
+                   f"{d['ours'] / d['parallel']:.2f} of it")]
     print("\n".join(f"{k}: {v}" for k, v in table), flush=True)
 
     if args.kill_at > 0 and "kill" not in args.skip:

@@ -87,6 +87,24 @@ def test_one_worker_and_many_give_the_same_bytes(tmp_path):
         prepare(src, tmp_path / "a", 4)
 
 
+def test_shared_slots_are_reused_only_after_their_chunk_is_written(tmp_path, monkeypatch):
+    """Chunks of one file each, many more than the pool's slots: every slot is decoded into
+    again and again while others are in flight, and the store still equals the in-process one
+    (a slot handed out again too early would repeat or mix rows)."""
+    import gancli.data.prepare as p
+
+    src = _folder(tmp_path / "src", per_class=20)
+    a = prepare(src, tmp_path / "a", 8, workers=1)
+    monkeypatch.setattr(p, "CHUNK_BYTES", 3 * 8 * 8)  # one RGB file per chunk: 43 chunks
+    b = prepare(src, tmp_path / "b", 8, workers=2)
+    pool = p._Pool(2, 1)
+    assert pool.depth < 43
+    pool.close()
+    for name in ("pixels.u8", "names.jsonl"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert a["n"] == b["n"] == 41 and b["skipped"] == a["skipped"] == 2
+
+
 def _loaders(tmp_path):
     src = _folder(tmp_path / "src", per_class=9)
     prepare(src, tmp_path / "st", 8, labels=True, workers=1)
