@@ -439,7 +439,7 @@ def main() -> None:
     ap.add_argument("--root", default="/tmp/gancli-datascale")
     ap.add_argument("--seed", type=int, default=0, help="seed of the generated JPEGs")
     ap.add_argument("--resolution", type=int, default=128)
-    ap.add_argument("--pil-n", type=int, default=3000, help="files of the interleaved decode "
+    ap.add_argument("--pil-n", type=int, default=8000, help="files of the interleaved decode "
                     "comparison (gancli prepare against a plain PIL loop)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--kill-at", type=float, default=0.4, help="share of files done at the SIGKILL; "
