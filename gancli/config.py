@@ -186,6 +186,10 @@ class TrainConfig:
                     min=0, max=1)
     ema_start: int = _f(0, "step at which the EMA of G starts averaging; before it the average "
                         "is a copy of G, so early weights do not linger in it", min=0)
+    ema_rampup: float = _f(0.0, "ramp-up of the EMA's half-life: at most this share of the "
+                           "steps trained so far (StyleGAN2-ADA's ema_rampup, 0.05), so a young, "
+                           "fast-moving G is averaged over its recent weights only; 0 = off",
+                           min=0, max=1)
     augment: str = _f("", "augmentation of every D input, real and fake: a comma list of the "
                       "DiffAugment policies translation, cutout, color; or ada (adaptive "
                       "discriminator augmentation, Karras et al. 2020); empty = off")

@@ -4,6 +4,7 @@ line of ``gancli train``)."""
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import torch
@@ -11,7 +12,7 @@ import torch
 from gancli.config import ModelConfig
 from gancli.models import DataSpec, build_nets
 from gancli.reporting import next_steps
-from gancli.training.ema import make_ema, recompute_bn_stats, update_ema
+from gancli.training.ema import ema_decay, make_ema, recompute_bn_stats, update_ema
 
 from conftest import TINY, tiny_overrides
 
@@ -103,6 +104,28 @@ def test_ema_start_keeps_the_average_a_copy_of_G_until_then(cli, tmp_path):
     w = [k[2:] for k in late if k.startswith("G.") and k.endswith("weight")]
     assert w and all(torch.equal(late["G." + k], late["G_ema." + k]) for k in w)
     assert any(not torch.equal(early["G." + k], early["G_ema." + k]) for k in w)
+
+
+def test_ema_rampup_caps_the_half_life_at_a_share_of_the_steps_done():
+    """StyleGAN2-ADA's ema_rampup: half-life = min(the decay's, rampup x steps done)."""
+    half_life = lambda d: math.log(0.5) / math.log(d)  # noqa: E731
+    assert ema_decay(0.995, 5, rampup=0.0) == 0.995  # off: the decay as given
+    assert ema_decay(0.995, 3, start=4, rampup=0.05) == 0.0  # before ema_start: a copy
+    assert math.isclose(half_life(ema_decay(0.995, 999, rampup=0.05)), 50.0)  # 0.05 x 1,000
+    assert math.isclose(half_life(ema_decay(0.995, 199, rampup=0.5)), 100.0)
+    assert ema_decay(0.995, 9_999, rampup=0.05) == 0.995  # 500 > 138.3: the decay's own
+    assert ema_decay(0.995, 0, rampup=0.05) < 1e-5  # first step: G itself, not its init
+    assert ema_decay(0.0, 10, rampup=0.05) == 0.0 and ema_decay(1.0, 10, rampup=0.05) == 1.0
+
+
+def test_ema_rampup_run_averages_recent_weights_only(cli, tmp_path):
+    """Trained with a ramp, the average after 4 steps sits nearer G than without one."""
+    plain = _trained(cli, tmp_path / "plain", "train.ema=0.99")
+    ramped = _trained(cli, tmp_path / "ramped", "train.ema=0.99", "train.ema_rampup=0.05")
+    w = [k[2:] for k in plain if k.startswith("G.") and k.endswith("weight")]
+    gap = lambda t: sum(float((t["G." + k] - t["G_ema." + k]).abs().sum()) for k in w)  # noqa: E731
+    assert all(torch.equal(plain["G." + k], ramped["G." + k]) for k in w)  # same training
+    assert gap(ramped) < 0.1 * gap(plain)
 
 
 def test_saved_ema_has_batch_norm_statistics_of_its_own_weights(cli, tmp_path):

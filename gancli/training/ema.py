@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from typing import Callable
 
 import torch
@@ -13,6 +14,22 @@ def make_ema(G: nn.Module) -> nn.Module:
     ema = copy.deepcopy(G).eval()
     ema.requires_grad_(False)
     return ema
+
+
+def ema_decay(decay: float, step: int, start: int = 0, rampup: float = 0.0) -> float:
+    """The EMA decay to use after G's optimiser step ``step`` (0-based; ``step + 1`` steps done).
+
+    Before ``start`` it is 0 (the average is a copy of G). With ``rampup`` > 0 the half-life
+    ``log(0.5) / log(decay)`` steps is capped at ``rampup x (step + 1)`` steps, as StyleGAN2-ADA
+    caps ``ema_kimg`` at ``cur_nimg x ema_rampup`` (Karras et al. 2020, training_loop.py; 0.05
+    in its configurations): decay = 0.5 ** (1 / half-life). ``decay`` 0 or 1 is returned as is.
+    """
+    if step < start:
+        return 0.0
+    if rampup <= 0 or not 0.0 < decay < 1.0:
+        return decay
+    half_life = min(math.log(0.5) / math.log(decay), rampup * (step + 1))
+    return 0.5 ** (1.0 / half_life)
 
 
 @torch.no_grad()

@@ -33,7 +33,7 @@ from gancli.reporting import Reporter, guard_output
 from gancli.runlog import append_jsonl, trim_metrics
 from gancli.runtime import Precision, compile_problem, configure_backends, seeded_rng
 
-from gancli.training.ema import make_ema, recompute_bn_stats, update_ema
+from gancli.training.ema import ema_decay, make_ema, recompute_bn_stats, update_ema
 from gancli.training.guard import FiniteGuard, check_finite_stats, check_finite_weights
 from gancli.training.objectives import Objective, validate_run
 from gancli.training.parallel import RANK_SEED_STRIDE, Dist, current, sync_batchnorm
@@ -330,7 +330,7 @@ def train_step(s: TrainState) -> None:
     optimise(s, "G", g_loss, s.opt_G)
     s.dist.broadcast_buffers(s.G, s.D)  # batch-norm statistics follow rank 0, as with DDP
     if s.G_ema is not None:
-        update_ema(s.G_ema, s.G, t.ema if s.step >= t.ema_start else 0.0)
+        update_ema(s.G_ema, s.G, ema_decay(t.ema, s.step, t.ema_start, t.ema_rampup))
     s.step += 1
     s.in_step = False
     s.meter.add({**d_stats, **g_stats})
