@@ -96,12 +96,14 @@ def main() -> None:
     ap.add_argument("--ada-kimg", type=float, default=10.0)
     ap.add_argument("--ckpt-every", type=int, default=500)
     ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--per-class", type=int, default=20, help="training digits per class (20: 200 "
+                    "digits)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--set", dest="sets", action="append", default=[])
     args = ap.parse_args()
     out = Path(args.out or tempfile.mkdtemp(prefix="gancli-ada-"))
-    folder = out / "digits200"
-    picked = write_subset(folder)
+    folder = out / f"digits{10 * args.per_class}"
+    picked = write_subset(folder, args.per_class)
     digits = load_digits(16).x
     held = sorted(set(range(len(digits))) - set(picked))
     x_train, x_val = to_model_range(digits[picked]), to_model_range(digits[held])

@@ -374,3 +374,38 @@ def test_mode_seeking_is_an_error_for_translation(objective):
     cfg = build({"loss": {"mode_seeking": 1.0}, "objective": objective})
     with pytest.raises(ConfigError, match="mode_seeking"):
         OBJECTIVES.get(objective).validate(cfg, None)  # before anything is built
+
+
+def test_top_k_training_keeps_the_samples_D_scores_highest():
+    """topk (Sinha et al. 2020): k = ceil(max(min_share, decay ** epochs) x batch) of G's
+    samples, the ones D scores highest, make G's adversarial loss; 1 = every sample."""
+    from gancli.config import build
+    from gancli.training.objectives.adversarial import TopKConfig, topk_share
+
+    assert topk_share(TopKConfig(min_share=0.5, decay=0.99), 0.0) == 1.0
+    assert topk_share(TopKConfig(min_share=0.5, decay=0.99), 10) == pytest.approx(0.99 ** 10)
+    assert topk_share(TopKConfig(min_share=0.5, decay=0.99), 500) == 0.5  # the floor
+    cfg = build({"model": {"family": "mlp", "z_dim": 4, "g_width": 8, "d_width": 8,
+                           "g_norm": "none", "d_norm": "none"},
+                 "topk": {"min_share": 0.25, "decay": 0.5},
+                 "train": {"steps": 100, "batch_size": 10}})
+    torch.manual_seed(0)
+    nets = build_nets(cfg.model, DataSpec("images", (1, 4, 4)), "none")
+    obj = AdversarialObjective(cfg, nets.G, nets.D, torch.Generator().manual_seed(0),
+                               torch.device("cpu"))
+    obj.train_size = 100  # 10 real images per step: an epoch is 10 steps
+    scores = torch.tensor([0.3, -2.0, 1.5, 0.1, -0.7, 2.2, 0.0, -1.1, 0.9, 0.4]).view(10, 1)
+    stats = {}
+    assert obj._top_k(scores, 0.0, stats) is scores and float(stats["topk"]) == 1.0  # epoch 0
+    kept = obj._top_k(scores, 0.1, stats)  # step 10: one epoch, share 0.5 -> 5 samples
+    assert float(stats["topk"]) == 0.5
+    assert sorted(kept.flatten().tolist()) == pytest.approx([0.3, 0.4, 0.9, 1.5, 2.2])
+    kept = obj._top_k(scores, 0.9, stats)  # step 90: 0.5 ** 9 < 0.25 -> ceil(2.5) = 3 samples
+    assert float(stats["topk"]) == 0.25
+    assert sorted(kept.flatten().tolist()) == pytest.approx([0.9, 1.5, 2.2])
+    fake_scores = scores.clone().requires_grad_(True)  # G's loss reaches the kept ones only
+    obj.loss.g(obj._top_k(fake_scores, 0.9, {})).backward()
+    assert torch.nonzero(fake_scores.grad.flatten()).flatten().tolist() == [2, 5, 8]
+    off = AdversarialObjective(build({}), nets.G, nets.D, torch.Generator().manual_seed(0),
+                               torch.device("cpu"))
+    assert off._top_k(scores, 0.9, stats) is scores

@@ -274,6 +274,7 @@ def build_state(cfg: Config, run_dir: Path, device: torch.device, reporter: Repo
     batches = Batches(data, t.batch_size, t.seed, device, cfg.data.flip, dist.rank, dist.world,
                       read_threads=cfg.data.read_threads)
     objective = objective_cls(cfg, G, D, rng, device, spec.num_classes)
+    objective.train_size = len(data)
     if t.compile:
         compile_nets(G, D, cfg, device, reporter, objective)
     data_meta = {**spec.to_dict(), "classes": data.classes,

@@ -6,11 +6,14 @@ only its hooks (``conditioning``, ``discriminate``, ``aux_*_loss``), never the t
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import torch
 
 from gancli.checkpoints import section
 from gancli.conditioning import NONE
-from gancli.config import Config
+from gancli.config import Config, config_field, register_section
 from gancli.errors import ConfigError
 from gancli.losses import AdversarialLoss
 from gancli.models.base import DataSpec
@@ -23,6 +26,28 @@ from gancli.training.ada import make_augment
 from gancli.training.augment import parse_policy
 from gancli.training.image_pool import ImagePool
 from gancli.training.objectives.base import Objective, Stats, Tensor
+
+
+@register_section("topk")
+@dataclass
+class TopKConfig:
+    """Top-k training of G (section ``topk``; Sinha et al. 2020, "Top-k Training of GANs:
+    Improving GAN Performance by Throwing Away Bad Samples", NeurIPS): G's adversarial loss
+    uses only the k generated samples D scores highest; k starts at the whole batch and is
+    multiplied by ``decay`` every epoch of real data, down to ``min_share`` of the batch."""
+
+    min_share: float = config_field(1.0, "top-k training of G (Sinha et al. 2020): the smallest "
+                                    "share of each generated batch, by D's score, that G's "
+                                    "adversarial loss uses (paper 0.5); 1 = off (every sample)",
+                                    min=0.01, max=1)
+    decay: float = config_field(0.99, "top-k: factor on k's share per epoch of real data, from "
+                                "1 down to topk.min_share (paper 0.99)", min=0, max=1)
+
+
+def topk_share(cfg: TopKConfig, epochs: float) -> float:
+    """The share of G's batch top-k training keeps after ``epochs`` epochs of real data:
+    max(min_share, decay ** epochs) (Sinha et al. 2020, sec. 3)."""
+    return max(cfg.min_share, cfg.decay ** max(epochs, 0.0))
 
 
 def _plus(loss: Tensor, extra: Tensor | None) -> Tensor:
@@ -72,6 +97,10 @@ class AdversarialObjective(Objective):
         self.pool = ImagePool(cfg.train.pool_size, rng)
         self.ortho = cfg.reg.ortho  # BigGAN's orthogonal regularisation of G's weights
         self.ortho_weights = ortho_weights(G) if self.ortho else []
+        self.topk = cfg.section(TopKConfig)
+        # real images D sees per G step, to count top-k's epochs (``train_size`` is the loop's)
+        self.images_per_step = cfg.train.batch_size * cfg.train.n_critic
+        self.steps = cfg.train.steps
 
     @classmethod
     def validate(cls, cfg: Config, spec: DataSpec | None) -> None:
@@ -232,7 +261,7 @@ class AdversarialObjective(Objective):
         fake = self.G(z, y)
         d_fake, cls_fake = self.discriminate(self._view(fake, progress), y)
         stats: Stats = {}
-        loss = self.loss.g(d_fake)
+        loss = self.loss.g(self._top_k(d_fake, progress, stats))
         stats["g_loss"] = loss.detach()
         loss = _plus(loss, self.aux_g_loss(cls_fake, y, stats))
         ms = self._mode_seeking(z, fake)
@@ -244,6 +273,21 @@ class AdversarialObjective(Objective):
             stats["ortho"] = ortho.detach()
             loss = loss + self.ortho * ortho
         return loss, stats
+
+    def _top_k(self, d_fake: Tensor, progress: float, stats: Stats) -> Tensor:
+        """D's scores of the generated samples G's loss uses: all of them, or with top-k
+        training (``topk.min_share`` < 1) the k highest, k = ceil(share x batch) (the share
+        from ``topk_share``; epochs counted from ``train_size``, the real samples)."""
+        if self.topk.min_share >= 1.0 or d_fake.dim() == 0 or len(d_fake) < 2:
+            return d_fake
+        epochs = progress * self.steps * self.images_per_step / max(self.train_size, 1)
+        share = topk_share(self.topk, epochs)
+        stats["topk"] = torch.tensor(share)
+        k = max(1, math.ceil(share * len(d_fake)))
+        if k >= len(d_fake):
+            return d_fake
+        flat = d_fake.reshape(len(d_fake), -1).mean(1)  # one score per sample (patch D: the mean)
+        return d_fake[flat.topk(k).indices]
 
     # -- resume --------------------------------------------------------------------------------
 

@@ -51,8 +51,12 @@ class Objective(ABC):
     - ``families``: the model families whose networks this objective drives (networks that
       grow, a style-based G), with ``families_need`` saying what they have; empty = any.
       ``validate_run`` checks it before anything is built, ``--dry-run`` included.
+
+    Instance attribute ``train_size``: the samples in this process's training data, set by
+    the loop after construction (schedules counted in epochs read it; 0 = not known).
     """
 
+    train_size: int = 0
     conditioning: ClassVar[Conditioning] = NONE
     families: ClassVar[tuple[str, ...]] = ()
     families_need: ClassVar[str] = ""
