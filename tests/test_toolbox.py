@@ -409,3 +409,28 @@ def test_top_k_training_keeps_the_samples_D_scores_highest():
     off = AdversarialObjective(build({}), nets.G, nets.D, torch.Generator().manual_seed(0),
                                torch.device("cpu"))
     assert off._top_k(scores, 0.9, stats) is scores
+
+
+@pytest.mark.parametrize("objective", ["cycle", "stargan", "pix2pix"])
+def test_top_k_is_an_error_where_G_does_not_draw_latents(objective):
+    from gancli.config import build
+    from gancli.registry import OBJECTIVES
+
+    cfg = build({"topk": {"min_share": 0.5}, "objective": objective})
+    with pytest.raises(ConfigError, match="top-k"):
+        OBJECTIVES.get(objective).validate(cfg, None)  # before anything is built
+    OBJECTIVES.get(objective).validate(build({"objective": objective}), None)  # off: accepted
+
+
+@pytest.mark.parametrize("preset", ["dcgan", "stylegan2"])
+def test_top_k_runs_and_logs_its_share(cli, tmp_path, preset):
+    """The adversarial objective and stylegan2's own G loss both apply top-k (live column)."""
+    import json
+
+    from conftest import TINY, tiny_overrides
+
+    r = cli("train", preset, *TINY, *tiny_overrides(preset), "--set", "topk.min_share=0.5",
+            "--set", "topk.decay=0", "--out", str(tmp_path), "--json")
+    assert r.code == 0, r.err
+    rows = [json.loads(line) for line in r.out.splitlines() if '"topk"' in line]
+    assert rows and rows[-1]["topk"] == 0.5  # decay 0: the floor from the first epoch on

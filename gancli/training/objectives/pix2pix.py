@@ -31,6 +31,7 @@ from gancli.errors import ConfigError
 from gancli.losses import AdversarialLoss
 from gancli.models.base import DataSpec
 from gancli.registry import LOSSES, OBJECTIVES
+from gancli.training.objectives.adversarial import TopKConfig
 from gancli.training.objectives.base import Objective, Stats, Tensor
 
 
@@ -65,9 +66,10 @@ class Pix2PixObjective(Objective):
                 raise ConfigError(f"reg.{key} is not supported by the pix2pix objective",
                                   hint=f"set reg.{key}=0")
         if (cfg.train.augment or cfg.loss.instance_noise or cfg.loss.label_flip
-                or cfg.loss.mode_seeking or cfg.train.pool_size):
-            raise ConfigError("DiffAugment, instance noise, label flips, mode seeking and the image "
-                              "pool are not supported by the pix2pix objective",
+                or cfg.loss.mode_seeking or cfg.train.pool_size
+                or cfg.section(TopKConfig).min_share < 1):
+            raise ConfigError("DiffAugment, instance noise, label flips, mode seeking, the image "
+                              "pool and top-k training are not supported by the pix2pix objective",
                               hint="switch them off for pix2pix")
         own = cfg.section(Pix2PixConfig)
         if not (own.l1_weight or own.gan_weight):

@@ -167,8 +167,9 @@ class StyleGAN2Objective(AdversarialObjective):
     def style_g_loss(self, z, z2, mask, noise, pl_noise, progress) -> tuple[Tensor, Stats]:
         fake = self.G.synthesis(self._ws(z, z2, mask), noise)
         d_fake, _ = self.discriminate(self._view(fake, progress), None)
-        loss = self.loss.g(d_fake)
-        stats: Stats = {"g_loss": loss.detach()}
+        stats: Stats = {}
+        loss = self.loss.g(self._top_k(d_fake, progress, stats))
+        stats["g_loss"] = loss.detach()
         if pl_noise is not None:
             m = len(pl_noise)
             ws = self._ws(z[:m], z2[:m], mask)

@@ -27,6 +27,7 @@ from gancli.models.base import DataSpec
 from gancli.registry import LOSSES, OBJECTIVES
 from gancli.regularizers import gradient_penalty
 from gancli.training.image_pool import ImagePool
+from gancli.training.objectives.adversarial import TopKConfig
 from gancli.training.objectives.base import Objective, Stats, Tensor
 
 
@@ -66,6 +67,9 @@ class TranslationObjective(Objective):
         if cfg.reg.ortho:
             raise ConfigError(f"reg.ortho (BigGAN's orthogonal regularisation of G) is not "
                               f"supported by {cls.name}", hint="set reg.ortho=0")
+        if cfg.section(TopKConfig).min_share < 1:
+            raise ConfigError(f"top-k training ranks samples of one latent batch, and {cls.name} "
+                              f"translates images", hint="set topk.min_share=1")
 
     def _last_batch(self) -> tuple[Tensor, Tensor | None]:
         if self._real is None:
