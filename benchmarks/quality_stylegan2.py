@@ -77,11 +77,15 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", default=[],
                     help="PRESET:key=value, an override for one preset")
     args = ap.parse_args()
+    presets = args.presets.split(",")
+    for s in args.sets:  # an override naming no listed preset would be silently ignored
+        if s.split(":", 1)[0] not in presets or "=" not in s:
+            ap.error(f"--set {s!r}: write PRESET:key=value with PRESET one of {presets}")
     out = args.out or tempfile.mkdtemp(prefix="gancli-sg2-")
     quiet = ["train.sample_every=0", "train.ckpt_every=0", "train.log_every=100000",
              "train.ckpt_minutes=0"]
     runs = []
-    for preset in args.presets.split(","):
+    for preset in presets:
         own = [s.split(":", 1)[1] for s in args.sets if s.startswith(preset + ":")]
         per_step = cpu_per_step(preset, own + quiet, out + "/calibrate", args.calibrate)
         budget_steps = max(1, int(args.cpu_minutes * 60 / per_step))
