@@ -2,6 +2,7 @@
 
     python benchmarks/ada_digits.py --steps 2000 --ckpt-every 250 --ada-kimg 10 --augment none
     python benchmarks/ada_digits.py --steps 2000 --ckpt-every 250 --ada-kimg 10 --augment ada
+    python benchmarks/ada_digits.py --score RUN --per-class 10 --every-ckpt   # a run resumed further
 
 Writes 200 of the built-in digits (20 per class, a fixed draw) as 16 px PNGs into a folder,
 trains the preset on them (the same seed and steps for every ``--augment`` given: ``none``,
@@ -100,13 +101,22 @@ def main() -> None:
                     "digits)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--set", dest="sets", action="append", default=[])
+    ap.add_argument("--score", default=None, help="score an existing run folder instead "
+                    "(trained by this script, or resumed further with gancli train --resume; "
+                    "give the same --per-class)")
+    ap.add_argument("--every-ckpt", action="store_true", help="score every kept checkpoint's "
+                    "samples, not only the last one's")
     args = ap.parse_args()
-    out = Path(args.out or tempfile.mkdtemp(prefix="gancli-ada-"))
-    folder = out / f"digits{10 * args.per_class}"
-    picked = write_subset(folder, args.per_class)
     digits = load_digits(16).x
+    picked = pick_subset(args.per_class)
     held = sorted(set(range(len(digits))) - set(picked))
     x_train, x_val = to_model_range(digits[picked]), to_model_range(digits[held])
+    if args.score:
+        print(json.dumps(report(Path(args.score), x_train, x_val, args.n, args.every_ckpt)))
+        return
+    out = Path(args.out or tempfile.mkdtemp(prefix="gancli-ada-"))
+    folder = out / f"digits{10 * args.per_class}"
+    write_subset(folder, args.per_class)
     base = [f"data.source={folder}", "data.resolution=16", "data.channels=1",
             f"train.steps={args.steps}", "train.sample_every=0",
             f"train.ckpt_every={args.ckpt_every}", "train.keep=1000",
@@ -120,29 +130,43 @@ def main() -> None:
         t0 = time.process_time()
         result = train(cfg, run, torch.device("cpu"), Reporter())
         cpu = time.process_time() - t0
-        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-        p_at = {r["step"]: r["ada_p"] for r in rows if "ada_p" in r}
-        trajectory = []
-        for step, path in sorted(checkpoints.list_steps(run / "checkpoints")):
-            train_logits, val_logits = d_logits(path, x_train), d_logits(path, x_val)
-            point = {"step": step, "rt_train": round(float(train_logits.sign().mean()), 3),
-                     "rt_val": round(float(val_logits.sign().mean()), 3),
-                     "gap": round(float(train_logits.mean() - val_logits.mean()), 2)}
-            if step in p_at:
-                point["p"] = round(p_at[step], 3)
-            trajectory.append(point)
-        scores = score_images(generate(load_generator(result.checkpoint, "cpu"),
-                                       list(range(args.n))))
         row = {"preset": args.preset, "augment": augment, "images": len(picked),
                "steps": result.step, "cpu_minutes": round(cpu / 60, 2),
-               "confident": scores["confident"], "classes_present": scores["classes_present"],
-               "fd_digits": round(scores["fd_digits"], 2), "trajectory": trajectory,
-               "run": str(run)}
+               **report(run, x_train, x_val, args.n, args.every_ckpt)}
         if aug:
             row["ada_kimg"] = args.ada_kimg
-            row["p_every_100"] = [round(p_at[k], 3) for k in sorted(p_at) if k % 100 == 0]
         print(json.dumps(row), flush=True)
 
+
+def report(run: Path, x_train: torch.Tensor, x_val: torch.Tensor, n: int,
+           every_ckpt: bool = False) -> dict:
+    """D's overfitting at every kept checkpoint of ``run`` and the last one's samples scored
+    (with ``every_ckpt``, every checkpoint's samples)."""
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    p_at = {r["step"]: r["ada_p"] for r in rows if "ada_p" in r}
+    trajectory = []
+    kept = sorted(checkpoints.list_steps(run / "checkpoints"))
+    for step, path in kept:
+        train_logits, val_logits = d_logits(path, x_train), d_logits(path, x_val)
+        point = {"step": step, "rt_train": round(float(train_logits.sign().mean()), 3),
+                 "rt_val": round(float(val_logits.sign().mean()), 3),
+                 "gap": round(float(train_logits.mean() - val_logits.mean()), 2)}
+        if step in p_at:
+            point["p"] = round(p_at[step], 3)
+        if every_ckpt:
+            point.update(sample_scores(path, n))
+        trajectory.append(point)
+    out = {**sample_scores(kept[-1][1], n), "trajectory": trajectory, "run": str(run)}
+    if p_at:
+        out["p_every_100"] = [round(p_at[k], 3) for k in sorted(p_at) if k % 100 == 0]
+    return out
+
+
+def sample_scores(ckpt: Path, n: int) -> dict:
+    """Confident share, classes present and FD-digits of ``n`` samples (seeds 0..n-1, EMA G)."""
+    scores = score_images(generate(load_generator(ckpt, "cpu"), list(range(n))))
+    return {"confident": scores["confident"], "classes_present": scores["classes_present"],
+            "fd_digits": round(scores["fd_digits"], 2)}
 
 if __name__ == "__main__":
     main()
