@@ -54,7 +54,7 @@ def main() -> None:
     result = {"checkpoint": str(model.path), "step": model.step, "train_minutes": minutes,
               "trained_on": trained_on,
               "class_accuracy": float((predicted == labels).float().mean()),
-              "per_class_accuracy": per_class, **tstr_digits(images, labels)}
+              "per_class_accuracy": per_class, **tstr_digits(images, labels, per_class=True)}
     if args.thresholds:
         result["truncation"] = [
             {"threshold": None, **fidelity_and_variety(images, labels, k)},

@@ -37,3 +37,16 @@ def test_class_sorted_fakes_are_subsampled_across_all_classes():
     r = tstr_digits(xs, ys, epochs=4)
     assert r["train_samples"] == len(x)
     assert r["tstr"] > 0.85  # the first n of a 2x sorted set hold only classes 0-4: < 0.5
+
+
+def test_per_class_recall_finds_the_class_the_fakes_lack():
+    """Fakes with no 1s at all (their 1s relabelled as 7s): the TSTR classifier never predicts
+    1, so its recall on real 1s is 0 while the other classes stay recognised."""
+    x, y = _real_train()
+    y = torch.where(y == 1, torch.tensor(7), y)
+    r = tstr_digits(x, y, epochs=4, per_class=True)
+    recall = r["tstr_recall"]
+    assert len(recall) == 10 and recall[1] == 0.0
+    assert min(recall[k] for k in (0, 2, 3, 4, 5, 6, 8, 9)) > 0.7
+    assert recall == [round(v, 3) for v in recall]
+    assert "tstr_recall" not in tstr_digits(x[:200], y[:200], epochs=1)

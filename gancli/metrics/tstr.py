@@ -53,11 +53,13 @@ def accuracy(model: DigitsNet, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def tstr_digits(fake_x: torch.Tensor, fake_y: torch.Tensor, seed: int = 0,
-                epochs: int = 30) -> dict[str, float]:
+                epochs: int = 30, per_class: bool = False) -> dict:
     """TSTR on ``fake_*`` and TRTR on as many real training digits, both tested on held-out real.
 
     There are 1,297 real training digits; with more fakes, TSTR trains on a random subset of
-    that size (the same for a given ``seed``), so both classifiers see the same count.
+    that size (the same for a given ``seed``), so both classifiers see the same count. With
+    ``per_class``, also ``tstr_recall``: for each class k, the share of held-out real k's the
+    TSTR classifier labels k (a class whose samples lack some of the real variety scores low).
     """
     from gancli.data.digits import load_digits
 
@@ -70,10 +72,17 @@ def tstr_digits(fake_x: torch.Tensor, fake_y: torch.Tensor, seed: int = 0,
     # a random subset (kept in order) when there are more fakes than real training digits:
     # generated sets often come sorted by class, and their first n would miss classes
     pick = torch.randperm(len(fake_x), generator=torch.Generator().manual_seed(seed))[:n].sort()[0]
-    tstr = accuracy(fit_classifier(fake_x[pick], fake_y[pick], seed, epochs), test_x, test_y)
+    on_fakes = fit_classifier(fake_x[pick], fake_y[pick], seed, epochs)
+    tstr = accuracy(on_fakes, test_x, test_y)
     trtr = accuracy(fit_classifier(real_x[:n], real_y[:n], seed, epochs), test_x, test_y)
-    return {"tstr": tstr, "trtr": trtr, "gap": trtr - tstr, "train_samples": n,
-            "test_samples": len(test_x)}
+    out = {"tstr": tstr, "trtr": trtr, "gap": trtr - tstr, "train_samples": n,
+           "test_samples": len(test_x)}
+    if per_class:
+        with torch.no_grad():
+            predicted = on_fakes(prepare(test_x)).argmax(1)
+        out["tstr_recall"] = [round(float((predicted[test_y == k] == k).float().mean()), 3)
+                              for k in range(int(test_y.max()) + 1)]
+    return out
 
 
 TSTR_MAX = 1_297  # trains on at most as many fakes as there are real training digits
