@@ -280,4 +280,5 @@ def test_preset_keeps_the_settings_its_measurement_used():
         (2, 1600, 0.99, 1000)
     assert (cfg.model.family, cfg.loss.name, cfg.reg.ortho, cfg.model.init) == \
         ("biggan", "hinge", 1e-4, "ortho")
+    assert cfg.loss.mode_seeking == 0.1  # ours: TSTR 85.8 -> 89.8 % (seed 0), 77.6 -> 86.0 (seed 1)
     assert cfg.model.sn_g and cfg.model.sn_d and cfg.model.attention == 8
