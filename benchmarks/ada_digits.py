@@ -168,5 +168,6 @@ def sample_scores(ckpt: Path, n: int) -> dict:
     return {"confident": scores["confident"], "classes_present": scores["classes_present"],
             "fd_digits": round(scores["fd_digits"], 2)}
 
+
 if __name__ == "__main__":
     main()
