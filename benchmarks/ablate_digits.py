@@ -4,10 +4,12 @@ One CPU training of PRESET (with --set overrides) is watched every --every steps
 watch point the raw G and several exponential moving averages of its weights (decay beta,
 started at step s: before s the average is a copy of G) are scored on the same 1,000 latents
 (seeds 0..999, as ``gancli sample`` draws them) with the shipped digits classifier: confident
-share, class evenness, classes present, and the Frechet distance in the classifier's 128-d
-features to all 1,797 real digits (see quality_digits.py). An average's batch-norm running
-statistics are scored two ways: copied from G (what ``train.ema`` stores) and re-estimated for
-the averaged weights ("bn re-est."; ``gancli.training.ema.recompute_bn_stats``).
+share, class evenness, classes present, the Frechet distance in the classifier's 128-d
+features to all 1,797 real digits, the within-class spread and the median distance to the
+nearest other sample (near-duplicates; see quality_digits.py). An
+average's batch-norm running statistics are scored two ways: copied from G (what ``train.ema``
+stores) and re-estimated for the averaged weights ("bn re-est.";
+``gancli.training.ema.recompute_bn_stats``).
 
     python benchmarks/ablate_digits.py dcgan --every 500 --ema 0.999@0,0.999@1000 \
         [--set train.steps=3000 ...]
@@ -26,7 +28,7 @@ import time
 
 import torch
 
-from quality_digits import fd_real, score_images
+from quality_digits import fd_real, nn_real, score_images, spread_real
 
 from gancli import load_config
 from gancli.reporting import Reporter
@@ -101,12 +103,14 @@ def main() -> None:
     run = create_run_dir(tempfile.mkdtemp(prefix="gancli-ablate-"), cfg.name)
     write_config(run, cfg)
     loop.train(cfg, run, torch.device("cpu"), Reporter())
-    print("\n| step | weights | confident | evenness | classes | FD-digits |")
-    print("|---|---|---|---|---|---|")
+    print("\n| step | weights | confident | evenness | classes | FD-digits | spread | NN median |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['step']} | {r['weights']} | {100 * r['confident']:.1f} % | "
-              f"{r['class_evenness'] + 0.0:.3f} | {r['classes_present']} | {r['fd_digits']:.2f} |")
-    print(f"real digits: FD-digits real vs real {fd_real():.2f}")
+              f"{r['class_evenness'] + 0.0:.3f} | {r['classes_present']} | {r['fd_digits']:.2f} | "
+              f"{r['spread']:.2f} | {r['nn_median']:.2f} |")
+    print(f"real digits: FD-digits real vs real {fd_real():.2f}, spread {spread_real():.2f}, "
+          f"NN median {nn_real(args.n):.2f}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ none           G(z), D(x)
 concat         G(z ++ onehot(y)), D(x ++ onehot(y)) (Mirza & Osindero 2014; the resnet family
                projects instead: Miyato & Koyama 2018)
 classifier     G(z ++ onehot(y)), D(x) with an auxiliary class head (Odena et al. 2017)
+concat_        G(z ++ onehot(y)), D(x, y) as in concat, plus the auxiliary class head (a
+classifier     projection D with ADC-GAN's head, Hou et al. 2022)
 info           G(z ++ c) for InfoGAN codes c, D(x) with a head Q(c | x) (Chen et al. 2016)
 translation    G maps images to images, A -> B and B -> A; D per domain (CycleGAN, Zhu et al. 2017)
 domain         G(x, target domain), D(x) with a domain head (StarGAN, Choi et al. 2018)
@@ -126,13 +128,16 @@ def code_width(cfg: ModelConfig) -> int:
 NONE = Conditioning("none")
 CONCAT = Conditioning("concat", class_labels=True, d_input=True)
 CLASSIFIER = Conditioning("classifier", class_labels=True, class_head=True)
+CONCAT_CLASSIFIER = Conditioning("concat_classifier", class_labels=True, d_input=True,
+                                 class_head=True)
 INFO = Conditioning("info", codes=True, code_head=True)
 TRANSLATION = Conditioning("translation", translates=True, two_way=True)
 DOMAIN = Conditioning("domain", translates=True, target_domain=True)
 PAIRED = Conditioning("paired", translates=True, paired=True)
 
 CONDITIONINGS: dict[str, Conditioning] = {
-    c.name: c for c in (NONE, CONCAT, CLASSIFIER, INFO, TRANSLATION, DOMAIN, PAIRED)}
+    c.name: c for c in (NONE, CONCAT, CLASSIFIER, CONCAT_CLASSIFIER, INFO, TRANSLATION, DOMAIN,
+                        PAIRED)}
 
 
 def as_conditioning(kind: Conditioning | str) -> Conditioning:

@@ -95,6 +95,12 @@ class ModelConfig:
     z_dim: int = _f(100, "latent dimension", min=1)
     z_dist: Literal["normal", "uniform", "sphere"] = _f(
         "normal", "latent distribution; sphere = normal projected on the unit sphere times sqrt(z_dim)")
+    z_mixture: int = _f(0, "components of a Gaussian-mixture latent built into G's input: "
+                        "component k = argmax of z's first K values, G reads centre_k + "
+                        "z_mixture_sigma * z (fixed centres, after DeLiGAN, Gurumurthy et al. "
+                        "2017); 0 = G reads z itself (dcgan, mlp and resnet families)", min=0)
+    z_mixture_sigma: float = _f(0.3, "z_mixture: scale of z around its component's centre "
+                                "(the centres are N(0, 1) vectors)", min=0.001, max=10)
     g_width: int = _f(64, "G width: hidden units (mlp) or base channels (conv families)", min=1)
     d_width: int = _f(64, "D width: hidden units (mlp) or base channels (conv families)", min=1)
     g_depth: int = _f(3, "G hidden layers (mlp; conv families derive depth from resolution)",

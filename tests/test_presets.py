@@ -61,7 +61,7 @@ def test_extends_merges_parent(tmp_path, monkeypatch):
 
 def test_user_folder_shadows_builtin(tmp_path, monkeypatch):
     (tmp_path / "dcgan.yaml").write_text((builtin_dir() / "dcgan.yaml").read_text()
-                                         .replace("steps: 3000", "steps: 42"))
+                                         .replace("steps: 1800", "steps: 42"))
     monkeypatch.setenv("GANCLI_PRESETS", str(tmp_path))
     assert resolve_preset("dcgan").train.steps == 42
 

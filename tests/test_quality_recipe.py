@@ -148,3 +148,82 @@ def _dcgan_tiny_like(t: dict[str, torch.Tensor]) -> tuple[torch.nn.Module, int]:
     G = build_nets(cfg.model, DataSpec("images", (1, 8, 8))).G
     G.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("G_ema.")})
     return G, cfg.model.z_dim
+
+
+def test_latent_mixture_reads_the_component_from_z_and_adds_its_centre():
+    from gancli.models.base import LatentMixture
+
+    mix = LatentMixture(z_dim=8, components=3, sigma=0.5)
+    z = torch.tensor([[0.1, 2.0, -1.0, 0.3, 0.0, 0.0, 0.0, 1.0],
+                      [-3.0, -2.0, -0.5, 9.0, 9.0, 9.0, 9.0, 9.0]])  # argmax of the first 3
+    assert mix.component(z).tolist() == [1, 2]
+    assert torch.equal(mix(z), mix.centres[[1, 2]] + 0.5 * z)
+    # the truncation trick (z * psi) keeps the component and pulls toward its centre
+    for psi in (0.7, 0.1):
+        assert torch.equal(mix.component(z * psi), mix.component(z))
+        assert (mix(z * psi) - mix.centres[[1, 2]]).norm() < (mix(z) - mix.centres[[1, 2]]).norm()
+    # latents from the plain prior fall into every component about equally often
+    counts = torch.bincount(mix.component(torch.randn(30_000, 8, generator=torch.Generator()
+                                                      .manual_seed(1))), minlength=3)
+    assert counts.min() > 9_000 and counts.max() < 11_000
+    # the centres are fixed by (components, z_dim), and travel in G's state dict
+    assert torch.equal(LatentMixture(8, 3, 0.1).centres, mix.centres)
+    assert "centres" in mix.state_dict()
+
+
+def test_latent_mixture_is_built_into_the_families_that_read_it():
+    import pytest
+
+    from gancli.errors import ConfigError
+    from gancli.models.base import LatentMixture
+
+    spec = DataSpec("images", (1, 16, 16))
+    for family in ("dcgan", "resnet"):
+        G = build_nets(ModelConfig(family=family, z_dim=16, g_width=8, d_width=8, z_mixture=4),
+                       spec, "none").G
+        assert isinstance(G.latent, LatentMixture) and "latent.centres" in G.state_dict()
+        z = torch.randn(4, 16)
+        with torch.no_grad():  # G(z) is G's layers applied to the mixture's output
+            plain = copy.deepcopy(G)
+            plain.latent = torch.nn.Identity()
+            assert torch.allclose(G.eval()(z), plain.eval()(G.latent(z)))
+    assert "latent.centres" not in _dcgan_G().state_dict()  # off by default: checkpoints unchanged
+    with pytest.raises(ConfigError, match="does not read model.z_mixture"):
+        build_nets(ModelConfig(family="progan", z_dim=16, g_width=8, d_width=8, z_mixture=4,
+                               init="torch"),
+                   spec, "none")
+    with pytest.raises(ConfigError, match="2..z_dim"):
+        build_nets(ModelConfig(family="dcgan", z_dim=16, g_width=8, d_width=8, z_mixture=17),
+                   spec, "none")
+
+
+def _bench(name: str):
+    import importlib.util
+    import sys
+
+    bench = Path(__file__).resolve().parent.parent / "benchmarks"
+    sys.path.insert(0, str(bench))
+    try:
+        spec = importlib.util.spec_from_file_location(name, bench / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(bench))
+    return mod
+
+
+def test_variety_scores_see_near_duplicates_that_confidence_does_not():
+    """quality_digits.py: 1,000 samples made of 50 real digits, each repeated 20 times, are as
+    confident as real digits, but their nearest other sample is a copy (distance 0) and the
+    within-class spread falls; 1,000 distinct real digits keep both."""
+    from gancli.data.digits import load_digits
+
+    q = _bench("quality_digits")
+    x = load_digits(16).x
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    real, repeated = x[perm[:1000]], x[perm[:50]].repeat(20, 1, 1, 1)
+    r, d = q.score_images(real.float() / 127.5 - 1), q.score_images(repeated.float() / 127.5 - 1)
+    assert abs(r["confident"] - d["confident"]) < 0.1
+    assert d["nn_median"] < 1e-4 and r["nn_median"] > 2.0
+    assert math.isclose(r["nn_median"], q.nn_real(1000), rel_tol=1e-6)
+    assert d["spread"] < 0.8 * r["spread"]

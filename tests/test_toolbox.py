@@ -332,6 +332,30 @@ def test_acgan_class_head_width_follows_the_aux_classifier():
         build_nets(ModelConfig(family="dcgan", aux_classifier="tac"), spec, "concat")
 
 
+def test_concat_classifier_d_takes_the_label_and_has_the_class_head():
+    """concat_classifier: D(x, y) as in concat (projection in resnet / biggan, label planes in
+    dcgan) plus ACGAN's head; the objective's D view passes the labels through."""
+    from gancli.config import ModelConfig, build
+    from gancli.training.objectives import OBJECTIVES
+
+    spec = DataSpec("images", (1, 16, 16), 10)
+    x, y = torch.randn(3, 1, 16, 16), torch.tensor([0, 4, 9])
+    for family in ("resnet", "biggan", "dcgan"):
+        cfg = ModelConfig(family=family, aux_classifier="adc", z_dim=120, g_width=8, d_width=8)
+        D = build_nets(cfg, spec, "concat_classifier").D.eval()
+        logit, classes = D.forward_with_classes(x, y)
+        assert classes.shape == (3, 20), family
+        assert torch.allclose(logit, D(x, y)), family  # the same adversarial logit as D(x, y)
+        assert not torch.allclose(logit, D.forward_with_classes(x, (y + 1) % 10)[0]), family
+    cfg = build({"model": {"family": "biggan", "aux_classifier": "adc", "z_dim": 120},
+                 "objective": "concat_classifier", "data": {"labels": True}})
+    obj_cls = OBJECTIVES.get("concat_classifier")
+    D = build_nets(cfg.model, spec, obj_cls.conditioning).D.eval()
+    obj = obj_cls(cfg, nn.Identity(), D, torch.Generator(), torch.device("cpu"), 10)
+    logit, classes = obj.discriminate(x, y)
+    assert torch.allclose(logit, D(x, y)) and classes.shape == (3, 20)
+
+
 def test_mode_seeking_term_pairs_one_label_and_penalises_collapse():
     """loss.mode_seeking (MSGAN): pairs (i, half + i) of G's batch share a label, and G pays
     lambda / (mean |G(z1) - G(z2)| / mean |z1 - z2| + 1e-5)."""
@@ -364,6 +388,37 @@ def test_mode_seeking_term_pairs_one_label_and_penalises_collapse():
     off = ConditionalObjective(build({"objective": "conditional"}), nets.G, nets.D,
                                torch.Generator().manual_seed(0), torch.device("cpu"), 5)
     assert off._mode_seeking(z, fake) is None
+
+
+def test_mode_seeking_pairs_share_their_latent_mixture_component():
+    """With model.z_mixture, the pairs (i, half + i) of G's batch also share their component
+    (the first K values of z), so the term asks for variety inside a component."""
+    from gancli.config import build
+    from gancli.models.base import LatentMixture
+    from gancli.training.objectives import AdversarialObjective
+
+    cfg = build({"model": {"family": "dcgan", "z_dim": 16, "g_width": 8, "d_width": 8,
+                           "z_mixture": 6},
+                 "loss": {"mode_seeking": 1.0}, "objective": "unconditional"})
+    nets = build_nets(cfg.model, DataSpec("images", (1, 16, 16)), "none")
+    obj = AdversarialObjective(cfg, nets.G, nets.D, torch.Generator().manual_seed(0),
+                               torch.device("cpu"))
+    seen = {}
+    original = obj.g_loss
+    obj.g_loss = lambda z, y, p: seen.update(z=z) or original(z, y, p)
+    loss, stats = obj.g_step(9, 0.0)
+    z = seen["z"]
+    assert torch.equal(z[:4, :6], z[4:8, :6]) and not torch.equal(z[:4, 6:], z[4:8, 6:])
+    mix: LatentMixture = nets.G.latent
+    assert torch.equal(mix.component(z[:4]), mix.component(z[4:8]))
+    assert "ms" in stats and torch.isfinite(loss)
+    # without the term the latents are left as drawn
+    plain = AdversarialObjective(build({"model": {"z_mixture": 6, "z_dim": 16},
+                                        "objective": "unconditional"}), nets.G, nets.D,
+                                 torch.Generator().manual_seed(0), torch.device("cpu"))
+    plain.g_loss = lambda z, y, p: seen.update(z=z) or original(z, y, p)
+    plain.g_step(8, 0.0)
+    assert not torch.equal(seen["z"][:4, :6], seen["z"][4:, :6])
 
 
 @pytest.mark.parametrize("objective", ["cycle", "stargan"])

@@ -63,6 +63,55 @@ def check_family(family: Family, spec: DataSpec) -> None:
                           hint=f"use {alt}")
 
 
+class LatentMixture(nn.Module):
+    """A Gaussian-mixture latent prior built into G's input, so the latent space G maps is K
+    separate balls rather than one connected cloud (``model.z_mixture``).
+
+    A generator that maps one connected latent space onto data of separate classes must send
+    some latents between them, and those samples are ambiguous (Khayatkhoei et al. 2018,
+    "Disconnected Manifold Learning for Generative Adversarial Networks"). DeLiGAN
+    (Gurumurthy et al. 2017, "DeLiGAN: Generative Adversarial Networks for Diverse and Limited
+    Data") draws z = mu_k + sigma_k * eps from a mixture instead; here the K centres mu_k are
+    fixed N(0, 1) vectors (a persistent buffer, so checkpoints carry them) and sigma is shared:
+    that part is ours. The component is read from the latent itself, k = argmax of its first K
+    values, so a seed still names one latent, latents are still drawn from the plain prior
+    (``model.z_dist``), and the truncation trick (z * psi) keeps k and pulls the latent toward
+    its own centre.
+
+    z: (B, z_dim) float -> (B, z_dim) float, centres[k] + sigma * z.
+    """
+
+    def __init__(self, z_dim: int, components: int, sigma: float):
+        super().__init__()
+        if not 2 <= components <= z_dim:
+            raise ConfigError(f"model.z_mixture={components} needs 2..z_dim ({z_dim}) components: "
+                              "the component is the argmax of z's first K values",
+                              hint=f"--set model.z_mixture={min(max(components, 2), z_dim)}, "
+                                   "or 0 for the plain prior")
+        self.components, self.sigma = components, sigma
+        gen = torch.Generator().manual_seed(0)
+        self.register_buffer("centres", torch.randn(components, z_dim, generator=gen))
+
+    def component(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, z_dim) -> (B,) int64 component index."""
+        return z[:, :self.components].argmax(1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.centres[self.component(z)].to(z.dtype) + self.sigma * z
+
+    def extra_repr(self) -> str:
+        return f"components={self.components}, sigma={self.sigma:g}"
+
+
+def latent_input(cfg: ModelConfig) -> nn.Module:
+    """What a generator applies to z first: ``LatentMixture`` when ``model.z_mixture`` is set,
+    else the identity. Families that call it: dcgan, mlp, resnet (``build_nets`` refuses the key
+    for the others)."""
+    if not cfg.z_mixture:
+        return nn.Identity()
+    return LatentMixture(cfg.z_dim, cfg.z_mixture, cfg.z_mixture_sigma)
+
+
 def build_nets(cfg: ModelConfig, spec: DataSpec, conditioning: Conditioning | str = NONE) -> Nets:
     """Build G and D for ``cfg.family``, refusing data the family cannot model and a config
     the conditioning cannot use (``ConfigError``). ``conditioning``: a descriptor, or its
@@ -72,6 +121,9 @@ def build_nets(cfg: ModelConfig, spec: DataSpec, conditioning: Conditioning | st
     check_family(family, spec)
     conditioning.check(cfg, spec)
     nets = family.build(cfg, spec, conditioning)
+    if cfg.z_mixture and not any(isinstance(m, LatentMixture) for m in nets.G.modules()):
+        raise ConfigError(f"model family '{cfg.family}' does not read model.z_mixture",
+                          hint="use the dcgan, mlp or resnet family, or --set model.z_mixture=0")
     initialise(nets.G, cfg.init)
     initialise(nets.D, cfg.init)
     return nets
@@ -155,12 +207,25 @@ class Discriminator(nn.Module):
             raise ValueError(f"a batch of {len(x)} does not split into packs of {self.pack}")
         return x.reshape(len(x) // self.pack, self.pack * x.shape[1], *x.shape[2:])
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.mbstd(self._features(self.packed(x), y))).view(-1)
+    def projection(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor | None:
+        """The projection discriminator's class term (Miyato & Koyama 2018), (B,), added to the
+        adversarial logit; None for a family without one (the resnet family has one)."""
+        return None
 
-    def forward_with_classes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.mbstd(self._features(x, None))
-        return self.head(h).view(-1), self.classes(h).flatten(1)
+    def _logit(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        out = self.head(h).view(-1)
+        proj = self.projection(h, y)
+        return out if proj is None else out + proj
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self._logit(self.mbstd(self._features(self.packed(x), y)), y)
+
+    def forward_with_classes(self, x: torch.Tensor, y: torch.Tensor | None = None
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(adversarial logits (B,), auxiliary head (B, outputs)). ``y``: the labels, for a D
+        that also takes them (the ``concat_classifier`` conditioning); else None."""
+        h = self.mbstd(self._features(x, y))
+        return self._logit(h, y), self.classes(h).flatten(1)
 
 
 class MinibatchStdDev(nn.Module):

@@ -22,6 +22,7 @@ class Generator(nn.Module):
         channels, resolution = spec.shape[0], spec.shape[1]
         stages = check_power_of_two(resolution, "dcgan")
         self.cond_width = conditioning.g_input_width(spec, cfg)
+        self.latent = base.latent_input(cfg)  # z itself, or a mixture component (model.z_mixture)
         width = cfg.g_width * 2 ** (stages - 1)  # 64 px: 8 * g_width at 4x4, as in the paper
         layers: list[nn.Module] = [  # (B, z + cond_width, 1, 1) -> (B, width, 4, 4)
             nn.ConvTranspose2d(cfg.z_dim + self.cond_width, width, 4, 1, 0, bias=False),
@@ -34,6 +35,7 @@ class Generator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        z = self.latent(z)
         if self.cond_width:
             z = torch.cat([z, condition(y, self.cond_width)], 1)
         return self.net(z[:, :, None, None])

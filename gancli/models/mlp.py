@@ -31,6 +31,7 @@ class Generator(nn.Module):
         super().__init__()
         self.shape = spec.shape
         self.cond_width = conditioning.g_input_width(spec, cfg)
+        self.latent = base.latent_input(cfg)  # z itself, or a mixture component (model.z_mixture)
         layers: list[nn.Module] = []
         width_in = cfg.z_dim + self.cond_width
         for _ in range(cfg.g_depth):
@@ -44,6 +45,7 @@ class Generator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        z = self.latent(z)
         if self.cond_width:
             z = torch.cat([z, condition(y, self.cond_width)], 1)
         return self.net(z).view(-1, *self.shape)

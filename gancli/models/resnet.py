@@ -86,6 +86,7 @@ class Generator(nn.Module):
         channels, resolution = spec.shape[0], spec.shape[1]
         stages = check_power_of_two(resolution, "resnet")
         self.cond_width = conditioning.g_input_width(spec, cfg)
+        self.latent = base.latent_input(cfg)  # z itself, or a mixture component (model.z_mixture)
         width, sn = cfg.g_width, cfg.sn_g
         self.width = width
         self.dense = spectral(nn.Linear(cfg.z_dim + self.cond_width, 4 * 4 * width), sn)
@@ -102,6 +103,7 @@ class Generator(nn.Module):
                                  spectral(nn.Conv2d(width, channels, 3, 1, 1), sn), nn.Tanh())
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        z = self.latent(z)
         if self.cond_width:
             z = torch.cat([z, condition(y, self.cond_width)], 1)
         h = self.dense(z).view(-1, self.width, 4, 4)
@@ -139,12 +141,8 @@ class Discriminator(base.Discriminator):
     def _features(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         return F.relu(self.body(x)).sum((2, 3))  # global sum pooling
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.mbstd(self._features(self.packed(x), y))
-        out = self.head(h).view(-1)
-        if self.embed is not None:
-            out = out + (self.embed(y) * h).sum(1)
-        return out
+    def projection(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor | None:
+        return None if self.embed is None else (self.embed(y) * h).sum(1)
 
 
 @register_family("resnet", kinds={"images"},

@@ -238,14 +238,20 @@ class AdversarialObjective(Objective):
 
     def g_step(self, batch_size: int, progress: float) -> tuple[Tensor, Stats]:
         y = self.random_labels(batch_size)
-        if self.mode_seeking and y is not None and batch_size >= 2:
-            half = batch_size // 2  # pairs (i, half + i) share a label: see _mode_seeking
-            y = torch.cat([y[:half], y[:half], y[2 * half:]])
-        return self.g_loss(self.latents(batch_size), y, progress)
+        half = batch_size // 2  # with mode seeking, pairs (i, half + i): see _mode_seeking
+        if self.mode_seeking and y is not None and half:
+            y = torch.cat([y[:half], y[:half], y[2 * half:]])  # a pair shares its label
+        z = self.latents(batch_size)
+        if self.mode_seeking and self.model_cfg.z_mixture and half:
+            # and its mixture component (model.z_mixture: the argmax of the first K values)
+            k = self.model_cfg.z_mixture
+            z[half:2 * half, :k] = z[:half, :k]
+        return self.g_loss(z, y, progress)
 
     def _mode_seeking(self, z: Tensor, fake: Tensor) -> Tensor | None:
         """MSGAN (Mao et al. 2019, eq. 3): G should not map two latents to one image. With
-        the batch's halves as pairs (same label: ``g_step``), the ratio of the mean absolute
+        the batch's halves as pairs (same label and same ``model.z_mixture`` component:
+        ``g_step``; sharing the component is ours), the ratio of the mean absolute
         image difference to the mean absolute latent difference should be large; G adds
         ``loss.mode_seeking`` / (ratio + 1e-5). A collapsed G makes the ratio small."""
         half = len(z) // 2

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
-from gancli.conditioning import CLASSIFIER, CONCAT
+from gancli.conditioning import CLASSIFIER, CONCAT, CONCAT_CLASSIFIER
 from gancli.config import Config, config_field, register_section
 from gancli.errors import ConfigError
 from gancli.models.base import DataSpec
@@ -107,5 +107,20 @@ class ACGANObjective(AdversarialObjective):
         return self.cls_weight * ce
 
 
+class ConcatClassifierObjective(ACGANObjective):
+    """A D that is given the label (a projection D in the resnet and biggan families, Miyato &
+    Koyama 2018; label planes in dcgan) *and* has ACGAN's class head, with its losses as in
+    ``ACGANObjective`` (``model.aux_classifier``). With ``adc``, ADC-GAN's discriminative
+    classifier (Hou et al. 2022) sits next to the projection: the head tells real from
+    generated within each class, a second per-class signal beside the projection's. Putting
+    the two together in one D is ours (the ``adcgan`` preset's D has the head alone)."""
+
+    conditioning = CONCAT_CLASSIFIER
+
+    def discriminate(self, x, y):
+        return self.D.forward_with_classes(x, y)
+
+
 OBJECTIVES.register("conditional", ConditionalObjective, tasks={"conditional"})
+OBJECTIVES.register("concat_classifier", ConcatClassifierObjective, tasks={"conditional"})
 OBJECTIVES.register("acgan", ACGANObjective, tasks={"conditional"})
