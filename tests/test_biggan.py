@@ -143,9 +143,11 @@ def test_every_cbn_reads_the_shared_embedding_and_its_own_z_chunk():
 def _preset_nets():
     from gancli import load_config
 
+    from gancli.registry import OBJECTIVES
+
     cfg = load_config("biggan")
     torch.manual_seed(0)
-    return cfg, build_nets(cfg.model, DIGITS, "concat")
+    return cfg, build_nets(cfg.model, DIGITS, OBJECTIVES.get(cfg.objective).conditioning)
 
 
 def test_the_shared_embedding_gives_class_vectors_of_norm_sqrt_dim():
