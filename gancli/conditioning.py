@@ -5,18 +5,18 @@ inference, export and the EMA's batch-norm re-estimation read the description's 
 never its name. A new kind (BigGAN's shared class embedding, pix2pix's paired input) is one
 entry in ``CONDITIONINGS`` plus whatever new field it needs.
 
-=============  ================================================================================
-none           G(z), D(x)
-concat         G(z ++ onehot(y)), D(x ++ onehot(y)) (Mirza & Osindero 2014; the resnet family
-               projects instead: Miyato & Koyama 2018)
-classifier     G(z ++ onehot(y)), D(x) with an auxiliary class head (Odena et al. 2017)
-concat_        G(z ++ onehot(y)), D(x, y) as in concat, plus the auxiliary class head (a
-classifier     projection D with ADC-GAN's head, Hou et al. 2022)
-info           G(z ++ c) for InfoGAN codes c, D(x) with a head Q(c | x) (Chen et al. 2016)
-translation    G maps images to images, A -> B and B -> A; D per domain (CycleGAN, Zhu et al. 2017)
-domain         G(x, target domain), D(x) with a domain head (StarGAN, Choi et al. 2018)
-paired         G(x) -> y for pixel-aligned pairs, D(x, y) on the pair (pix2pix, Isola et al. 2017)
-=============  ================================================================================
+=================  ================================================================================
+none               G(z), D(x)
+concat             G(z ++ onehot(y)), D(x ++ onehot(y)) (Mirza & Osindero 2014; the resnet family
+                   projects instead: Miyato & Koyama 2018)
+classifier         G(z ++ onehot(y)), D(x) with an auxiliary class head (Odena et al. 2017)
+concat_classifier  G(z ++ onehot(y)), D(x, y) as in concat, plus the auxiliary class head (a
+                   projection D with ADC-GAN's head, Hou et al. 2022)
+info               G(z ++ c) for InfoGAN codes c, D(x) with a head Q(c | x) (Chen et al. 2016)
+translation        G maps images to images, A -> B and B -> A; D per domain (CycleGAN, Zhu et al. 2017)
+domain             G(x, target domain), D(x) with a domain head (StarGAN, Choi et al. 2018)
+paired             G(x) -> y for pixel-aligned pairs, D(x, y) on the pair (pix2pix, Isola et al. 2017)
+=================  ================================================================================
 """
 
 from __future__ import annotations

@@ -69,3 +69,20 @@ def tiny_overrides(preset: str) -> list[str]:
 
 
 sys.setrecursionlimit(max(sys.getrecursionlimit(), 3000))
+
+
+def load_benchmark(name: str):
+    """The module ``benchmarks/<name>.py``, imported with ``benchmarks/`` on the path for its
+    own imports (``from common import ...``) and off it again afterwards."""
+    import importlib.util
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parent.parent / "benchmarks"
+    sys.path.insert(0, str(bench))
+    try:
+        spec = importlib.util.spec_from_file_location(name, bench / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(bench))
+    return mod

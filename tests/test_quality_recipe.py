@@ -14,7 +14,7 @@ from gancli.models import DataSpec, build_nets
 from gancli.reporting import next_steps
 from gancli.training.ema import ema_decay, make_ema, recompute_bn_stats, update_ema
 
-from conftest import TINY, tiny_overrides
+from conftest import TINY, load_benchmark, tiny_overrides
 
 
 def _dcgan_G() -> torch.nn.Module:
@@ -197,28 +197,13 @@ def test_latent_mixture_is_built_into_the_families_that_read_it():
                    spec, "none")
 
 
-def _bench(name: str):
-    import importlib.util
-    import sys
-
-    bench = Path(__file__).resolve().parent.parent / "benchmarks"
-    sys.path.insert(0, str(bench))
-    try:
-        spec = importlib.util.spec_from_file_location(name, bench / f"{name}.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(bench))
-    return mod
-
-
 def test_variety_scores_see_near_duplicates_that_confidence_does_not():
     """quality_digits.py: 1,000 samples made of 50 real digits, each repeated 20 times, are as
     confident as real digits, but their nearest other sample is a copy (distance 0) and the
     within-class spread falls; 1,000 distinct real digits keep both."""
     from gancli.data.digits import load_digits
 
-    q = _bench("quality_digits")
+    q = load_benchmark("quality_digits")
     x = load_digits(16).x
     perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
     real, repeated = x[perm[:1000]], x[perm[:50]].repeat(20, 1, 1, 1)

@@ -21,7 +21,7 @@ from gancli.training.objectives import stylegan2 as stylegan2_objective
 from gancli.training.ada import ADA_INTERVAL, OPS, AdaptiveAugment
 from gancli.training.loop import train
 
-from conftest import no_traceback
+from conftest import load_benchmark, no_traceback
 
 
 def nets(resolution=16, width=8):
@@ -338,23 +338,12 @@ def test_compiled_stylegan2_phases_match_eager():
 def test_ada_digits_subset_keeps_the_digits_grey_levels(tmp_path):
     """benchmarks/ada_digits.py's 200-digit folder holds the digits' own uint8 pixels (it once
     passed 0..255 values through the [-1, 1] -> uint8 conversion, which made them binary)."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
     import numpy as np
     from PIL import Image
 
     from gancli.data.digits import load_digits
 
-    bench = Path(__file__).resolve().parent.parent / "benchmarks"
-    sys.path.insert(0, str(bench))
-    try:
-        spec = importlib.util.spec_from_file_location("ada_digits", bench / "ada_digits.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(bench))
+    mod = load_benchmark("ada_digits")
     picked = mod.write_subset(tmp_path)
     digits = load_digits(16)
     assert len(picked) == 200 and sorted(int(digits.y[i]) for i in picked) == \
