@@ -29,6 +29,7 @@ import sys
 
 import torch
 from common import run_or_train, run_or_train_parser
+from quality_digits import within_class_spread
 
 from gancli.inference import generate, load_generator
 from gancli.metrics.digits import _default_classifier, predict_proba, prepare
@@ -57,24 +58,23 @@ def main() -> None:
               "per_class_accuracy": per_class, **tstr_digits(images, labels, per_class=True)}
     if args.thresholds:
         result["truncation"] = [
-            {"threshold": None, **fidelity_and_variety(images, labels, k)},
+            {"threshold": None, **fidelity_and_variety(images, labels)},
             *({"threshold": t, **fidelity_and_variety(
-                generate(model, list(range(n)) * k, labels=labels, threshold=t), labels, k)}
+                generate(model, list(range(n)) * k, labels=labels, threshold=t), labels)}
               for t in map(float, args.thresholds.split(",")))]
     print(json.dumps(result))
 
 
 @torch.no_grad()
-def fidelity_and_variety(images: torch.Tensor, labels: torch.Tensor, k: int) -> dict:
+def fidelity_and_variety(images: torch.Tensor, labels: torch.Tensor) -> dict:
     """Class accuracy and mean p(asked class) by the shipped classifier, and the mean pairwise
     feature distance within a class (averaged over classes)."""
     proba = predict_proba(images)
     net = _default_classifier(torch.device("cpu"))
     feats = net.features(prepare(images))
-    spread = [float(torch.pdist(feats[labels == c]).mean()) for c in range(k)]
     return {"class_accuracy": float((proba.argmax(1) == labels).float().mean()),
             "confidence": float(proba[torch.arange(len(labels)), labels].mean()),
-            "feature_spread": sum(spread) / k}
+            "feature_spread": within_class_spread(feats, labels)}
 
 
 if __name__ == "__main__":

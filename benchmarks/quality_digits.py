@@ -62,14 +62,16 @@ def fd_real() -> float:
     return frechet_between(feats[perm[:half]], feats[perm[half:]])
 
 
-def within_class_spread(feats: torch.Tensor) -> float:
+def within_class_spread(feats: torch.Tensor, labels: torch.Tensor | None = None) -> float:
     """Variety inside the classes: the mean pairwise distance between the classifier features
-    of images it puts in the same class, averaged over the classes with 2 or more images.
-    A generator that repeats a few images per digit scores low even when every image is
-    confident (real digits: ``spread_real``)."""
-    pred = _classifier().eval().head(feats).argmax(1)  # the head is what follows the features
-    spreads = [float(torch.pdist(feats[pred == c]).mean()) for c in range(10)
-               if int((pred == c).sum()) >= 2]
+    (N, 128) of images of one class, averaged over the classes with 2 or more images. The
+    classes are ``labels`` (N,) when given (a conditional model's asked-for classes), else the
+    classifier's predictions. A generator that repeats a few images per digit scores low even
+    when every image is confident (real digits: ``spread_real``)."""
+    if labels is None:
+        labels = _classifier().eval().head(feats).argmax(1)  # the head follows the features
+    spreads = [float(torch.pdist(feats[labels == c]).mean()) for c in range(10)
+               if int((labels == c).sum()) >= 2]
     return sum(spreads) / len(spreads) if spreads else 0.0
 
 

@@ -71,7 +71,8 @@ class ACGANObjective(AdversarialObjective):
                               hint="drop acgan.cls_fake, or use model.aux_classifier=ac or tac")
 
     def discriminate(self, x, y):
-        return self.D.forward_with_classes(x)
+        # the labels reach D only where its conditioning takes them (concat_classifier)
+        return self.D.forward_with_classes(x, y)
 
     def aux_d_loss(self, cls_real, y_real, cls_fake, y_fake, stats):
         k = self.num_classes
@@ -116,9 +117,6 @@ class ConcatClassifierObjective(ACGANObjective):
     the two together in one D is ours (the ``adcgan`` preset's D has the head alone)."""
 
     conditioning = CONCAT_CLASSIFIER
-
-    def discriminate(self, x, y):
-        return self.D.forward_with_classes(x, y)
 
 
 OBJECTIVES.register("conditional", ConditionalObjective, tasks={"conditional"})
