@@ -17,8 +17,10 @@ other half) is printed with the table. Real held-out digits score 96.8 % confide
 0.998. Two variety numbers follow, because a generator that repeats a few images per digit can
 be confident and even: the within-class spread (mean pairwise feature distance inside each
 predicted class; real digits 15.6) and the median pixel distance from each sample to its
-nearest other sample (near-duplicates score near 0; 1,000 real digits 3.03). Training runs on
-the CPU with the threads torch picks (set OMP_NUM_THREADS to share).
+nearest other sample (near-duplicates score near 0; 1,000 real digits 3.03). A memorisation
+check follows: the median pixel distance from each sample to its nearest training digit
+(copies score 0; real digits to their nearest other one, 2.8). Training runs on the CPU with
+the threads torch picks (set OMP_NUM_THREADS to share).
 """
 
 from __future__ import annotations
@@ -94,6 +96,27 @@ def nn_real(n: int = 1000) -> float:
     return nearest_neighbour_median(x[perm])
 
 
+def nearest_training_median(images: torch.Tensor, exclude_self: bool = False) -> float:
+    """Median over the images of the pixel L2 distance to the nearest of the 1,797 real
+    digits every digits preset trains on: memorisation check. A generator that copies its
+    training digits scores near 0; real digits score ``nn_train_real`` (each real digit to its
+    nearest *other* real digit, ``exclude_self``)."""
+    x = prepare(images).flatten(1).double()
+    real = prepare(load_digits(16).x).flatten(1).double()
+    d = torch.cdist(x, real)
+    if exclude_self:  # x are real digits: leave out each one's own copy
+        d[d < 1e-3] = float("inf")
+    return float(d.min(1).values.median())
+
+
+@lru_cache(maxsize=4)
+def nn_train_real(n: int = 1000) -> float:
+    """``nearest_training_median`` of ``n`` real digits (the ``nn_real`` subset) to the others."""
+    x = load_digits(16).x
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:n]
+    return nearest_training_median(x[perm], exclude_self=True)
+
+
 def spread_real() -> float:
     """``within_class_spread`` of all 1,797 real digits."""
     return within_class_spread(_real_features())
@@ -107,7 +130,11 @@ def score_images(images: torch.Tensor) -> dict:
     scores["fd_digits"] = frechet_between(feats, _real_features())
     scores["spread"] = within_class_spread(feats)
     scores["nn_median"] = nearest_neighbour_median(images)
+    scores["nn_train"] = nearest_training_median(images)
     return scores
+
+
+UNCONDITIONAL_OBJECTIVES = ("unconditional", "self_conditional", "progressive")  # G(z), no codes
 
 
 def unconditional_digits_presets() -> list[str]:
@@ -117,7 +144,7 @@ def unconditional_digits_presets() -> list[str]:
     out = []
     for name in list_presets():
         cfg = load_config(name, [])
-        if cfg.task == "unconditional" and cfg.objective in ("unconditional", "progressive") \
+        if cfg.task == "unconditional" and cfg.objective in UNCONDITIONAL_OBJECTIVES \
                 and cfg.data.source.startswith("digits"):
             out.append(name)
     return out
@@ -167,6 +194,9 @@ def main() -> None:
           + ", ".join(f"{r['preset']} {r['spread']:.2f}" for r in rows))
     print(f"median distance to the nearest other sample (real digits {nn_real(args.n):.2f}): "
           + ", ".join(f"{r['preset']} {r['nn_median']:.2f}" for r in rows))
+    print("median distance to the nearest training digit (real digits, to the nearest other: "
+          f"{nn_train_real(args.n):.2f}; copies of training digits: 0): "
+          + ", ".join(f"{r['preset']} {r['nn_train']:.2f}" for r in rows))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ info               G(z ++ c) for InfoGAN codes c, D(x) with a head Q(c | x) (Che
 translation        G maps images to images, A -> B and B -> A; D per domain (CycleGAN, Zhu et al. 2017)
 domain             G(x, target domain), D(x) with a domain head (StarGAN, Choi et al. 2018)
 paired             G(x) -> y for pixel-aligned pairs, D(x, y) on the pair (pix2pix, Isola et al. 2017)
+clusters           G(z) reads a cluster k of the data from z and takes it one-hot; D(x ++ onehot(k)),
+                   k of a real image its nearest cluster centre (self-conditioned GAN, Liu et al. 2020)
 =================  ================================================================================
 """
 
@@ -51,6 +53,9 @@ class Conditioning:
       the image (StarGAN).
     - ``paired``: G maps an input image to its pixel-aligned target, one way, with dropout noise
       from a seeded generator; D judges (input, output) pairs (pix2pix).
+    - ``clusters``: G's labels are clusters of the training images (``model.z_clusters``) that
+      G reads from its own latent, so from outside G is unconditional (sampled by seed alone);
+      D takes the cluster as an input (``d_input``), ``model.z_clusters`` values wide.
     """
 
     name: str
@@ -63,6 +68,7 @@ class Conditioning:
     two_way: bool = False
     target_domain: bool = False
     paired: bool = False
+    clusters: bool = False
 
     @property
     def conditional(self) -> bool:
@@ -75,6 +81,13 @@ class Conditioning:
         if self.codes:
             return code_width(cfg) if cfg is not None else 0
         return spec.num_classes if self.class_labels else 0
+
+    def d_label_width(self, spec: DataSpec, cfg: ModelConfig) -> int:
+        """Width of the label D takes as an input (``d_input``): the data's classes, or the
+        clusters of ``model.z_clusters``; 0 when D takes none."""
+        if not self.d_input:
+            return 0
+        return cfg.z_clusters if self.clusters else spec.num_classes
 
     def aux_head_width(self, spec: DataSpec, cfg: ModelConfig) -> int:
         """Width of D's second head: class logits (ACGAN; twice as many with
@@ -114,6 +127,19 @@ class Conditioning:
         if self.codes and cfg.info_cat == 1:
             raise ConfigError("a categorical code needs at least two categories",
                               hint="--set model.info_cat=10 (or 0 for none)")
+        if cfg.z_clusters and not self.clusters:
+            raise ConfigError("model.z_clusters is for the self_conditional objective",
+                              hint="--set objective=self_conditional, or --set model.z_clusters=0")
+        if self.clusters and not cfg.z_clusters:
+            raise ConfigError("the self_conditional objective needs model.z_clusters (the number "
+                              "of clusters of the training images)",
+                              hint="--set model.z_clusters=30")
+        if self.clusters and cfg.z_mixture:
+            raise ConfigError("model.z_clusters and model.z_mixture both split the latent space",
+                              hint="--set model.z_mixture=0")
+        if self.clusters and cfg.pack > 1:
+            raise ConfigError("packing is for an unconditional D: a pack would mix clusters",
+                              hint="set model.pack=1")
         if cfg.aux_classifier != "ac" and not self.class_head:
             raise ConfigError(f"model.aux_classifier={cfg.aux_classifier} is a class head for "
                               "ACGAN's discriminator", hint="set model.aux_classifier=ac, or train "
@@ -134,10 +160,11 @@ INFO = Conditioning("info", codes=True, code_head=True)
 TRANSLATION = Conditioning("translation", translates=True, two_way=True)
 DOMAIN = Conditioning("domain", translates=True, target_domain=True)
 PAIRED = Conditioning("paired", translates=True, paired=True)
+CLUSTERS = Conditioning("clusters", d_input=True, clusters=True)
 
 CONDITIONINGS: dict[str, Conditioning] = {
     c.name: c for c in (NONE, CONCAT, CLASSIFIER, CONCAT_CLASSIFIER, INFO, TRANSLATION, DOMAIN,
-                        PAIRED)}
+                        PAIRED, CLUSTERS)}
 
 
 def as_conditioning(kind: Conditioning | str) -> Conditioning:

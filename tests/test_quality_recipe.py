@@ -212,3 +212,6 @@ def test_variety_scores_see_near_duplicates_that_confidence_does_not():
     assert d["nn_median"] < 1e-4 and r["nn_median"] > 2.0
     assert math.isclose(r["nn_median"], q.nn_real(1000), rel_tol=1e-6)
     assert d["spread"] < 0.8 * r["spread"]
+    # the memorisation check: training digits themselves are 0 from the nearest training
+    # digit, where real digits are ~2.8 from their nearest *other* one
+    assert r["nn_train"] < 1e-4 and d["nn_train"] < 1e-4 and q.nn_train_real(1000) > 2.0

@@ -103,13 +103,130 @@ class LatentMixture(nn.Module):
         return f"components={self.components}, sigma={self.sigma:g}"
 
 
-def latent_input(cfg: ModelConfig) -> nn.Module:
+class ClusterLatent(nn.Module):
+    """G's latent input for training on clusters of the data (``model.z_clusters``; the
+    ``self_conditional`` objective): G reads a cluster index from its own latent and is
+    conditioned on it, and D is told the cluster of every image it judges (of a real image:
+    its nearest centre; of a sample: the one G was asked for).
+
+    After Liu et al. 2020, "Diverse Image Generation via Self-Conditioned GANs" (CVPR): they
+    cluster D's features and re-cluster during training; here the K centres come once, before
+    the first step, from k-means on the training images average-pooled to at most 8x8 pixels
+    (``fit``; ours: fixed pixel-space clusters), and are buffers, so checkpoints, sampling and
+    export carry them. The cluster is read from the latent's first two values (ours): the angle
+    of (z_0, z_1), uniform on the circle for the normal and sphere priors, is a uniform u in
+    [0, 1) that does not change when z is scaled (the truncation trick keeps each sample's
+    cluster), and cluster k covers the share of [0, 1) the data gives it; with the uniform
+    prior, u = (z_0 + 1) / 2. So a seed still names one sample, and G draws each cluster as
+    often as the data holds it. Those two values pick the cluster only; G's content input is
+    z_2 ... z_{d-1}, so a sample made for a given cluster (``forward(z, k)``: D's step pairs
+    samples with the real batch's clusters, as a cGAN does) is one G draws for that cluster.
+
+    forward: z (B, z_dim) float [, k (B,) int64] -> (B, z_dim - 2 + K) float,
+    z_2 ... z_{d-1} followed by one-hot(cluster).
+    """
+
+    def __init__(self, z_dim: int, clusters: int, spec: DataSpec, z_dist: str = "normal"):
+        super().__init__()
+        if clusters < 2:
+            raise ConfigError(f"model.z_clusters={clusters}: clustering needs at least 2 clusters",
+                              hint="--set model.z_clusters=30, or 0 to train on the plain prior")
+        if spec.kind != "images":
+            raise ConfigError("model.z_clusters clusters images, not 2-D points",
+                              hint="--set model.z_clusters=0")
+        if z_dim < 3:
+            raise ConfigError(f"model.z_clusters needs model.z_dim >= 3 (two values pick the "
+                              f"cluster); it is {z_dim}", hint="--set model.z_dim=100")
+        self.clusters, self.z_dim, self.z_dist = clusters, z_dim, z_dist
+        channels, size = spec.shape[0], min(8, spec.shape[-1])
+        self.pooled = size
+        self.register_buffer("centres", torch.zeros(clusters, channels * size * size))
+        # the prior's cumulative shares: cluster k covers (cumulative[k-1], cumulative[k]]
+        self.register_buffer("cumulative", torch.arange(1, clusters + 1) / clusters)
+
+    @property
+    def out_dim(self) -> int:
+        return self.z_dim - 2 + self.clusters
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) images in [-1, 1] -> (B, C * s * s) float: average-pooled to s x s,
+        s = min(8, H)."""
+        return nn.functional.adaptive_avg_pool2d(x.float(), self.pooled).flatten(1)
+
+    @torch.no_grad()
+    def fit(self, images: torch.Tensor, seed: int) -> dict:
+        """k-means (``scipy.cluster.vq.kmeans2``, k-means++ seeding from ``seed``) on
+        ``images`` (N, C, H, W) float in [-1, 1]: sets the centres and the clusters' shares.
+        Returns {"sizes": [...]} (images per cluster). With fewer images than clusters, or a
+        cluster k-means leaves empty, the clusters without images get no share (G never draws
+        them) and a far-away centre (no real image is assigned to them). ``ConfigError``
+        without images."""
+        import numpy as np
+        from scipy.cluster.vq import kmeans2
+
+        import warnings
+
+        feats = self.features(images).double().numpy()
+        if len(feats) == 0:
+            raise ConfigError("model.z_clusters: no training images to cluster",
+                              hint="check --data")
+        k = min(self.clusters, len(feats))  # fewer images than clusters: one cluster each
+        with warnings.catch_warnings():  # an empty cluster is handled below
+            warnings.simplefilter("ignore")
+            found, labels = kmeans2(feats, k, minit="++", seed=seed)
+        sizes = np.bincount(labels, minlength=self.clusters)
+        centres = np.full((self.clusters, feats.shape[1]), 1e4)  # unused: never the nearest
+        centres[:k] = found
+        centres[sizes == 0] = 1e4  # nor an empty one, which G never draws either
+        self.centres.copy_(torch.from_numpy(centres).float())
+        self.cumulative.copy_(torch.from_numpy(np.cumsum(sizes) / sizes.sum()).float())
+        return {"sizes": sizes.tolist()}
+
+    def assign(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) images in [-1, 1] -> (B,) int64: the nearest centre's index."""
+        return torch.cdist(self.features(x), self.centres.float()).argmin(1)
+
+    def component(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, z_dim) latents -> (B,) int64 cluster: u in [0, 1) from (z_0, z_1) (see the class
+        docstring), k = the number of the clusters' cumulative shares below u, so cluster k
+        has probability its share."""
+        z = z.float()
+        if self.z_dist == "uniform":
+            u = (z[:, :1] + 1) / 2
+        else:
+            u = (torch.atan2(z[:, 1:2], z[:, :1]) + math.pi) / (2 * math.pi)
+        below = (u > self.cumulative[:-1].float()).sum(1)
+        return below.clamp_max(self.clusters - 1)
+
+    def forward(self, z: torch.Tensor, k: torch.Tensor | None = None) -> torch.Tensor:
+        k = self.component(z) if k is None else k
+        return torch.cat([z[:, 2:], nn.functional.one_hot(k, self.clusters).to(z.dtype)], 1)
+
+    def extra_repr(self) -> str:
+        return f"clusters={self.clusters}, pooled={self.pooled}x{self.pooled}"
+
+
+def latent_input(cfg: ModelConfig, spec: DataSpec | None = None) -> nn.Module:
     """What a generator applies to z first: ``LatentMixture`` when ``model.z_mixture`` is set,
-    else the identity. Families that call it: dcgan, mlp, resnet (``build_nets`` refuses the key
-    for the others)."""
+    ``ClusterLatent`` when ``model.z_clusters`` is (families that pass ``spec``: dcgan), else
+    the identity. Its output width is ``latent_width(cfg)``. Families that call it: dcgan, mlp,
+    resnet (``build_nets`` refuses the keys for the others)."""
+    if cfg.z_clusters and spec is not None:
+        return ClusterLatent(cfg.z_dim, cfg.z_clusters, spec, cfg.z_dist)
     if not cfg.z_mixture:
         return nn.Identity()
     return LatentMixture(cfg.z_dim, cfg.z_mixture, cfg.z_mixture_sigma)
+
+
+def latent_width(cfg: ModelConfig) -> int:
+    """Width of what ``latent_input`` gives G: z_dim, or with ``model.z_clusters`` K one-hot
+    values instead of the two latent values that pick the cluster."""
+    return cfg.z_dim - 2 + cfg.z_clusters if cfg.z_clusters else cfg.z_dim
+
+
+def cluster_latent(G: nn.Module) -> ClusterLatent | None:
+    """G's ``ClusterLatent`` (``model.z_clusters``), or None."""
+    return next((m for m in G.modules() if isinstance(m, ClusterLatent)), None)
 
 
 def build_nets(cfg: ModelConfig, spec: DataSpec, conditioning: Conditioning | str = NONE) -> Nets:
@@ -124,6 +241,9 @@ def build_nets(cfg: ModelConfig, spec: DataSpec, conditioning: Conditioning | st
     if cfg.z_mixture and not any(isinstance(m, LatentMixture) for m in nets.G.modules()):
         raise ConfigError(f"model family '{cfg.family}' does not read model.z_mixture",
                           hint="use the dcgan, mlp or resnet family, or --set model.z_mixture=0")
+    if cfg.z_clusters and cluster_latent(nets.G) is None:
+        raise ConfigError(f"model family '{cfg.family}' does not read model.z_clusters",
+                          hint="use the dcgan family, or --set model.z_clusters=0")
     initialise(nets.G, cfg.init)
     initialise(nets.D, cfg.init)
     return nets

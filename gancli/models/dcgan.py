@@ -6,6 +6,7 @@ in D, tanh output. One 2x stage per octave between 4x4 and the image resolution.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gancli.conditioning import NONE, Conditioning
@@ -13,7 +14,7 @@ from gancli.config import ModelConfig
 from gancli.errors import ConfigError
 from gancli.models import base
 from gancli.models.base import (DataSpec, Nets, check_power_of_two, condition,
-                                mbstd_for, norm_2d, one_hot, register_family)
+                                mbstd_for, norm_2d, register_family)
 
 
 class Generator(nn.Module):
@@ -22,10 +23,12 @@ class Generator(nn.Module):
         channels, resolution = spec.shape[0], spec.shape[1]
         stages = check_power_of_two(resolution, "dcgan")
         self.cond_width = conditioning.g_input_width(spec, cfg)
-        self.latent = base.latent_input(cfg)  # z itself, or a mixture component (model.z_mixture)
+        # z itself, a mixture component (model.z_mixture), or z ++ onehot(cluster) (z_clusters)
+        self.latent = base.latent_input(cfg, spec)
+        self.clustered = isinstance(self.latent, base.ClusterLatent)  # y: a cluster to draw
         width = cfg.g_width * 2 ** (stages - 1)  # 64 px: 8 * g_width at 4x4, as in the paper
         layers: list[nn.Module] = [  # (B, z + cond_width, 1, 1) -> (B, width, 4, 4)
-            nn.ConvTranspose2d(cfg.z_dim + self.cond_width, width, 4, 1, 0, bias=False),
+            nn.ConvTranspose2d(base.latent_width(cfg) + self.cond_width, width, 4, 1, 0, bias=False),
             norm_2d(cfg.g_norm, width), nn.ReLU(True)]
         for _ in range(stages - 1):
             layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
@@ -35,7 +38,9 @@ class Generator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        z = self.latent(z)
+        """z (B, z_dim) float, y (B,) int64 labels, codes, or with ``model.z_clusters`` the
+        clusters to draw (None: read from z) -> (B, C, H, W) images in [-1, 1]."""
+        z = self.latent(z, y) if self.clustered else self.latent(z)
         if self.cond_width:
             z = torch.cat([z, condition(y, self.cond_width)], 1)
         return self.net(z[:, :, None, None])
@@ -46,8 +51,8 @@ class Discriminator(base.Discriminator):
         super().__init__(cfg.pack)
         channels, resolution = spec.shape[0] * cfg.pack, spec.shape[1]
         stages = check_power_of_two(resolution, "dcgan")
-        # cGAN: the label enters as constant one-hot planes next to the image channels
-        self.label_width = spec.num_classes if conditioning.d_input else 0
+        # cGAN: the label (or cluster) enters as constant one-hot planes next to the image channels
+        self.label_width = conditioning.d_label_width(spec, cfg)
         width = cfg.d_width
         act = nn.LeakyReLU(0.2, True) if cfg.d_act != "relu" else nn.ReLU(True)
         layers: list[nn.Module] = [nn.Conv2d(channels + self.label_width, width, 4, 2, 1),
@@ -64,10 +69,23 @@ class Discriminator(base.Discriminator):
         self.classes = nn.Conv2d(width + extra, outputs, 4, 1, 0) if outputs else None
 
     def _features(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        if self.label_width:
-            planes = one_hot(y, self.label_width)[:, :, None, None].expand(-1, -1, *x.shape[2:])
-            x = torch.cat([x, planes], 1)
-        return self.body(x)
+        if not self.label_width:
+            return self.body(x)
+        # D(x ++ one-hot planes of y) without building the planes: the first convolution is
+        # linear, so conv([x, planes]) = conv_image(x) + conv_label(planes), and conv_label of
+        # constant planes depends on the label alone: a (K, width, h, w) table per call,
+        # gathered by y. Equal to the concatenation up to float rounding (tested); the planes
+        # cost the first layer K + C input channels per image, the table K per batch.
+        first: nn.Conv2d = self.body[0]
+        weight = first.weight  # read once: a spectrally normalised weight steps its iteration
+        c = x.shape[1]
+        h = F.conv2d(x, weight[:, :c], first.bias, first.stride, first.padding)
+        label = weight[:, c:]  # (width, K, kh, kw) -> one output map per (label, channel)
+        width, k = label.shape[:2]
+        ones = x.new_ones(1, 1, *x.shape[2:])
+        table = F.conv2d(ones, label.transpose(0, 1).reshape(k * width, 1, *label.shape[2:]),
+                         None, first.stride, first.padding).view(k, width, *h.shape[2:])
+        return self.body[1:](h + table[y])
 
 
 @register_family("dcgan", kinds={"images"},

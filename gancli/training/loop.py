@@ -266,7 +266,6 @@ def build_state(cfg: Config, run_dir: Path, device: torch.device, reporter: Repo
     if t.channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     dist.broadcast_module(G, D)  # the same initial weights on every rank
-    G_ema = make_ema(G) if t.ema else None
     opt_G = make_optimizer(cfg, G.parameters(), cfg.optim.lr_g)
     opt_D = make_optimizer(cfg, D.parameters(), cfg.optim.lr_d)
     amp = Precision(t.precision, device)
@@ -275,6 +274,10 @@ def build_state(cfg: Config, run_dir: Path, device: torch.device, reporter: Repo
                       read_threads=cfg.data.read_threads)
     objective = objective_cls(cfg, G, D, rng, device, spec.num_classes)
     objective.train_size = len(data)
+    line = objective.prepare(data)  # e.g. clusters fitted on the data (resume: replaced below)
+    if line:
+        reporter.event("message", text=line)
+    G_ema = make_ema(G) if t.ema else None  # after prepare: it copies G's buffers
     if t.compile:
         compile_nets(G, D, cfg, device, reporter, objective)
     data_meta = {**spec.to_dict(), "classes": data.classes,

@@ -13,14 +13,15 @@ from gancli.errors import ConfigError
 from gancli.models.base import DataSpec, check_family
 from gancli.registry import FAMILIES, OBJECTIVES
 from gancli.training.objectives import (adversarial, conditional, infogan, pix2pix, progressive,
-                                        stylegan2, translation)
+                                        self_conditional, stylegan2, translation)
 from gancli.training.objectives.adversarial import AdversarialObjective, flip_logits
 from gancli.training.objectives.base import Objective, Stats, check_task
 from gancli.training.objectives.conditional import ACGANObjective, ConditionalObjective
 from gancli.training.objectives.infogan import InfoGANObjective
 from gancli.training.objectives.translation import CycleObjective, StarGANObjective
 
-MODULES = (adversarial, conditional, infogan, pix2pix, progressive, stylegan2, translation)  # each registers its objectives
+MODULES = (adversarial, conditional, infogan, pix2pix, progressive, self_conditional, stylegan2,
+           translation)  # each registers its objectives
 
 __all__ = ["ACGANObjective", "AdversarialObjective", "ConditionalObjective", "CycleObjective",
            "InfoGANObjective", "MODULES", "Objective", "StarGANObjective", "Stats",

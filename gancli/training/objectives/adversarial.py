@@ -144,6 +144,17 @@ class AdversarialObjective(Objective):
         """Labels for the fakes of D's step: the real batch's, so both halves share one mix."""
         return real_labels
 
+    def real_labels(self, real: Tensor, labels: Tensor | None) -> Tensor | None:
+        """The labels D's step pairs with the real batch: the data's (class-conditional
+        kinds), or None."""
+        return labels if self.conditioning.class_labels else None
+
+    def fake_inputs(self, y_real: Tensor | None, n: int) -> tuple[Tensor, Tensor | None]:
+        """G's inputs for the fakes of D's step, drawn in this order: labels
+        (``fake_labels``), then latents."""
+        y_fake = self.fake_labels(y_real, n)
+        return self.latents(n), y_fake
+
     def _view(self, x: Tensor, progress: float) -> Tensor:
         """What D is shown: the (augmented) input plus annealed instance noise."""
         if self.augment:
@@ -186,10 +197,10 @@ class AdversarialObjective(Objective):
     # functions whole: a random draw from the run's generator would split the graph.
 
     def d_step(self, real: Tensor, labels: Tensor | None, progress: float) -> tuple[Tensor, Stats]:
-        y_real = labels if self.conditioning.class_labels else None
-        y_fake = self.fake_labels(y_real, len(real))
+        y_real = self.real_labels(real, labels)
+        z, y_fake = self.fake_inputs(y_real, len(real))
         with torch.no_grad():
-            fake = self.G(self.latents(len(real)), y_fake)
+            fake = self.G(z, y_fake)
         fake = self.pool.query(fake)
         real_in, fake_in = self._view(real, progress), self._view(fake, progress)
         swap = self._swaps(len(real) // self.pack)

@@ -8,7 +8,8 @@ an objective owns the maths. Per generator step the loop calls, in this order::
         loss, stats = objective.d_step(real, labels, progress)   # then backward + opt_D
     loss, stats = objective.g_step(batch_size, progress)         # then backward + opt_G
 
-and around the run ``validate`` (before anything is built), ``compile`` (``train.compile``),
+and around the run ``validate`` (before anything is built), ``prepare`` (the data, once, before
+the first step), ``compile`` (``train.compile``),
 ``state`` / ``load`` (checkpoints). Nothing else: the loop never asks what kind of objective
 it runs (no ``isinstance``), and never branches on a preset or family name.
 
@@ -79,6 +80,14 @@ class Objective(ABC):
         ``gancli.data.Dataset``; e.g. pix2pix refuses CycleGAN's unpaired ``trainA``/``trainB``),
         with a ``ConfigError``. Called once after the data is loaded, before any network is
         built; ``--dry-run`` reads no data and skips it. The default accepts everything."""
+
+    def prepare(self, data) -> str | None:
+        """Called by the loop once, after the networks are built and before G's EMA copy and
+        the first step, with the training data (a ``gancli.data.Dataset``): the place to fit
+        what the networks take from the data (``self_conditional``'s clusters). What it sets
+        must live in G's or D's buffers or in ``state()``: on ``--resume`` the checkpoint
+        replaces it. Returns a line to show the user, or None. The default does nothing."""
+        return None
 
     def on_step(self, step: int) -> bool:
         """Called by the loop once at the start of every training step (``step`` counts the
