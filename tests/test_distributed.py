@@ -22,7 +22,9 @@ from gancli import checkpoints
 
 HERE = Path(__file__).resolve().parent
 # BN statistics (buffers follow rank 0), an image pool and noise per rank, flips, EMA
-SETS = ["data.size=512", "data.resolution=8", "model.g_width=8", "model.d_width=8",
+# (the paper's plain objective: the dcgan preset's clusters refuse an image pool)
+SETS = ["objective=unconditional", "model.z_clusters=0",
+        "data.size=512", "data.resolution=8", "model.g_width=8", "model.d_width=8",
         "train.batch_size=8", "train.pool_size=4", "train.ema=0.9", "data.flip=true",
         "train.sample_every=0", "train.log_every=2", "train.ckpt_every=3", "train.sample_n=4"]
 

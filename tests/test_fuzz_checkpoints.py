@@ -25,7 +25,8 @@ from test_resume import tiny_cfg
 def good_ckpt(tmp_path_factory) -> checkpoints.Checkpoint:
     """A real 2-step DCGAN checkpoint with every kind of state: BN buffers, EMA, Adam moments,
     the image pool and the noise generator."""
-    cfg = tiny_cfg("dcgan", 2, ["train.ema=0.9", "train.pool_size=4"])
+    cfg = tiny_cfg("dcgan", 2, ["objective=unconditional", "model.z_clusters=0",  # a pool
+                                "train.ema=0.9", "train.pool_size=4"])
     run = create_run_dir(tmp_path_factory.mktemp("good"), "good")
     write_config(run, cfg)
     train(cfg, run, torch.device("cpu"), Reporter())

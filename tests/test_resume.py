@@ -23,9 +23,11 @@ from conftest import tiny_overrides
 CASES = {
     # WGAN-GP: n_critic 5, a random interpolate per sample, Adam with beta1 = 0
     "wgan-gp-toy": ["train.n_critic=5"],
-    # DCGAN with every stateful option: BN statistics, EMA, image pool, flips, annealed
-    # instance noise, label smoothing and a decaying learning rate
-    "dcgan": ["train.ema=0.9", "train.pool_size=6", "data.flip=true", "loss.instance_noise=0.1",
+    # DCGAN (the paper's plain objective: the preset's clusters refuse a pool) with every
+    # stateful option: BN statistics, EMA, image pool, flips, annealed instance noise, label
+    # smoothing and a decaying learning rate (the clusters: test_self_conditional.py)
+    "dcgan": ["objective=unconditional", "model.z_clusters=0", "train.ema=0.9",
+              "train.pool_size=6", "data.flip=true", "loss.instance_noise=0.1",
               "loss.label_smoothing=0.1", "optim.decay_start=10"],
     # SAGAN: spectral-norm power-iteration vectors in G and D, self-attention, TTUR; plus
     # the random toolbox draws: DiffAugment, flipped labels (so a BCE loss), minibatch stddev

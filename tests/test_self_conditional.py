@@ -103,6 +103,10 @@ def test_the_dcgan_family_builds_a_G_that_samples_by_latent_alone_and_a_D_given_
      "both split the latent"),
     ({"objective": "self_conditional", "model": {"z_clusters": 5, "family": "resnet"}},
      "self_conditional' needs"),
+    ({"objective": "self_conditional", "model": {"z_clusters": 5}, "train": {"pool_size": 8}},
+     "pool does not keep labels or clusters"),
+    ({"objective": "self_conditional", "model": {"z_clusters": 5, "pack": 2}},
+     "a pack would mix clusters"),
 ])
 def test_configs_that_cannot_work_are_refused_before_anything_is_built(sets, message):
     from gancli.training.objectives import validate_run

@@ -188,6 +188,7 @@ class TrainState:
     in_step: bool = False  # between the start of a step and `step += 1`: no whole state
     ema_settled_at: int = -1  # the step G_ema's batch-norm statistics were re-estimated at
     warned: set[str] = field(default_factory=set)  # kinds of optional writes that failed
+    prepared: str | None = None  # what the objective's prepare() fitted, for the user
     d_params: list[torch.nn.Parameter] = field(default_factory=list)
     g_params: list[torch.nn.Parameter] = field(default_factory=list)
 
@@ -274,9 +275,7 @@ def build_state(cfg: Config, run_dir: Path, device: torch.device, reporter: Repo
                       read_threads=cfg.data.read_threads)
     objective = objective_cls(cfg, G, D, rng, device, spec.num_classes)
     objective.train_size = len(data)
-    line = objective.prepare(data)  # e.g. clusters fitted on the data (resume: replaced below)
-    if line:
-        reporter.event("message", text=line)
+    prepared = objective.prepare(data)  # e.g. clusters fitted on the data (resume: replaced)
     G_ema = make_ema(G) if t.ema else None  # after prepare: it copies G's buffers
     if t.compile:
         compile_nets(G, D, cfg, device, reporter, objective)
@@ -287,7 +286,7 @@ def build_state(cfg: Config, run_dir: Path, device: torch.device, reporter: Repo
     return TrainState(cfg, run_dir, device, reporter, data, spec, dist, conditioning, G, D,
                       G_ema, opt_G, opt_D, amp, rng, batches, objective, data_meta,
                       guard=FiniteGuard(device), d_params=list(D.parameters()),
-                      g_params=list(G.parameters()))
+                      g_params=list(G.parameters()), prepared=prepared)
 
 
 def start_report(s: TrainState) -> None:
@@ -297,6 +296,8 @@ def start_report(s: TrainState) -> None:
                       "samples": len(s.data), "data_info": s.data.info,
                       "params_G": sum(p.numel() for p in s.G.parameters()),
                       "params_D": sum(p.numel() for p in s.D.parameters())})
+    if s.prepared and s.step == 0:  # a fresh run: what prepare() fitted (resumed: loaded)
+        s.reporter.event("message", text=s.prepared)
     s.meter, s.t0 = Meter(), time.perf_counter()
     s.tick = (s.t0, s.step)
     s.saved_at, s.in_step = time.monotonic(), False

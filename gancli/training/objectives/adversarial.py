@@ -112,9 +112,10 @@ class AdversarialObjective(Objective):
                                   hint=f"set loss.{key}=0, or use nonsaturating/lsgan")
         if cfg.train.augment.strip() != "ada":  # ADA's pipeline, else a DiffAugment policy
             parse_policy(cfg.train.augment)
-        if cfg.train.pool_size and cls.conditioning.conditional:
-            raise ConfigError("the image history pool does not keep labels",
-                              hint="set train.pool_size=0 for a conditional preset")
+        if cfg.train.pool_size and (cls.conditioning.conditional or cls.conditioning.d_input):
+            raise ConfigError("the image history pool does not keep labels or clusters",
+                              hint="set train.pool_size=0 for a conditional or clustered "
+                                   "(objective self_conditional) preset")
         if cfg.train.batch_size % cfg.model.pack:
             raise ConfigError(f"train.batch_size {cfg.train.batch_size} does not split into packs "
                               f"of {cfg.model.pack}", hint="use a batch size divisible by model.pack")
