@@ -133,7 +133,14 @@ class Conditioning:
         if self.clusters and not cfg.z_clusters:
             raise ConfigError("the self_conditional objective needs model.z_clusters (the number "
                               "of clusters of the training images)",
-                              hint="--set model.z_clusters=30")
+                              hint="--set model.z_clusters=30, or train the plain objective: "
+                                   "--set objective=unconditional --set model.z_clusters=0")
+        if self.clusters and cfg.z_clusters < 2:
+            raise ConfigError(f"model.z_clusters={cfg.z_clusters}: clustering needs at least 2 "
+                              "clusters", hint="--set model.z_clusters=30")
+        if self.clusters and cfg.z_dim < 3:
+            raise ConfigError(f"model.z_clusters needs model.z_dim >= 3 (two values pick the "
+                              f"cluster); it is {cfg.z_dim}", hint="--set model.z_dim=100")
         if self.clusters and cfg.z_mixture:
             raise ConfigError("model.z_clusters and model.z_mixture both split the latent space",
                               hint="--set model.z_mixture=0")

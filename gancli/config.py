@@ -105,7 +105,7 @@ class ModelConfig:
                          "(k-means on images pooled to 8x8, fitted before the first step); G "
                          "reads a cluster from z's first two values and takes it one-hot, D is told "
                          "every image's cluster (after Liu et al. 2020's self-conditioned GAN); "
-                         "0 = off (dcgan family)", min=0, max=1000)
+                         "0 = off (dcgan family)", min=0, max=256)
     g_width: int = _f(64, "G width: hidden units (mlp) or base channels (conv families)", min=1)
     d_width: int = _f(64, "D width: hidden units (mlp) or base channels (conv families)", min=1)
     g_depth: int = _f(3, "G hidden layers (mlp; conv families derive depth from resolution)",

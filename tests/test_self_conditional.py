@@ -36,6 +36,12 @@ def test_fit_finds_separated_clusters_and_assign_returns_the_nearest_centre():
     assert all(len(set(labels[kinds == k].tolist())) == 1 for k in range(3))
     assert len(set(labels.tolist())) == 3
     assert torch.allclose(lat.cumulative, torch.tensor([1 / 3, 2 / 3, 1.0]))
+    # the shares count the labels D will see: each image's nearest final centre
+    digits = torch.randn(300, 1, 16, 16, generator=torch.Generator().manual_seed(3)).clamp(-1, 1)
+    many = ClusterLatent(z_dim=8, clusters=12, spec=SPEC)
+    sizes = many.fit(digits, seed=1)["sizes"]
+    assert torch.bincount(many.assign(digits), minlength=12).tolist() == sizes
+    assert torch.allclose(many.cumulative, torch.tensor(sizes).cumsum(0) / 300.0)
     # the centres are the kinds' mean images pooled to 8x8
     for k in range(3):
         mean = lat.features(x[labels == k]).mean(0)
@@ -103,6 +109,8 @@ def test_the_dcgan_family_builds_a_G_that_samples_by_latent_alone_and_a_D_given_
      "both split the latent"),
     ({"objective": "self_conditional", "model": {"z_clusters": 5, "family": "resnet"}},
      "self_conditional' needs"),
+    ({"objective": "self_conditional", "model": {"z_clusters": 1}}, "at least 2 clusters"),
+    ({"objective": "self_conditional", "model": {"z_clusters": 5, "z_dim": 2}}, "z_dim >= 3"),
     ({"objective": "self_conditional", "model": {"z_clusters": 5}, "train": {"pool_size": 8}},
      "pool does not keep labels or clusters"),
     ({"objective": "self_conditional", "model": {"z_clusters": 5, "pack": 2}},

@@ -115,9 +115,11 @@ class ClusterLatent(nn.Module):
     (``fit``; ours: fixed pixel-space clusters), and are buffers, so checkpoints, sampling and
     export carry them. The cluster is read from the latent's first two values (ours): the angle
     of (z_0, z_1), uniform on the circle for the normal and sphere priors, is a uniform u in
-    [0, 1) that does not change when z is scaled (the truncation trick keeps each sample's
-    cluster), and cluster k covers the share of [0, 1) the data gives it; with the uniform
-    prior, u = (z_0 + 1) / 2. So a seed still names one sample, and G draws each cluster as
+    [0, 1) that does not change when z is scaled (the truncation trick ``z * psi`` keeps each
+    sample's cluster), and cluster k covers the share of [0, 1) the data gives it; with the
+    uniform prior, u = (z_0 + 1) / 2, which scaling z does move. BigGAN's threshold
+    truncation redraws values inside a square, so the angle, and the clusters' frequencies,
+    are then only near the data's. So a seed still names one sample, and G draws each cluster as
     often as the data holds it. Those two values pick the cluster only; G's content input is
     z_2 ... z_{d-1}, so a sample made for a given cluster (``forward(z, k)``: D's step pairs
     samples with the real batch's clusters, as a cGAN does) is one G draws for that cluster.
@@ -155,31 +157,36 @@ class ClusterLatent(nn.Module):
 
     @torch.no_grad()
     def fit(self, images: torch.Tensor, seed: int) -> dict:
-        """k-means (``scipy.cluster.vq.kmeans2``, k-means++ seeding from ``seed``) on
-        ``images`` (N, C, H, W) float in [-1, 1]: sets the centres and the clusters' shares.
-        Returns {"sizes": [...]} (images per cluster). With fewer images than clusters, or a
-        cluster k-means leaves empty, the clusters without images get no share (G never draws
-        them) and a far-away centre (no real image is assigned to them). ``ConfigError``
-        without images."""
-        import numpy as np
-        from scipy.cluster.vq import kmeans2
+        """``fit_features`` on ``images`` (N, C, H, W) float in [-1, 1]."""
+        return self.fit_features(self.features(images), seed)
 
+    @torch.no_grad()
+    def fit_features(self, feats: torch.Tensor, seed: int) -> dict:
+        """k-means (``scipy.cluster.vq.kmeans2``, k-means++ seeding from ``seed``) on pooled
+        images (``features``: (N, C * s * s) float): sets the centres and the clusters' shares,
+        the shares counted by ``assign`` against the final centres (the labels D will see).
+        Returns {"sizes": [...]} (images per cluster). With fewer images than clusters, or a
+        cluster no image is nearest to, the clusters without images get no share (G never
+        draws them) and a far-away centre (no real image is assigned to them).
+        ``ConfigError`` without images."""
         import warnings
 
-        feats = self.features(images).double().numpy()
+        from scipy.cluster.vq import kmeans2
+
         if len(feats) == 0:
             raise ConfigError("model.z_clusters: no training images to cluster",
                               hint="check --data")
         k = min(self.clusters, len(feats))  # fewer images than clusters: one cluster each
         with warnings.catch_warnings():  # an empty cluster is handled below
             warnings.simplefilter("ignore")
-            found, labels = kmeans2(feats, k, minit="++", seed=seed)
-        sizes = np.bincount(labels, minlength=self.clusters)
-        centres = np.full((self.clusters, feats.shape[1]), 1e4)  # unused: never the nearest
-        centres[:k] = found
-        centres[sizes == 0] = 1e4  # nor an empty one, which G never draws either
-        self.centres.copy_(torch.from_numpy(centres).float())
-        self.cumulative.copy_(torch.from_numpy(np.cumsum(sizes) / sizes.sum()).float())
+            found, _ = kmeans2(feats.double().numpy(), k, minit="++", seed=seed)
+        centres = torch.full((self.clusters, feats.shape[1]), 1e4)  # unused: never the nearest
+        centres[:k] = torch.from_numpy(found).float()
+        labels = torch.cat([torch.cdist(c.float(), centres).argmin(1) for c in feats.split(4096)])
+        sizes = torch.bincount(labels, minlength=self.clusters)
+        centres[sizes == 0] = 1e4  # nor one no image is nearest to, which G never draws either
+        self.centres.copy_(centres)
+        self.cumulative.copy_((sizes.cumsum(0).double() / sizes.sum()).float())
         return {"sizes": sizes.tolist()}
 
     def assign(self, x: torch.Tensor) -> torch.Tensor:

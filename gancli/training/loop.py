@@ -208,7 +208,7 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
     if data is None:
         data = load_dataset(cfg.data, cfg.train.seed, cfg.task)
     # checked, then built: networks, optimisers, the random generator, batches, the objective
-    s = build_state(cfg, run_dir, device, reporter, data)
+    s = build_state(cfg, run_dir, device, reporter, data, fresh=resume is None)
     # a resumed run continues bit for bit: weights, optimisers, generator, data position
     if resume is not None:
         restore(s, resume)
@@ -245,9 +245,11 @@ def train(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
 
 
 def build_state(cfg: Config, run_dir: Path, device: torch.device, reporter: Reporter,
-                data: Dataset) -> TrainState:
+                data: Dataset, fresh: bool = True) -> TrainState:
     """Validate, then build everything a step needs, in a fixed order (the weight init draws
-    from torch's global generator seeded here, so a seed gives the same networks)."""
+    from torch's global generator seeded here, so a seed gives the same networks).
+    ``fresh``: a new run, so the objective's ``prepare`` fits what it takes from the data (a
+    resumed run loads it from the checkpoint instead)."""
     t = cfg.train
     spec = DataSpec(data.kind, data.shape, data.num_classes)
     objective_cls = validate_run(cfg, spec)  # before anything is built
@@ -275,7 +277,7 @@ def build_state(cfg: Config, run_dir: Path, device: torch.device, reporter: Repo
                       read_threads=cfg.data.read_threads)
     objective = objective_cls(cfg, G, D, rng, device, spec.num_classes)
     objective.train_size = len(data)
-    prepared = objective.prepare(data)  # e.g. clusters fitted on the data (resume: replaced)
+    prepared = objective.prepare(data) if fresh else None  # e.g. clusters of the data
     G_ema = make_ema(G) if t.ema else None  # after prepare: it copies G's buffers
     if t.compile:
         compile_nets(G, D, cfg, device, reporter, objective)
@@ -296,7 +298,7 @@ def start_report(s: TrainState) -> None:
                       "samples": len(s.data), "data_info": s.data.info,
                       "params_G": sum(p.numel() for p in s.G.parameters()),
                       "params_D": sum(p.numel() for p in s.D.parameters())})
-    if s.prepared and s.step == 0:  # a fresh run: what prepare() fitted (resumed: loaded)
+    if s.prepared:  # a fresh run: what prepare() fitted (a resumed run loaded it)
         s.reporter.event("message", text=s.prepared)
     s.meter, s.t0 = Meter(), time.perf_counter()
     s.tick = (s.t0, s.step)

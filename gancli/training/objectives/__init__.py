@@ -43,7 +43,9 @@ def validate_run(cfg: Config, spec: DataSpec | None = None) -> type[Objective]:
         raise ConfigError(f"objective '{cfg.objective}' needs {objective_cls.families_need}; "
                           f"family '{cfg.model.family}' has none",
                           hint=f"--set model.family={objective_cls.families[0]} "
-                               "(or objective=unconditional)")
+                               "(or another objective, e.g. --set objective=unconditional"
+                               + (" --set model.z_clusters=0" if cfg.model.z_clusters else "")
+                               + ")")
     if spec is not None:
         check_family(family, spec)
     objective_cls.conditioning.check(cfg.model, spec)

@@ -82,11 +82,12 @@ class Objective(ABC):
         built; ``--dry-run`` reads no data and skips it. The default accepts everything."""
 
     def prepare(self, data) -> str | None:
-        """Called by the loop once, after the networks are built and before G's EMA copy and
-        the first step, with the training data (a ``gancli.data.Dataset``): the place to fit
-        what the networks take from the data (``self_conditional``'s clusters). What it sets
-        must live in G's or D's buffers or in ``state()``: on ``--resume`` the checkpoint
-        replaces it. Returns a line to show the user, or None. The default does nothing."""
+        """Called by the loop once at the start of a new run, after the networks are built and
+        before G's EMA copy and the first step, with the training data (a
+        ``gancli.data.Dataset``): the place to fit what the networks take from the data
+        (``self_conditional``'s clusters). What it sets must live in G's or D's buffers or in
+        ``state()``: a resumed run skips ``prepare`` and loads them from the checkpoint.
+        Returns a line to show the user, or None. The default does nothing."""
         return None
 
     def on_step(self, step: int) -> bool:

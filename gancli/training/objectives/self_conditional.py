@@ -55,8 +55,10 @@ class SelfConditionalObjective(AdversarialObjective):
         gen = torch.Generator().manual_seed(self.seed)
         idx = (torch.randperm(n, generator=gen)[:CLUSTER_SAMPLE].sort().values
                if n > CLUSTER_SAMPLE else torch.arange(n))
-        images = data.fit(data.x[idx]).float() / 127.5 - 1.0
-        sizes = [n for n in self.clusters.fit(images, self.seed)["sizes"] if n]
+        # pooled to 8x8 a chunk at a time: memory is bounded by the chunk, not the image size
+        feats = torch.cat([self.clusters.features(data.fit(data.x[chunk]).float() / 127.5 - 1.0)
+                           for chunk in idx.split(256)])
+        sizes = [n for n in self.clusters.fit_features(feats, self.seed)["sizes"] if n]
         self.clusters.to(self.device)
         asked = self.clusters.clusters
         of = "" if len(sizes) == asked else f" (of model.z_clusters={asked})"
