@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from gancli.config import Config
@@ -60,8 +62,8 @@ def test_extends_merges_parent(tmp_path, monkeypatch):
 
 
 def test_user_folder_shadows_builtin(tmp_path, monkeypatch):
-    (tmp_path / "dcgan.yaml").write_text((builtin_dir() / "dcgan.yaml").read_text()
-                                         .replace("steps: 1800", "steps: 42"))
+    text = re.sub(r"\n  steps: \d+", "\n  steps: 42", (builtin_dir() / "dcgan.yaml").read_text())
+    (tmp_path / "dcgan.yaml").write_text(text)
     monkeypatch.setenv("GANCLI_PRESETS", str(tmp_path))
     assert resolve_preset("dcgan").train.steps == 42
 

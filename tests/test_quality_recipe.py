@@ -144,8 +144,11 @@ def _dcgan_tiny_like(t: dict[str, torch.Tensor]) -> tuple[torch.nn.Module, int]:
     """The tiny dcgan G of ``tiny_overrides`` with the checkpoint's G_ema weights loaded."""
     from gancli import load_config
 
+    from gancli.registry import OBJECTIVES
+
     cfg = load_config("dcgan", ["model.g_width=8", "model.d_width=8", "data.resolution=8"])
-    G = build_nets(cfg.model, DataSpec("images", (1, 8, 8))).G
+    conditioning = OBJECTIVES.get(cfg.objective).conditioning  # the preset's clusters
+    G = build_nets(cfg.model, DataSpec("images", (1, 8, 8)), conditioning).G
     G.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("G_ema.")})
     return G, cfg.model.z_dim
 
