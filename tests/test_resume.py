@@ -76,22 +76,27 @@ def assert_identical(a: dict, b: dict) -> None:
     assert not different, f"tensors differ after resume: {different[:5]}"
 
 
-@pytest.mark.parametrize("preset", sorted(CASES))
-def test_interrupted_and_resumed_equals_straight(preset, tmp_path, cli):
-    cfg = tiny_cfg(preset, 20, CASES[preset])
+def straight_and_resumed(cfg, tmp_path: Path, cli, stop_at: int) -> tuple[Path, Path]:
+    """Train ``cfg`` straight through, and again stopped by a real Ctrl-C at step ``stop_at``
+    then continued with ``gancli train --resume``: (straight run, stopped-and-resumed run)."""
+    from gancli.errors import Interrupted
+
     straight = create_run_dir(tmp_path, "straight")
     write_config(straight, cfg)
     train(cfg, straight, torch.device("cpu"), Reporter())
-
     stopped = create_run_dir(tmp_path, "stopped")
     write_config(stopped, cfg)
-    from gancli.errors import Interrupted
-
     with pytest.raises(Interrupted):
-        train(cfg, stopped, torch.device("cpu"), StopAt(9))
-    assert checkpoints.load(checkpoints.resolve(stopped)).step == 9
+        train(cfg, stopped, torch.device("cpu"), StopAt(stop_at))
+    assert checkpoints.load(checkpoints.resolve(stopped)).step == stop_at
     r = cli("train", "--resume", str(stopped), "--quiet")
     assert r.code == 0, r.err
+    return straight, stopped
+
+
+@pytest.mark.parametrize("preset", sorted(CASES))
+def test_interrupted_and_resumed_equals_straight(preset, tmp_path, cli):
+    straight, stopped = straight_and_resumed(tiny_cfg(preset, 20, CASES[preset]), tmp_path, cli, 9)
     assert_identical(final_tensors(straight), final_tensors(stopped))
     # the metrics log has each step once, even though steps 1..9 were logged before the stop
     rows = [json.loads(line) for line in (stopped / "metrics.jsonl").read_text().splitlines()]

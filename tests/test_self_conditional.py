@@ -185,25 +185,11 @@ def test_G_step_pairs_share_their_cluster_under_mode_seeking():
 
 
 def test_a_run_trains_resumes_bit_identically_and_samples_by_seed(tmp_path, cli):
-    from gancli.errors import Interrupted
-    from gancli.reporting import Reporter
-    from gancli.runs import create_run_dir, write_config
-    from gancli.training.loop import train
-
-    from test_resume import StopAt, assert_identical, final_tensors, tiny_cfg
+    from test_resume import assert_identical, final_tensors, straight_and_resumed, tiny_cfg
 
     extra = ["objective=self_conditional", "model.z_clusters=4", "train.ema=0.9",
              "loss.mode_seeking=0.5"]
-    cfg = tiny_cfg("dcgan", 12, extra)
-    straight = create_run_dir(tmp_path, "straight")
-    write_config(straight, cfg)
-    train(cfg, straight, torch.device("cpu"), Reporter())
-    stopped = create_run_dir(tmp_path, "stopped")
-    write_config(stopped, cfg)
-    with pytest.raises(Interrupted):
-        train(cfg, stopped, torch.device("cpu"), StopAt(5))
-    r = cli("train", "--resume", str(stopped), "--quiet")
-    assert r.code == 0, r.err
+    straight, stopped = straight_and_resumed(tiny_cfg("dcgan", 12, extra), tmp_path, cli, 5)
     tensors = final_tensors(stopped)
     assert_identical(final_tensors(straight), tensors)
     # the clusters travel in the checkpoint (G and its EMA), fitted, not the zeros G starts with

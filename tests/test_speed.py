@@ -7,13 +7,13 @@ import torch
 from torch import nn
 
 from gancli import checkpoints
-from gancli.errors import ConfigError, Interrupted
+from gancli.errors import ConfigError
 from gancli.regularizers import gradient_penalty, r1_penalty
 from gancli.reporting import Reporter
 from gancli.runs import create_run_dir, write_config
 from gancli.training.loop import train
 
-from test_resume import StopAt, assert_identical, final_tensors, tiny_cfg
+from test_resume import assert_identical, final_tensors, straight_and_resumed, tiny_cfg
 
 
 class Events(Reporter):
@@ -34,13 +34,7 @@ def test_bf16_resume_is_bit_exact(tmp_path, cli):
     plain = ["objective=unconditional", "model.z_clusters=0"]  # the clusters refuse a pool
     cfg = tiny_cfg("dcgan", 12, plain + ["train.precision=bf16", "train.channels_last=true",
                                          "train.pool_size=4", "train.ema=0.9"])
-    straight = run(cfg, tmp_path, name="straight").run_dir
-    stopped = create_run_dir(tmp_path, "stopped")
-    write_config(stopped, cfg)
-    with pytest.raises(Interrupted):
-        train(cfg, stopped, torch.device("cpu"), StopAt(5))
-    r = cli("train", "--resume", str(stopped), "--quiet")
-    assert r.code == 0, r.err
+    straight, stopped = straight_and_resumed(cfg, tmp_path, cli, 5)
     assert_identical(final_tensors(straight), final_tensors(stopped))
     # and bf16 really ran: it does not end where fp32 ends
     fp32 = run(tiny_cfg("dcgan", 12, plain + ["train.pool_size=4", "train.ema=0.9"]), tmp_path,
