@@ -207,7 +207,7 @@ class ClusterLatent(nn.Module):
 
     def forward(self, z: torch.Tensor, k: torch.Tensor | None = None) -> torch.Tensor:
         k = self.component(z) if k is None else k
-        return torch.cat([z[:, 2:], nn.functional.one_hot(k, self.clusters).to(z.dtype)], 1)
+        return torch.cat([z[:, 2:], one_hot(k, self.clusters).to(z.dtype)], 1)
 
     def extra_repr(self) -> str:
         return f"clusters={self.clusters}, pooled={self.pooled}x{self.pooled}"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 
 from gancli.conditioning import CLUSTERS
+from gancli.imaging import from_uint8
 from gancli.models.base import cluster_latent
 from gancli.registry import OBJECTIVES
 from gancli.training.objectives.adversarial import AdversarialObjective
@@ -56,10 +57,10 @@ class SelfConditionalObjective(AdversarialObjective):
         idx = (torch.randperm(n, generator=gen)[:CLUSTER_SAMPLE].sort().values
                if n > CLUSTER_SAMPLE else torch.arange(n))
         # pooled to 8x8 a chunk at a time: memory is bounded by the chunk, not the image size
-        feats = torch.cat([self.clusters.features(data.fit(data.x[chunk]).float() / 127.5 - 1.0)
+        feats = torch.cat([self.clusters.features(from_uint8(data.fit(data.x[chunk])))
                            for chunk in idx.split(256)])
+        # fit_features copies into G's buffers, already on the run's device
         sizes = [n for n in self.clusters.fit_features(feats, self.seed)["sizes"] if n]
-        self.clusters.to(self.device)
         asked = self.clusters.clusters
         of = "" if len(sizes) == asked else f" (of model.z_clusters={asked})"
         return (f"clusters: {len(sizes)}{of} by k-means on {len(idx):,} training images, "
