@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -143,6 +144,19 @@ def test_resume_refuses_changes_that_reshape_the_run(tmp_path, cli):
     r = cli("train", "--resume", str(run), "--steps", "4", "--quiet")
     assert r.code == 0, r.err
     assert checkpoints.load(checkpoints.resolve(run)).step == 4
+
+
+def test_resume_recreates_a_removed_samples_folder(tmp_path, cli):
+    """A run copied or trimmed to its checkpoints still gets its grids when resumed."""
+    cfg = tiny_cfg("dcgan", 2, [])
+    run = create_run_dir(tmp_path, "r")
+    write_config(run, cfg)
+    train(cfg, run, torch.device("cpu"), Reporter())
+    shutil.rmtree(run / "samples")
+    r = cli("train", "--resume", str(run), "--steps", "4", "--quiet")
+    assert r.code == 0, r.err
+    assert "cannot write" not in r.err
+    assert (run / "samples" / "step-0000004.png").is_file()
 
 
 def test_ctrl_c_saves_and_exits_130_then_a_killed_write_is_ignored(tmp_path):

@@ -58,6 +58,7 @@ class Preview:
 
     @torch.no_grad()
     def write(self, folder: Path, step: int) -> tuple[Path, dict]:
+        folder.mkdir(parents=True, exist_ok=True)  # a resumed run whose samples/ was removed
         was_training = self.G.training
         self.G.eval()  # BN running statistics: a sample must not depend on its batch-mates
         try:
