@@ -206,3 +206,89 @@ def test_progan_refuses_what_it_cannot_do(cli, tmp_path):
             "--out", str(tmp_path))
     assert r.code == 2 and "unconditional" in r.err and no_traceback(r.err)
     assert not list(tmp_path.iterdir()), "a refused run leaves no folder behind"
+
+
+def _clustered(stage: int = 0, alpha: float = 1.0):
+    """A progan G and D for 3 clusters, and the objective with its clusters fitted on six
+    blobs of 16 px images (two of each kind), at ``stage`` / ``alpha``."""
+    from gancli.config import build
+    from gancli.training.objectives.progressive import ProgressiveSelfConditionalObjective
+
+    cfg = build({"objective": "progressive_self_conditional",
+                 "model": {"family": "progan", "init": "torch", "z_dim": 16, "g_width": 8,
+                           "d_width": 8, "z_clusters": 3},
+                 "progressive": {"phase_images": 64}, "train": {"batch_size": 8}})
+    torch.manual_seed(0)
+    spec = DataSpec("images", (1, 16, 16))
+    n = build_nets(cfg.model, spec, "clusters")
+    obj = ProgressiveSelfConditionalObjective(cfg, n.G, n.D, torch.Generator().manual_seed(0),
+                                              torch.device("cpu"))
+    g = torch.Generator().manual_seed(1)
+    # three kinds: bright left half, bright right half, dark
+    kinds = torch.full((3, 1, 16, 16), -1.0)
+    kinds[0, :, :, :8] = kinds[1, :, :, 8:] = 1.0
+    x = (kinds.repeat_interleave(8, 0) + 0.1 * torch.randn(24, 1, 16, 16, generator=g)).clamp(-1, 1)
+
+    class Data:  # what prepare reads of a Dataset
+        def __init__(self):
+            self.x = ((x + 1) * 127.5).round().to(torch.uint8)
+
+        def __len__(self):
+            return len(self.x)
+
+        def fit(self, images):
+            return images
+
+    assert obj.prepare(Data()).startswith("clusters: 3 by k-means on 24 training images")
+    for net in (n.G, n.D):
+        net.grow(stage, alpha)
+    obj.now = (stage, alpha)
+    return obj, n, x
+
+
+def test_clustered_D_adds_a_projection_of_the_cluster_on_its_last_features():
+    obj, n, x = _clustered(stage=2)
+    D = n.D.eval()
+    y, other = torch.zeros(len(x), dtype=torch.int64), torch.full((len(x),), 2)
+    with torch.no_grad():
+        h = D.mbstd(D._features(x, y))
+        phi = D.head[:-1](h)
+        plain = D.head[-1](phi).view(-1)
+        assert torch.allclose(D(x, y), plain + (D.embed(y) * phi).sum(1), atol=1e-6)
+        assert torch.allclose(D(x, y) - D(x, other),
+                              ((D.embed(y) - D.embed(other)) * phi).sum(1), atol=1e-5)
+        # the unconditional progan D has no table and gives the plain head's logit
+        assert nets().D.embed is None
+
+
+@pytest.mark.parametrize("stage, alpha", [(0, 1.0), (1, 0.5)])
+def test_D_is_told_the_cluster_of_the_full_resolution_real_at_every_stage(stage, alpha):
+    obj, n, x = _clustered(stage, alpha)
+    seen = []
+    forward = n.D.forward
+    n.D.forward = lambda images, y=None: seen.append((images, y)) or forward(images, y)
+    loss, stats = obj.d_step(x, None, 0.0)
+    assert torch.isfinite(loss) and int(stats["stage"]) == stage
+    (real, y_real), (fake, y_fake) = seen[:2]
+    full = obj.clusters.assign(x)
+    assert len(set(full.tolist())) == 3  # the three kinds are three clusters
+    assert torch.equal(y_real, full) and torch.equal(y_fake, full)
+    assert torch.equal(real, fade_reals(x, stage, alpha))  # D sees the stage's reals
+    G = n.G.eval()
+    z = obj.latents(6)
+    with torch.no_grad():  # G takes the cluster it is given, else the one its latent picks
+        assert torch.equal(G(z, obj.clusters.component(z)), G(z, None))
+        assert not torch.allclose(G(z, (obj.clusters.component(z) + 1) % 3), G(z, None))
+
+
+def test_a_clustered_run_resumes_bit_identically_in_the_middle_of_a_fade_in(tmp_path, cli):
+    from test_resume import assert_identical, final_tensors, straight_and_resumed
+
+    # 8 px, 6 steps per phase: the fade-in runs over steps 6-11; stopped at step 8
+    cfg, _ = tiny_progan(tmp_path / "cfg", 12, ["data.resolution=8", "progressive.phase_images=48",
+                                                "objective=progressive_self_conditional",
+                                                "model.z_clusters=4", "train.ema=0.9"])
+    straight, stopped = straight_and_resumed(cfg, tmp_path, cli, 8)
+    tensors = final_tensors(stopped)
+    assert_identical(final_tensors(straight), tensors)
+    assert tensors["G.latent.centres"].abs().sum() > 0 and "D.embed.weight" in tensors
