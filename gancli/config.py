@@ -98,14 +98,14 @@ class ModelConfig:
     z_mixture: int = _f(0, "components of a Gaussian-mixture latent built into G's input: "
                         "component k = argmax of z's first K values, G reads centre_k + "
                         "z_mixture_sigma * z (fixed centres, after DeLiGAN, Gurumurthy et al. "
-                        "2017); 0 = G reads z itself (dcgan, mlp, progan and resnet families)", min=0)
+                        "2017); 0 = G reads z itself (dcgan, mlp and resnet families)", min=0)
     z_mixture_sigma: float = _f(0.3, "z_mixture: scale of z around its component's centre "
                                 "(the centres are N(0, 1) vectors)", min=0.001, max=10)
-    z_clusters: int = _f(0, "self_conditional / progressive_self_conditional objectives: K clusters of the training images "
+    z_clusters: int = _f(0, "self_conditional objective: K clusters of the training images "
                          "(k-means on images pooled to 8x8, fitted before the first step); G "
                          "reads a cluster from z's first two values and takes it one-hot, D is told "
                          "every image's cluster (after Liu et al. 2020's self-conditioned GAN); "
-                         "0 = off (dcgan and progan families)", min=0, max=256)
+                         "0 = off (dcgan family)", min=0, max=256)
     g_width: int = _f(64, "G width: hidden units (mlp) or base channels (conv families)", min=1)
     d_width: int = _f(64, "D width: hidden units (mlp) or base channels (conv families)", min=1)
     g_depth: int = _f(3, "G hidden layers (mlp; conv families derive depth from resolution)",

@@ -215,9 +215,9 @@ class ClusterLatent(nn.Module):
 
 def latent_input(cfg: ModelConfig, spec: DataSpec | None = None) -> nn.Module:
     """What a generator applies to z first: ``LatentMixture`` when ``model.z_mixture`` is set,
-    ``ClusterLatent`` when ``model.z_clusters`` is (families that pass ``spec``: dcgan, progan),
-    else the identity. Its output width is ``latent_width(cfg)``. Families that call it: dcgan,
-    mlp, progan, resnet (``build_nets`` refuses the keys for the others)."""
+    ``ClusterLatent`` when ``model.z_clusters`` is (families that pass ``spec``: dcgan), else
+    the identity. Its output width is ``latent_width(cfg)``. Families that call it: dcgan, mlp,
+    resnet (``build_nets`` refuses the keys for the others)."""
     if cfg.z_clusters and spec is not None:
         return ClusterLatent(cfg.z_dim, cfg.z_clusters, spec, cfg.z_dist)
     if not cfg.z_mixture:
@@ -250,7 +250,7 @@ def build_nets(cfg: ModelConfig, spec: DataSpec, conditioning: Conditioning | st
                           hint="use the dcgan, mlp or resnet family, or --set model.z_mixture=0")
     if cfg.z_clusters and cluster_latent(nets.G) is None:
         raise ConfigError(f"model family '{cfg.family}' does not read model.z_clusters",
-                          hint="use the dcgan or progan family, or --set model.z_clusters=0")
+                          hint="use the dcgan family, or --set model.z_clusters=0")
     initialise(nets.G, cfg.init)
     initialise(nets.D, cfg.init)
     return nets

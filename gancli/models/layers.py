@@ -77,24 +77,6 @@ class EqualizedConv2d(nn.Module):
                 f"padding={self.padding}, scale={self.scale:.4g}")
 
 
-class EqualizedEmbedding(nn.Module):
-    """A table of ``num_embeddings`` vectors with an equalised learning rate (ProGAN, sec.
-    4.1): stored N(0, 1), used times 1 / sqrt(``embedding_dim``), so a row's inner product with
-    a (B, embedding_dim) feature has the scale of an equalised dense layer's output (the
-    projection discriminator's class term, Miyato & Koyama 2018).
-
-    Input (B,) int64 indices; output (B, embedding_dim) float.
-    """
-
-    def __init__(self, num_embeddings: int, embedding_dim: int):
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(num_embeddings, embedding_dim))
-        self.scale = 1.0 / math.sqrt(embedding_dim)
-
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return F.embedding(y, self.weight) * self.scale
-
-
 class PixelNorm(nn.Module):
     """Pixelwise feature vector normalisation (ProGAN, sec. 4.2): every pixel's feature vector
     is divided by its root mean square over channels, b = a / sqrt(mean_c(a^2) + eps) with

@@ -31,7 +31,7 @@ from gancli.config import ModelConfig
 from gancli.errors import ConfigError
 from gancli.models import base
 from gancli.models.base import DataSpec, Nets, check_power_of_two, mbstd_for, register_family
-from gancli.models.layers import EqualizedConv2d, EqualizedEmbedding, EqualizedLinear, PixelNorm
+from gancli.models.layers import EqualizedConv2d, EqualizedLinear, PixelNorm
 
 SLOPE = 0.2  # LeakyReLU slope in G and D
 
@@ -112,17 +112,12 @@ class Generator(Growing, nn.Module):
         self._init_growth(spec.shape[1])
         channels = spec.shape[0]
         self.pixel_norm = PixelNorm()
-        # model.z_clusters (objective progressive_self_conditional): a cluster read from z,
-        # one-hot after the content values; pixel norm then covers both, as the official
-        # code normalises its latents joined with labels
-        self.latent = base.latent_input(cfg, spec)
-        self.clustered = isinstance(self.latent, base.ClusterLatent)
         full = cfg.full_width_res
         w4 = stage_width(cfg.g_width, 4, full)
         # the paper's first layer: a 4x4 "convolution" of the 1x1 latent, i.e. a dense layer
         # to 4 * 4 * w4 values; its gain is sqrt(2) / 4 (official code) since each output
         # pixel is one of 16 pieces of the same fan-in
-        self.dense = EqualizedLinear(base.latent_width(cfg), 16 * w4, gain=2 ** 0.5 / 4)
+        self.dense = EqualizedLinear(cfg.z_dim, 16 * w4, gain=2 ** 0.5 / 4)
         self.blocks = nn.ModuleList([nn.Sequential(*self._conv(w4, w4))])
         self.to_rgb = nn.ModuleList([EqualizedConv2d(w4, channels, 1, gain=1.0)])
         for s in range(1, self.stages + 1):
@@ -138,7 +133,6 @@ class Generator(Growing, nn.Module):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         stage, alpha = self._current()
-        z = self.latent(z, y) if self.clustered else self.latent(z)
         h = F.leaky_relu(self.dense(self.pixel_norm(z)), SLOPE).view(-1, self.w4, 4, 4)
         h = self.blocks[0](self.pixel_norm(h))
         for s in range(1, stage):
@@ -156,11 +150,9 @@ class Generator(Growing, nn.Module):
 
 
 class Discriminator(Growing, base.Discriminator):
-    """images (B, C, R, R) -> one logit (WGAN critic value) per image (per pack). With a
-    label input (``model.z_clusters``: D is told each image's cluster) the logit adds the
-    projection term embed(y) . phi(x) on the head's last features (Miyato & Koyama 2018)."""
+    """images (B, C, R, R) -> one logit (WGAN critic value) per image (per pack)."""
 
-    def __init__(self, cfg: ModelConfig, spec: DataSpec, conditioning: Conditioning = NONE):
+    def __init__(self, cfg: ModelConfig, spec: DataSpec):
         super().__init__(cfg.pack)
         self._init_growth(spec.shape[1])
         channels = spec.shape[0] * cfg.pack
@@ -184,14 +176,6 @@ class Discriminator(Growing, base.Discriminator):
                                   EqualizedConv2d(w4, w4, 4), act, nn.Flatten(),
                                   EqualizedLinear(w4, 1, gain=1.0))
         self.classes = None
-        labels = conditioning.d_label_width(spec, cfg)
-        self.embed = EqualizedEmbedding(labels, w4) if labels else None
-
-    def _logit(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        if self.embed is None:
-            return super()._logit(h, y)
-        phi = self.head[:-1](h)  # (B, w4): the features the linear output reads
-        return self.head[-1](phi).view(-1) + (self.embed(y) * phi).sum(1)
 
     def _features(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         stage, alpha = self._current()
@@ -224,9 +208,8 @@ def fade_reals(x: torch.Tensor, stage: int, alpha: float) -> torch.Tensor:
                          "(unconditional; 4..1024 px)")
 def build(cfg: ModelConfig, spec: DataSpec, conditioning: Conditioning = NONE) -> Nets:
     if conditioning.conditional:
-        raise ConfigError("family 'progan' is unconditional", hint="use objective progressive, "
-                          "progressive_self_conditional or unconditional, or a conditional "
-                          "family such as dcgan or resnet")
+        raise ConfigError("family 'progan' is unconditional", hint="use objective progressive or "
+                          "unconditional, or a conditional family such as dcgan or resnet")
     if cfg.init != "torch":
         raise ConfigError(f"family 'progan' draws its equalised-learning-rate weights from "
                           f"N(0, 1) itself; model.init={cfg.init} would not apply",
@@ -234,4 +217,4 @@ def build(cfg: ModelConfig, spec: DataSpec, conditioning: Conditioning = NONE) -
     if cfg.d_act != "leaky_relu":
         raise ConfigError(f"family 'progan' uses LeakyReLU(0.2) in D, not {cfg.d_act}",
                           hint="--set model.d_act=leaky_relu")
-    return Nets(G=Generator(cfg, spec), D=Discriminator(cfg, spec, conditioning))
+    return Nets(G=Generator(cfg, spec), D=Discriminator(cfg, spec))

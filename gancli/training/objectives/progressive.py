@@ -26,7 +26,6 @@ from gancli.models.progan import fade_reals
 from gancli.registry import OBJECTIVES
 from gancli.training.objectives.adversarial import AdversarialObjective
 from gancli.training.objectives.base import Stats
-from gancli.training.objectives.self_conditional import SelfConditionalObjective
 
 
 @register_section("progressive")
@@ -98,23 +97,3 @@ class ProgressiveObjective(AdversarialObjective):
 
 
 OBJECTIVES.register("progressive", ProgressiveObjective, tasks={"unconditional"})
-
-
-class ProgressiveSelfConditionalObjective(ProgressiveObjective, SelfConditionalObjective):
-    """ProGAN's growth (``ProgressiveObjective``) on clusters of the data
-    (``SelfConditionalObjective``, ``model.z_clusters`` K): G reads a cluster from its latent,
-    D is told every image's cluster by a projection term. A real image's cluster is that of
-    the full-resolution image, whatever stage D is shown it at."""
-
-    families = ("progan",)
-    families_need = "networks that grow and read model.z_clusters (the progan family)"
-
-    def d_step(self, real, labels, progress) -> tuple[torch.Tensor, Stats]:
-        return super().d_step(real, self.clusters.assign(real), progress)
-
-    def real_labels(self, real, labels):
-        return labels  # the clusters d_step assigned before the reals were faded
-
-
-OBJECTIVES.register("progressive_self_conditional", ProgressiveSelfConditionalObjective,
-                    tasks={"unconditional"})
