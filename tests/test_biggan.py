@@ -270,10 +270,10 @@ def test_settling_spectral_norms_skips_meta_weights(monkeypatch):
 
 def test_preset_keeps_the_settings_its_measurement_used():
     """docs/presets.md (issue 18): 99.2 / 98.95 / 97.7 % class accuracy and TSTR gaps of 1.4 /
-    1.6 / 5.4 points (seeds 0 / 1 / 2) were measured with the authors' small-data optimiser (G = D = 2e-4, Adam
-    beta (0, 0.999)), two D steps, 4,000 steps and the EMA from step 1,000; with the paper's
-    ImageNet TTUR (G 5e-5, two D steps) D's hinge loss is 0 within ~50 steps here. The paper's
-    architecture and loss keys stay the paper's."""
+    1.6 / 5.4 points (seeds 0 / 1 / 2) were measured with the authors' small-data optimiser
+    (G = D = 2e-4, Adam beta (0, 0.999)), two D steps, 4,000 steps and the EMA from step 1,000;
+    with the paper's ImageNet TTUR (G 5e-5, two D steps) D's hinge loss is 0 within ~50 steps
+    here. The paper's architecture and loss keys stay the paper's."""
     from gancli.presets import resolve_preset
 
     cfg = resolve_preset("biggan")
