@@ -109,6 +109,9 @@ def main() -> None:
     ap.add_argument("--variant", action="append", default=[],
                     help="space-separated k=v overrides for one more progan run (repeatable)")
     ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--preset", default="progan",
+                    help="the preset trained for the CPU budget in progan's place (default progan; "
+                         "e.g. wgan-gp, to see what its loss alone costs at that budget)")
     ap.add_argument("--stage-ceiling", action="store_true",
                     help="only score the real digits at each stage's resolution")
     args = ap.parse_args()
@@ -133,13 +136,13 @@ def main() -> None:
         ap.error("give --cpu-seconds with --no-dcgan")
     for extra in [""] + args.variant:
         # logged every 5 steps, so the CPU budget stops it within 5 steps (a few CPU s)
-        p = run("progan", sets + extra.split() + ["train.steps=1000000", "train.ckpt_every=0",
+        p = run(args.preset, sets + extra.split() + ["train.steps=1000000", "train.ckpt_every=0",
                                                   "train.log_every=5"], out, budget)
         p["variant"] = extra
         rows.append(p)
-    digits = load_config("progan", sets).data.source.startswith("digits")
+    digits = load_config(args.preset, sets).data.source.startswith("digits")
     for r in rows:
-        for ema in ((True, False) if r["preset"] == "progan" else (False,)):
+        for ema in ((True, False) if r["preset"] != "dcgan" else (False,)):
             s = scores(r["run"], ema, args.n) if digits else {}
             if s and s["weights"] == "G" and ema:
                 continue  # no EMA in this run: the G row follows
