@@ -19,7 +19,9 @@ kept checkpoint (``--ckpt-every``), reports:
 
 and scores the last checkpoint's 1,000 samples (seeds 0..999, EMA G) with the shipped digits
 classifier (``quality_digits.py``: share labelled with confidence > 0.9, classes present,
-FD-digits to all 1,797 real digits).
+FD-digits to all 1,797 real digits) and by how much they copy the training digits
+(``copying``: the share of samples nearer a training digit than any of as many held-out
+ones, 0.5 for real held-out digits, and the median ratio of the two distances).
 
 The paper's controller speed (p from 0 to 1 in 500k images) is for runs of tens of millions
 of images; ``--ada-kimg`` sets the speed for a run of minutes (said in the output).
@@ -47,12 +49,14 @@ from gancli.runs import create_run_dir, write_config
 from gancli.training.loop import train
 
 
-def pick_subset(per_class: int = 20) -> list[int]:
-    """Indices into ``load_digits(16)`` of a fixed draw of ``per_class`` digits per class."""
+def pick_subset(per_class: int = 20, pool: list[int] | None = None, seed: int = 0) -> list[int]:
+    """Indices into ``load_digits(16)`` of a fixed draw of ``per_class`` digits per class
+    (from ``pool`` if given, else from all 1,797)."""
     data = load_digits(16)
-    perm = torch.randperm(len(data.x), generator=torch.Generator().manual_seed(0))
+    pool = list(range(len(data.x))) if pool is None else pool
+    perm = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))
     count, picked = {k: 0 for k in range(10)}, []
-    for i in perm.tolist():
+    for i in (pool[j] for j in perm.tolist()):
         k = int(data.y[i])
         if count[k] < per_class:
             count[k] += 1
@@ -69,6 +73,21 @@ def write_subset(folder: Path, per_class: int = 20) -> list[int]:
         (folder / str(int(data.y[i]))).mkdir(parents=True, exist_ok=True)
         imaging.save_image(imaging.to_pil(data.x[i]), folder / str(int(data.y[i])) / f"{i:04d}.png")
     return picked
+
+
+def copying(x: torch.Tensor, x_train: torch.Tensor, x_near: torch.Tensor) -> dict:
+    """How much images ``x`` (N, 1, 16, 16) in [-1, 1] copy the training digits: each image's
+    nearest training digit (pixel L2) against its nearest among ``x_near``, held-out digits
+    of the same size and classes as the training set. An image drawn from the digits'
+    distribution is as close to either (closer_to_train ~0.5, nn_ratio ~1); a G that has
+    memorised its training set gives closer_to_train -> 1 and nn_ratio < 1 (the nearest-
+    neighbour test of memorisation, e.g. Webster et al. 2019, "Detecting Overfitting of Deep
+    Generative Networks via Latent Recovery", in pixel space)."""
+    flat = x.clamp(-1, 1).flatten(1)
+    d_train = torch.cdist(flat, x_train.flatten(1)).min(1).values
+    d_near = torch.cdist(flat, x_near.flatten(1)).min(1).values
+    return {"closer_to_train": round(float((d_train < d_near).double().mean()), 3),
+            "nn_ratio": round(float((d_train / d_near).median()), 3)}
 
 
 def to_model_range(x: torch.Tensor) -> torch.Tensor:
@@ -111,8 +130,15 @@ def main() -> None:
     picked = pick_subset(args.per_class)
     held = sorted(set(range(len(digits))) - set(picked))
     x_train, x_val = to_model_range(digits[picked]), to_model_range(digits[held])
+    near = pick_subset(args.per_class, held, seed=1)  # held-out, sized and balanced as x_train
+    x_near = to_model_range(digits[near])
+    others = sorted(set(held) - set(near))
+    print(json.dumps({"real_held_out": copying(to_model_range(digits[others]), x_train, x_near),
+                      "note": "copying of held-out real digits: the value of a G that does not "
+                              "copy its training digits"}), flush=True)
     if args.score:
-        print(json.dumps(report(Path(args.score), x_train, x_val, args.n, args.every_ckpt)))
+        print(json.dumps(report(Path(args.score), x_train, x_val, x_near, args.n,
+                                args.every_ckpt)))
         return
     out = Path(args.out or tempfile.mkdtemp(prefix="gancli-ada-"))
     folder = out / f"digits{10 * args.per_class}"
@@ -132,13 +158,13 @@ def main() -> None:
         cpu = time.process_time() - t0
         row = {"preset": args.preset, "augment": augment, "images": len(picked),
                "steps": result.step, "cpu_minutes": round(cpu / 60, 2),
-               **report(run, x_train, x_val, args.n, args.every_ckpt)}
+               **report(run, x_train, x_val, x_near, args.n, args.every_ckpt)}
         if aug:
             row["ada_kimg"] = args.ada_kimg
         print(json.dumps(row), flush=True)
 
 
-def report(run: Path, x_train: torch.Tensor, x_val: torch.Tensor, n: int,
+def report(run: Path, x_train: torch.Tensor, x_val: torch.Tensor, x_near: torch.Tensor, n: int,
            every_ckpt: bool = False) -> dict:
     """D's overfitting at every kept checkpoint of ``run`` and the last one's samples scored
     (with ``every_ckpt``, every checkpoint's samples)."""
@@ -154,19 +180,21 @@ def report(run: Path, x_train: torch.Tensor, x_val: torch.Tensor, n: int,
         if step in p_at:
             point["p"] = round(p_at[step], 3)
         if every_ckpt:
-            point.update(sample_scores(path, n))
+            point.update(sample_scores(path, n, x_train, x_near))
         trajectory.append(point)
-    out = {**sample_scores(kept[-1][1], n), "trajectory": trajectory, "run": str(run)}
+    out = {**sample_scores(kept[-1][1], n, x_train, x_near), "trajectory": trajectory, "run": str(run)}
     if p_at:
         out["p_every_100"] = [round(p_at[k], 3) for k in sorted(p_at) if k % 100 == 0]
     return out
 
 
-def sample_scores(ckpt: Path, n: int) -> dict:
-    """Confident share, classes present and FD-digits of ``n`` samples (seeds 0..n-1, EMA G)."""
-    scores = score_images(generate(load_generator(ckpt, "cpu"), list(range(n))))
+def sample_scores(ckpt: Path, n: int, x_train: torch.Tensor, x_near: torch.Tensor) -> dict:
+    """Confident share, classes present, FD-digits and copying (``copying``) of ``n`` samples
+    (seeds 0..n-1, EMA G)."""
+    fake = generate(load_generator(ckpt, "cpu"), list(range(n)))
+    scores = score_images(fake)
     return {"confident": scores["confident"], "classes_present": scores["classes_present"],
-            "fd_digits": round(scores["fd_digits"], 2)}
+            "fd_digits": round(scores["fd_digits"], 2), **copying(fake, x_train, x_near)}
 
 
 if __name__ == "__main__":

@@ -352,3 +352,23 @@ def test_ada_digits_subset_keeps_the_digits_grey_levels(tmp_path):
         png = tmp_path / str(int(digits.y[i])) / f"{i:04d}.png"
         assert torch.equal(torch.from_numpy(np.array(Image.open(png)))[None], digits.x[i])
     assert len(torch.unique(digits.x[picked])) > 10  # grey levels, not a binary image
+
+
+def test_ada_digits_copying_tells_copies_from_new_digits():
+    """benchmarks/ada_digits.py's memorisation probe: the training digits themselves (a G that
+    copies them) give closer_to_train 1 and nn_ratio 0; real digits neither set holds sit near
+    the no-copying values 0.5 and 1; a held-out draw is balanced and disjoint from training."""
+    from gancli.data.digits import load_digits
+
+    mod = load_benchmark("ada_digits")
+    digits = load_digits(16)
+    picked = mod.pick_subset(10)
+    held = sorted(set(range(len(digits.x))) - set(picked))
+    near = mod.pick_subset(10, held, seed=1)
+    assert not set(near) & set(picked)
+    assert sorted(int(digits.y[i]) for i in near) == sorted(list(range(10)) * 10)
+    x_train, x_near = mod.to_model_range(digits.x[picked]), mod.to_model_range(digits.x[near])
+    assert mod.copying(x_train, x_train, x_near) == {"closer_to_train": 1.0, "nn_ratio": 0.0}
+    others = mod.to_model_range(digits.x[sorted(set(held) - set(near))])
+    fresh = mod.copying(others, x_train, x_near)
+    assert 0.4 < fresh["closer_to_train"] < 0.6 and 0.9 < fresh["nn_ratio"] < 1.1
