@@ -43,6 +43,7 @@ from gancli.config import from_dict
 from gancli.data.digits import load_digits
 from gancli.inference import generate, load_generator
 from gancli.models import DataSpec, build_nets
+from gancli.models.base import cluster_latent
 from gancli.registry import OBJECTIVES
 from gancli.reporting import Reporter
 from gancli.runs import create_run_dir, write_config
@@ -101,11 +102,18 @@ def d_logits(ckpt: Path, x: torch.Tensor) -> torch.Tensor:
     c = checkpoints.load(ckpt)
     cfg = from_dict(c.meta["config"], ckpt.name)
     spec = DataSpec.from_dict(c.meta["data"])
-    D = build_nets(cfg.model, spec, OBJECTIVES.get(cfg.objective).conditioning).D
+    nets = build_nets(cfg.model, spec, OBJECTIVES.get(cfg.objective).conditioning)
+    D = nets.D
     checkpoints.load_module(D, c.tensors, "D")
     D.eval()
+    # a D trained on clusters of the data (model.z_clusters, the dcgan preset) is told each
+    # real image's cluster, as in training: its nearest centre, from G's saved clusters
+    clusters = cluster_latent(nets.G)
+    if clusters is not None:
+        checkpoints.load_module(nets.G, c.tensors, "G")
     b = cfg.train.batch_size  # minibatch-stddev groups as in training: whole batches only
-    return torch.cat([D(x[i:i + b]) for i in range(0, len(x) - b + 1, b)]).float()
+    return torch.cat([D(x[i:i + b], None if clusters is None else clusters.assign(x[i:i + b]))
+                      for i in range(0, len(x) - b + 1, b)]).float()
 
 
 def main() -> None:

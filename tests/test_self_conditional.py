@@ -219,3 +219,5 @@ def test_dcgan_D_label_table_equals_concatenated_one_hot_planes(conditioning, cl
     planes = F.one_hot(y, classes).float()[:, :, None, None].expand(-1, -1, *shape[1:])
     reference = D.head(D.body(torch.cat([x, planes], 1)))  # what the planes gave
     assert torch.allclose(D(x, y).reshape(-1), reference.reshape(-1), atol=1e-5)
+    with pytest.raises(ValueError, match="pass y"):  # not a broadcast into a wrong shape
+        D(x)

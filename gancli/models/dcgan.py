@@ -76,6 +76,9 @@ class Discriminator(base.Discriminator):
         # constant planes depends on the label alone: a (K, width, h, w) table per call,
         # gathered by y. Equal to the concatenation up to float rounding (tested); the planes
         # cost the first layer K + C input channels per image, the table K per batch.
+        if y is None:  # table[None] would broadcast into a wrong shape, not fail clearly
+            raise ValueError("this discriminator is told each image's label or cluster: pass y, "
+                             "(B,) int64")
         first: nn.Conv2d = self.body[0]
         weight = first.weight  # read once: a spectrally normalised weight steps its iteration
         c = x.shape[1]
