@@ -75,17 +75,21 @@ class _OneHot(nn.Module):
 
 
 class LatentGraph(nn.Module):
-    """z (and labels or codes) -> G's output."""
+    """z (and labels or codes) -> G's output; images clamped to [-1, 1], the range the file
+    promises (StyleGAN2's and ProGAN's generators end without a tanh, as in their papers, and
+    ``gancli sample`` clamps when it writes an image)."""
 
-    def __init__(self, G: nn.Module, classes: int = 0):
+    def __init__(self, G: nn.Module, classes: int = 0, images: bool = True):
         super().__init__()
         self.G = G
         self.one_hot = _OneHot(classes) if classes else None
+        self.images = images
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.one_hot is not None:
             y = self.one_hot(y)
-        return self.G(z, y)
+        x = self.G(z, y)
+        return x.clamp(-1.0, 1.0) if self.images else x
 
 
 class TranslationGraph(nn.Module):
@@ -125,28 +129,32 @@ def plan_for(model: LoadedModel, direction: str | None = None) -> Plan:
         raise GancliError("--direction is for CycleGAN models",
                           hint=f"this one is {model.cfg.name} ({model.cfg.task})")
     out_name = "points" if model.spec.kind == "points" else "images"
+    images = out_name == "images"
 
     def z_for(seeds):
         return latents_for_seeds(seeds, m.z_dim, m.z_dist)
 
+    def reference(seeds, **kw):
+        x = generate(model, seeds, **kw)
+        return x.clamp(-1.0, 1.0) if images else x
+
     if model.conditional:
         k = model.spec.num_classes
-        graph = LatentGraph(model.G, k)
+        graph = LatentGraph(model.G, k, images)
 
         def labels(seeds):
             return torch.tensor([s % k for s in seeds], dtype=torch.long)
 
         return Plan(graph, ["z", "labels"], out_name, lambda s: (z_for(s), labels(s)),
-                    lambda s: generate(model, s, labels=labels(s)),
+                    lambda s: reference(s, labels=labels(s)),
                     describe={"labels": f"int64 class index 0..{k - 1} ({', '.join(model.classes)})"})
     if model.has_codes:
-        return Plan(LatentGraph(model.G), ["z", "codes"], out_name,
-                    lambda s: (z_for(s), model.codes_for(s)), lambda s: generate(model, s),
+        return Plan(LatentGraph(model.G, 0, images), ["z", "codes"], out_name,
+                    lambda s: (z_for(s), model.codes_for(s)), reference,
                     describe={"codes": f"float32 (N, {m.info_cat + m.info_cont}): one-hot "
                                        f"categorical code ({m.info_cat}) then continuous codes "
                                        f"({m.info_cont})"})
-    return Plan(LatentGraph(model.G), ["z"], out_name, lambda s: (z_for(s),),
-                lambda s: generate(model, s))
+    return Plan(LatentGraph(model.G, 0, images), ["z"], out_name, lambda s: (z_for(s),), reference)
 
 
 def _test_images(seeds: list[int], channels: int, size: tuple[int, int]) -> torch.Tensor:
@@ -205,7 +213,11 @@ def bake(graph: nn.Module) -> nn.Module:
     """Replace, in place, every parametrised weight (spectral norm) by the weight it computes
     in eval mode, W / (u . W v) with the stored power-iteration vectors: the same numbers, as a
     plain tensor (ONNX has no ``vdot``; the file gets smaller and faster). In place because
-    removing a parametrisation edits the class that a ``deepcopy`` would share."""
+    removing a parametrisation edits the class that a ``deepcopy`` would share.
+
+    A batch norm without affine parameters (BigGAN's conditional batch norm normalises
+    before its own per-class gain) gets a unit weight and a zero bias: the same function, and
+    the ONNX exporter needs them to know the channel count under a dynamic batch size."""
     from torch.nn.utils import parametrize
 
     graph.eval()
@@ -214,21 +226,31 @@ def bake(graph: nn.Module) -> nn.Module:
             if parametrize.is_parametrized(module):
                 for name in list(module.parametrizations.keys()):
                     parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.weight is None:
+                c = module.num_features
+                module.weight = nn.Parameter(torch.ones(c), requires_grad=False)
+                module.bias = nn.Parameter(torch.zeros(c), requires_grad=False)
     return graph
 
 
 @contextmanager
-def _native_stderr_to(sink):
-    """Send file descriptor 2 to ``sink`` for a while: the ONNX exporter's C++ side prints a
-    whole graph dump there on an unsupported operator, which the one-line error replaces."""
+def _native_output_to(sink):
+    """Send file descriptors 1 and 2 to ``sink`` for a while: the ONNX exporter prints a
+    whole graph dump on an unsupported operator (to stdout, where it would corrupt
+    ``--json``), which the one-line error replaces."""
+    sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(2)
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
     try:
-        os.dup2(sink.fileno(), 2)
+        for fd in saved:
+            os.dup2(sink.fileno(), fd)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, copy in saved.items():
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 def to_bytes(plan: Plan, fmt: str) -> bytes:
@@ -238,7 +260,7 @@ def to_bytes(plan: Plan, fmt: str) -> bytes:
     example = plan.inputs(TRACE_SEEDS)
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad(), tempfile.TemporaryFile() as log, \
-            _native_stderr_to(log):
+            _native_output_to(log):
         warnings.simplefilter("ignore")  # tracer and deprecation warnings: the check below decides
         try:
             if fmt == "onnx":

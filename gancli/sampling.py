@@ -7,6 +7,7 @@ image on any machine (up to the device's floating-point rounding).
 
 from __future__ import annotations
 
+import math
 import re
 
 import torch
@@ -52,7 +53,10 @@ def check_threshold(threshold: float | None, dist: str) -> None:
     on the sphere, whose latents have a fixed norm rather than independent values."""
     if threshold is None:
         return
-    if not threshold >= MIN_THRESHOLD:  # also NaN
+    if not math.isfinite(threshold):
+        raise UsageError(f"truncation threshold {threshold}: not a finite number",
+                         hint="BigGAN used thresholds from 2 down to 0.04; try 0.5")
+    if threshold < MIN_THRESHOLD:
         raise UsageError(f"truncation threshold {threshold:g} is below {MIN_THRESHOLD}",
                          hint="BigGAN used thresholds from 2 down to 0.04; try 0.5")
     if dist == "sphere":
@@ -114,6 +118,7 @@ _RANGE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
 
 # The most seeds one command line may ask for: sample's --n has the same bound.
 MAX_SEEDS = 100_000
+MAX_SEED = 2**63 - 1  # the largest seed: int64, as torch.Generator.manual_seed and tensors hold it
 
 
 def parse_seed_ranges(text: str) -> list[tuple[int, int]]:
@@ -123,22 +128,28 @@ def parse_seed_ranges(text: str) -> list[tuple[int, int]]:
         UsageError (exit 2): a part that is not ``N`` or ``LOW-HIGH`` with LOW <= HIGH, or no
         seed at all. Messages quote at most 80 characters of the text.
     """
+    if not text.strip():
+        raise UsageError("no seeds given", hint="for example --seeds 0-63")
     ranges: list[tuple[int, int]] = []
     for part in text.split(","):
         part = part.strip()
         if not part:
-            continue
+            raise UsageError(f"bad seeds {excerpt(text)}: an empty part",
+                             hint="seeds are non-negative integers: 0-63 or 3,7,11")
         m = _RANGE.match(part)
         if m:
             lo, hi = int(m.group(1)), int(m.group(2))
             if hi < lo:
                 raise UsageError(f"bad seed range {excerpt(part)}", hint="ranges go low-high, e.g. 0-63")
-            ranges.append((lo, hi + 1))
         elif part.isdigit():
-            ranges.append((int(part), int(part) + 1))
+            lo = hi = int(part)
         else:
             raise UsageError(f"bad seed {excerpt(part)}",
                              hint="seeds are non-negative integers: 0-63 or 3,7,11")
+        if hi > MAX_SEED:  # a torch.Generator takes a 64-bit seed; int64 tensors need < 2^63
+            raise UsageError(f"seed {excerpt(str(hi))} is too large: seeds go up to 2^63 - 1",
+                             hint="seeds are non-negative integers below 9223372036854775808")
+        ranges.append((lo, hi + 1))
     if not ranges:
         raise UsageError("no seeds given", hint="for example --seeds 0-63")
     return ranges

@@ -278,6 +278,10 @@ def huge_seed_range(tmp, ckpt, stack):
     return ["sample", str(ckpt), "--seeds", "0-99999999", "--out", str(tmp / "x.png")]
 
 
+def sample_with(*args: str) -> Setup:
+    return lambda tmp, ckpt, stack: ["sample", str(ckpt), *args, "--out", str(tmp / "x.png")]
+
+
 def huge_walk(tmp, ckpt, stack):
     return ["interpolate", str(ckpt), "--seeds", "0-99999", "--steps", "1000",
             "--out", str(tmp / "w.png")]
@@ -601,6 +605,8 @@ CASES: list[tuple[str, str, Setup, int, str]] = [
     ("set-wrong-type", "--set train.steps=many", sets("train.steps=many"), 2, "expects int"),
     ("set-negative", "--set train.batch_size=-8", sets("train.batch_size=-8"), 2, "out of range"),
     ("set-nan", "--set optim.lr_g=nan", sets("optim.lr_g=nan"), 2, "finite number"),
+    ("augment-ada-in-list", "--set train.augment=ada,translation", sets("train.augment=ada,translation"),
+     2, "does not combine with DiffAugment"),
     ("set-no-equals", "--set train.steps", sets("train.steps"), 2, "expected key=value"),
     ("absurd-batch", "--set train.batch_size=10**12", sets("train.batch_size=1000000000000"), 2,
      "memory per batch"),
@@ -626,6 +632,21 @@ CASES: list[tuple[str, str, Setup, int, str]] = [
     ("set-alias-bomb", "--set train.batch_size=<the same alias bomb>", set_alias_bomb, 2,
      "expects int"),
     ("huge-seed-range", "sample --seeds 0-99999999", huge_seed_range, 2, "too many seeds"),
+    ("seed-beyond-int64", "sample --seeds 99999999999999999999 (over 2^64)",
+     sample_with("--seeds", "99999999999999999999"), 2, "seeds go up to 2^63 - 1"),
+    ("seeds-empty-part", "sample --seeds 3,,4", sample_with("--seeds", "3,,4"), 2, "an empty part"),
+    ("seeds-empty", "sample --seeds ''", sample_with("--seeds", ""), 2, "no seeds given"),
+    # every float option is finite: click's bounds let nan through, inf made black samples
+    ("out-empty", "sample --out ''", lambda tmp, ckpt, stack: ["sample", str(ckpt), "--out", ""], 2,
+     "--out is empty"),
+    ("truncation-inf", "sample --truncation inf", sample_with("--truncation", "inf"), 2,
+     "not a finite number"),
+    ("truncation-nan", "sample --truncation nan", sample_with("--truncation", "nan"), 2,
+     "not a finite number"),
+    ("threshold-nan", "sample --truncation-threshold nan", sample_with("--truncation-threshold", "nan"),
+     2, "not a finite number"),
+    ("ckpt-minutes-nan", "train --ckpt-minutes nan", lambda tmp, ckpt, stack: train_gan(
+        tmp, "--ckpt-minutes", "nan"), 2, "not a finite number"),
     ("huge-walk", "interpolate --seeds 0-99999 --steps 1000", huge_walk, 2,
      "too many images in the walk"),
     ("evaluate-thumbnail", "evaluate a folder of 48x40 images and one 9x7 thumbnail",

@@ -141,3 +141,12 @@ def test_resuming_a_finished_checkpoint_does_nothing_and_makes_no_folder(tmp_pat
     assert sorted(p.name for p in run.rglob("*")) == before
     r = cli("train", "--resume", str(ckpt), "--out", str(tmp_path / "b"), "--quiet")  # a loose file
     assert r.code == 0 and "nothing to do" in r.err and not (tmp_path / "b").exists(), r.err
+
+
+def test_a_named_run_refused_before_its_first_step_leaves_no_folder(tmp_path, cli):
+    """--name makes its folder before the data is read; a run refused there (here: data the
+    family cannot take) must not leave an empty run that `gancli runs` lists as stopped."""
+    r = cli("train", "pix2pix", "--steps", "2", "--set", "data.resolution=36", "--out",
+            str(tmp_path), "--name", "bad", "--quiet")
+    assert r.code == 2 and "divisible by 8" in r.err and no_traceback(r.err), r.err
+    assert not (tmp_path / "bad").exists()

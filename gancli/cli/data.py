@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gancli.cli._options import JsonOpt, QuietOpt, emit_json, state
+from gancli.cli._options import JsonOpt, QuietOpt, emit_json, nonempty_path, state
 
 app = typer.Typer(help="Prepare image folders into dataset stores and inspect them.",
                   no_args_is_help=True)
@@ -25,7 +25,8 @@ def prepare(
     ctx: typer.Context,
     src: Annotated[Path, typer.Argument(help="An image folder (searched recursively).",
                                         show_default=False)],
-    out: Annotated[Path, typer.Option("--out", help="The store folder to write.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", help="The store folder to write.", show_default=False,
+                                      callback=nonempty_path)],
     resolution: Annotated[int, typer.Option(help="Side of the square images, pixels.", min=1,
                                             max=4096)] = 64,
     channels: Annotated[Optional[int], typer.Option(

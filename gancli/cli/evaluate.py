@@ -179,7 +179,7 @@ def evaluate(
     asked = catalog.check_metrics(metrics)
     if features not in ("inception", "digits"):
         raise UsageError(f"unknown --features {excerpt(features)}", hint="use inception or digits")
-    seed_list = parse_seeds(seeds, limit=1000) if seeds else [0]
+    seed_list = parse_seeds(seeds, limit=1000) if seeds is not None else [0]
     dev = resolve_device(device or app.device)
 
     def progress(msg: str) -> None:

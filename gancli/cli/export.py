@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gancli.cli._options import JsonOpt, QuietOpt, RunArg, output
+from gancli.cli._options import JsonOpt, QuietOpt, RunArg, nonempty_path, output
 
 
 def export(
@@ -15,7 +15,8 @@ def export(
     format_: Annotated[Optional[str], typer.Option(
         "--format", "-f", help="onnx or torchscript [default: from the --out suffix: .onnx, "
                                ".pt]", show_default=False)] = None,
-    out: Annotated[str, typer.Option("--out", "-o", help="The file to write (.onnx, .pt).")
+    out: Annotated[str, typer.Option("--out", "-o", help="The file to write (.onnx, .pt).",
+                                     callback=nonempty_path)
                    ] = "G.onnx",
     direction: Annotated[Optional[str], typer.Option(
         help="CycleGAN: the generator to export, a2b (the default) or b2a.",

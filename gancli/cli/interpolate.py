@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from gancli.cli._options import (DeviceOpt, JsonOpt, QuietOpt, RunArg, ThresholdOpt, TruncationOpt,
-                                 output, state)
+from gancli.cli._options import (DeviceOpt, JsonOpt, QuietOpt, RunArg, ThresholdOpt, TruncationOpt, finite,
+                                 nonempty_path, output, state)
 from gancli.errors import GancliError, UsageError, excerpt
 
 
@@ -34,8 +34,8 @@ def interpolate(
              "with the latent of one seed held fixed (--seeds S, default 0).",
         show_default=False)] = None,
     out: Annotated[str, typer.Option(help="walk.png: a grid, one row per leg; walk.gif: an "
-                                          "animation.")] = "walk.png",
-    fps: Annotated[float, typer.Option(help="GIF frames per second.", min=1, max=60)] = 12,
+                                          "animation.", callback=nonempty_path)] = "walk.png",
+    fps: Annotated[float, typer.Option(help="GIF frames per second.", min=1, max=60, callback=finite)] = 12,
     truncation: TruncationOpt = 1.0,
     truncation_threshold: ThresholdOpt = None,
     device: DeviceOpt = None,
@@ -97,7 +97,7 @@ def interpolate(
         idx = [model.class_index(c.strip()) for c in classes.split(",") if c.strip()]
         if len(idx) < 2:
             raise UsageError("a class walk needs at least two classes", hint="--classes 1,7")
-        seed_list = parse_seeds(seeds) if seeds else [0]
+        seed_list = parse_seeds(seeds) if seeds is not None else [0]
         if len(seed_list) != 1:
             raise UsageError("a class walk holds one seed fixed", hint="--seeds 5")
         check_frames(len(idx), steps, grid)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gancli.cli._options import JsonOpt, QuietOpt, emit_json, output
+from gancli.cli._options import JsonOpt, QuietOpt, emit_json, finite, nonempty_path, output
 from gancli.errors import GancliError
 
 
@@ -17,13 +17,13 @@ def plot(
         help="Run folders (or metrics.jsonl files), drawn overlaid.", show_default=False)],
     out: Annotated[Optional[str], typer.Option(
         "--out", "-o", help="The figure: .png, .svg or .pdf [default: curves.png; with --json, "
-                            "no figure unless given].", show_default=False)] = None,
+                            "no figure unless given].", show_default=False, callback=nonempty_path)] = None,
     metrics: Annotated[Optional[str], typer.Option(
         "--metrics", "-m", help="Comma-separated keys, e.g. d_loss,g_loss [default: every "
                                 "logged loss, estimate, penalty, learning rate and evaluation "
                                 "number].", show_default=False)] = None,
     smooth: Annotated[float, typer.Option(
-        min=0.0, max=0.999, help="EMA smoothing weight (0.9 = strong), TensorBoard's "
+        min=0.0, max=0.999, callback=finite, help="EMA smoothing weight (0.9 = strong), TensorBoard's "
                                  "debiased EMA; 0 = off.")] = 0.0,
     window: Annotated[int, typer.Option(
         min=0, help="Smooth with the trailing mean of this many logged rows instead; "

@@ -8,17 +8,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from gancli.cli._options import (DeviceOpt, JsonOpt, QuietOpt, RunArg, SeedsOpt, ThresholdOpt,
-                                 TruncationOpt, emit_json, output, state)
+from gancli.cli._options import (DeviceOpt, JsonOpt, QuietOpt, RunArg, SeedsOpt, ThresholdOpt, TruncationOpt,
+                                 emit_json, nonempty_path, output, state)
 from gancli.errors import GancliError, UsageError, excerpt
 
 
 def pick_seeds(n: Optional[int], seeds: Optional[str], default: int = 64) -> list[int]:
     from gancli.sampling import parse_seeds
 
-    if n is not None and seeds:
+    if n is not None and seeds is not None:
         raise UsageError("give --n or --seeds, not both", hint="--seeds 0-63 is the same as --n 64")
-    if seeds:
+    if seeds is not None:  # '' is refused ('no seeds given'), not the default
         return parse_seeds(seeds)
     return list(range(n if n is not None else default))
 
@@ -79,7 +79,7 @@ def sample(
                                              max=100_000)] = None,
     seeds: SeedsOpt = None,
     out: Annotated[str, typer.Option(help="x.png / x.jpg: a grid; DIR/: one PNG per seed; "
-                                          "x.npz: arrays `samples` and `seeds`.")] = "samples.png",
+                                          "x.npz: arrays `samples` and `seeds`.", callback=nonempty_path)] = "samples.png",
     truncation: TruncationOpt = 1.0,
     truncation_threshold: ThresholdOpt = None,
     class_: Annotated[Optional[str], typer.Option(

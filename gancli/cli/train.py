@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, output, state
+from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, at_least, nonempty_path, output, state
 from gancli.errors import CheckpointError, ConfigError, GancliError, PresetError, TrainingDiverged
 
 # what may change when a run is resumed: its length and cadence, nothing that shapes it
@@ -55,7 +55,7 @@ def train(
     seed: Annotated[Optional[int], typer.Option(help="Seed for weights, latents and data order.",
                                                 min=0)] = None,
     out: Annotated[Optional[str], typer.Option(help="Folder for run folders [default: runs].",
-                                               rich_help_panel="Output")] = None,
+                                               rich_help_panel="Output", callback=nonempty_path)] = None,
     set_: Annotated[Optional[list[str]], typer.Option(
         "--set", help="Override a config key: --set optim.lr_g=1e-4 (repeatable).",
         show_default=False)] = None,
@@ -74,7 +74,7 @@ def train(
                                                       rich_help_panel="Output")] = None,
     ckpt_minutes: Annotated[Optional[float], typer.Option(
         "--ckpt-minutes", help="Also a checkpoint at least every N minutes of training "
-        "(default 15); 0 = off.", min=0, show_default=False, rich_help_panel="Output")] = None,
+        "(default 15); 0 = off.", callback=at_least(0, "30"), show_default=False, rich_help_panel="Output")] = None,
     log_every: Annotated[Optional[int], typer.Option(help="Steps between logged statistics.",
                                                      min=1, rich_help_panel="Output")] = None,
     on_nan: Annotated[Optional[str], typer.Option(
@@ -188,9 +188,16 @@ def train(
     if dry_run:
         typer.echo(cfg.to_json() if json_out else cfg.to_yaml().rstrip())
         return
+    made = False  # --name made the folder now: a run refused before its first step leaves none
     if fixed is not None and ckpt is None:
+        made = not fixed.exists()
         _claim(ctx, fixed, resume == "auto")
-    _run(cfg, ckpt, device or app.device, json_out, quiet, fixed)
+    try:
+        _run(cfg, ckpt, device or app.device, json_out, quiet, fixed)
+    except BaseException:
+        if made and not (fixed / "metrics.jsonl").exists() and not checkpoints_in(fixed):
+            shutil.rmtree(fixed, ignore_errors=True)
+        raise
 
 
 def check_trainable(cfg) -> None:

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, emit_json, output, state
+from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, emit_json, nonempty_path, output, state
 from gancli.errors import GancliError, excerpt
 
 
@@ -26,7 +26,7 @@ def translate(
     out: Annotated[Optional[str], typer.Option(
         "--out", "-o", help="Output file (for one input) or folder (for a folder; names are "
                             "kept). Default: in the current directory, NAME-TAG.EXT or "
-                            "FOLDER-TAG/.")] = None,
+                            "FOLDER-TAG/.", callback=nonempty_path)] = None,
     direction: Annotated[Optional[str], typer.Option(
         help="CycleGAN: a2b (A to B, the default) or b2a. pix2pix: only the direction it "
              "was trained for (data.direction).")] = None,

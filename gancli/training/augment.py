@@ -24,9 +24,13 @@ CUTOUT_RATIO = 0.5
 def parse_policy(text: str) -> list[str]:
     names = [p.strip() for p in text.split(",") if p.strip()]
     for name in names:
+        if name == "ada":  # valid alone (gancli.training.ada), not inside a DiffAugment list
+            raise ConfigError("train.augment=ada is adaptive augmentation on its own; it does not "
+                              "combine with DiffAugment's policies",
+                              hint=f"use train.augment=ada, or a comma list of: {', '.join(POLICIES)}")
         if name not in POLICIES:
             raise ConfigError(f"unknown augmentation {excerpt(name)} in train.augment",
-                              hint=f"a comma list of: {', '.join(POLICIES)}")
+                              hint=f"ada, or a comma list of: {', '.join(POLICIES)}")
     return names
 
 
