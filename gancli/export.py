@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from gancli import checkpoints
-from gancli.errors import GancliError
+from gancli.errors import GancliError, UsageError
 from gancli.extras import require
 from gancli.fileio import atomic_write_bytes
 from gancli.inference import LoadedModel, Translator, generate, load_generator
@@ -126,7 +126,7 @@ def plan_for(model: LoadedModel, direction: str | None = None) -> Plan:
     if model.conditioning.translates:
         return _translation_plan(Translator(model), direction)
     if direction is not None:
-        raise GancliError("--direction is for CycleGAN models",
+        raise UsageError("--direction is for CycleGAN models",
                           hint=f"this one is {model.cfg.name} ({model.cfg.task})")
     out_name = "points" if model.spec.kind == "points" else "images"
     images = out_name == "images"
@@ -167,7 +167,7 @@ def _translation_plan(tr: Translator, direction: str | None) -> Plan:
     size = (tr.resolution, tr.resolution)
     if tr.kind == "paired":  # pix2pix: a fixed graph needs fixed masks, so dropout is off
         if direction not in (None, tr.direction):
-            raise GancliError(f"this pix2pix model translates {tr.direction}, not '{direction}'",
+            raise UsageError(f"this pix2pix model translates {tr.direction}, not '{direction}'",
                               hint="leave out --direction")
         tr.model.G.test_dropout = False
         return Plan(TranslationGraph(tr.model.G), ["image"], "translated",
@@ -178,14 +178,14 @@ def _translation_plan(tr: Translator, direction: str | None) -> Plan:
     if tr.kind == "cycle":
         d = direction or "a2b"
         if d not in ("a2b", "b2a"):
-            raise GancliError(f"unknown direction '{d}'", hint="use a2b or b2a")
+            raise UsageError(f"unknown direction '{d}'", hint="use a2b or b2a")
         graph = TranslationGraph(getattr(tr.model.G, d))
         return Plan(graph, ["image"], "translated",
                     lambda s: (_test_images(s, tr.channels, size),),
                     lambda s: tr(_test_images(s, tr.channels, size), direction=d), spatial=True,
                     describe={"direction": f"{d} ({' -> '.join(tr.domains if d == 'a2b' else tr.domains[::-1])})"})
     if direction is not None:
-        raise GancliError("--direction is for CycleGAN; a StarGAN graph takes the target domain "
+        raise UsageError("--direction is for CycleGAN; a StarGAN graph takes the target domain "
                           "as an input", hint=f"domains: {', '.join(tr.domains)}")
     k = len(tr.domains)
     if tr.multi_label:
@@ -308,14 +308,14 @@ def format_for(fmt: str | None, out: Path) -> str:
     by_suffix = SUFFIXES.get(out.suffix.lower())
     if fmt is None:
         if by_suffix is None:
-            raise GancliError(f"cannot tell the format of '{out}' from its suffix",
+            raise UsageError(f"cannot tell the format of '{out}' from its suffix",
                               hint="use --format onnx|torchscript, or --out G.onnx / G.pt")
         return by_suffix
     fmt = fmt.lower()
     if fmt not in FORMATS:
-        raise GancliError(f"unknown format '{fmt}'", hint="use --format onnx or torchscript")
+        raise UsageError(f"unknown format '{fmt}'", hint="use --format onnx or torchscript")
     if by_suffix is not None and by_suffix != fmt:
-        raise GancliError(f"--format {fmt} does not match the file name '{out.name}'",
+        raise UsageError(f"--format {fmt} does not match the file name '{out.name}'",
                           hint=f"name it {out.stem}{'.onnx' if fmt == 'onnx' else '.pt'}")
     return fmt
 
@@ -333,7 +333,7 @@ def export(spec: str | Path, out: str | Path, fmt: str | None = None,
     out = Path(out).expanduser()
     fmt = format_for(fmt, out)
     if out.is_dir():
-        raise GancliError(f"--out {out} is a folder", hint="give a file name, e.g. --out G.onnx")
+        raise UsageError(f"--out {out} is a folder", hint="give a file name, e.g. --out G.onnx")
     if fmt == "onnx":  # before any work: both are needed to write and to check the file
         require("onnx", "export", "--format onnx")
         require("onnxruntime", "export", "--format onnx")

@@ -10,7 +10,7 @@ import torch
 from gancli import checkpoints
 from gancli.conditioning import NONE, Conditioning
 from gancli.config import Config, from_dict
-from gancli.errors import CheckpointError, GancliError, excerpt
+from gancli.errors import CheckpointError, GancliError, UsageError, excerpt
 from gancli.models import DataSpec, build_nets
 from gancli.preflight import check_checkpoint_shapes
 from gancli.registry import OBJECTIVES
@@ -61,14 +61,14 @@ class LoadedModel:
     def class_index(self, name: str) -> int:
         """A class given by name or index -> its index; unknown is a one-line error."""
         if not self.conditional:
-            raise GancliError("--class needs a conditional model",
+            raise UsageError("--class needs a conditional model",
                               hint=f"this one is {self.cfg.name} ({self.cfg.task})")
         names = self.classes
         if name in names:
             return names.index(name)
         if name.isdigit() and int(name) < len(names):
             return int(name)
-        raise GancliError(f"unknown class {excerpt(name)}", hint=f"classes: {', '.join(names)}")
+        raise UsageError(f"unknown class {excerpt(name)}", hint=f"classes: {', '.join(names)}")
 
 
 def load_generator(spec: str | Path, device: str | torch.device | None = None,
@@ -180,9 +180,9 @@ def generate_from_styles(model: LoadedModel, ws: torch.Tensor, batch_size: int =
 def generate_from_latents(model: LoadedModel, z: torch.Tensor, batch_size: int = 256,
                           labels: torch.Tensor | None = None) -> torch.Tensor:
     if model.conditional and labels is None:
-        raise GancliError("a conditional model needs class labels", hint="pass --class K")
+        raise UsageError("a conditional model needs class labels", hint="pass --class K")
     if model.has_codes and labels is None:
-        raise GancliError("an InfoGAN model needs its latent codes",
+        raise UsageError("an InfoGAN model needs its latent codes",
                           hint="generate by seed (the seed fixes the codes)")
     ys = labels.split(batch_size) if labels is not None else [None] * len(z.split(batch_size))
     outs = [model.G(chunk.to(model.device), y if y is None else y.to(model.device)).float().cpu()
@@ -237,7 +237,7 @@ class Translator:
             return lowered.index(name.lower())
         if name.isdigit() and int(name) < len(names):
             return int(name)
-        raise GancliError(f"unknown domain {excerpt(name)}", hint=f"domains: {', '.join(names)}")
+        raise UsageError(f"unknown domain {excerpt(name)}", hint=f"domains: {', '.join(names)}")
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, direction: str = "a2b",

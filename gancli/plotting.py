@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gancli.errors import GancliError
+from gancli.errors import GancliError, UsageError
 from gancli.runlog import read_metrics
 
 # keys of a logged row that describe the run's pace, not its training
@@ -127,7 +127,7 @@ def choose_metrics(curves: list[RunCurves], requested: list[str] | None) -> list
     if requested:
         missing = [k for k in requested if k not in available]
         if missing:
-            raise GancliError(f"no metric {', '.join(missing)} in these runs",
+            raise UsageError(f"no metric {', '.join(missing)} in these runs",
                               hint=f"available: {', '.join(available)}")
         return requested
     first = [k for k in ("d_loss", "g_loss") if k in available]

@@ -578,7 +578,7 @@ CASES: list[tuple[str, str, Setup, int, str]] = [
     ("foreign-safetensors", "sample from a safetensors file that is not a gancli checkpoint",
      foreign_safetensors, 1, "not a gancli checkpoint"),
     ("class-unconditional", "sample --class from an unconditional model", class_on_unconditional,
-     1, "--class needs a conditional model"),
+     2, "--class needs a conditional model"),
     ("yaml-as-checkpoint", "sample from a run's config.yaml instead of a checkpoint",
      config_as_checkpoint, 1, "cannot read checkpoint"),
     ("newer-format", "a checkpoint from a newer format version", newer_format, 1,

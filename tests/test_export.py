@@ -134,7 +134,7 @@ def test_onnx_without_the_extra_is_one_line(cli, runs, tmp_path, monkeypatch):
 def test_bad_arguments_are_one_line(cli, runs, tmp_path, monkeypatch, args, words):
     monkeypatch.chdir(tmp_path)
     r = cli("export", str(runs["dcgan"]), *args)
-    assert r.code == 1 and words in r.err and no_traceback(r.err)
+    assert r.code == 2 and words in r.err and no_traceback(r.err)  # a usage error (docs/cli.md)
     assert not any(tmp_path.iterdir())
 
 

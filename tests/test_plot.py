@@ -103,7 +103,7 @@ def test_missing_matplotlib_is_one_line(cli, two_runs, tmp_path, monkeypatch):
 def test_bad_arguments(cli, two_runs, tmp_path, monkeypatch, args, words):
     monkeypatch.chdir(tmp_path)
     r = cli("plot", str(two_runs[0]), *args)
-    assert r.code == 1 and words in r.err and no_traceback(r.err)
+    assert r.code == 2 and words in r.err and no_traceback(r.err)  # a usage error (docs/cli.md)
 
 
 def test_missing_run_and_empty_log(cli, tmp_path):

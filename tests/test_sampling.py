@@ -92,7 +92,7 @@ def test_sample_points(runs, tmp_path, cli):
         assert z["samples"].shape == (100, 2) and z["samples"].dtype == np.float32
     assert cli("sample", str(runs["points"]), "--out", str(tmp_path / "p.png")).code == 0
     r = cli("sample", str(runs["points"]), "--out", str(tmp_path / "dir") + "/")
-    assert r.code == 1 and "scatter" in r.err
+    assert r.code == 2 and "scatter" in r.err
 
 
 def test_sample_errors(runs, cli, tmp_path):
@@ -133,9 +133,9 @@ def test_conditional_sampling(runs, tmp_path, cli):
     r = cli("sample", run, "--class", "3", "--seeds", "5", "--out", str(tmp_path / "d") + "/")
     assert [p.name for p in (tmp_path / "d").iterdir()] == ["seed-000005-class-3.png"]
     r = cli("sample", run, "--class", "eleven")
-    assert r.code == 1 and "unknown class" in r.err and "0, 1, 2" in r.err
+    assert r.code == 2 and "unknown class" in r.err and "0, 1, 2" in r.err
     r = cli("sample", str(runs["images"]), "--class", "1")
-    assert r.code == 1 and "needs a conditional model" in r.err
+    assert r.code == 2 and "needs a conditional model" in r.err
 
 
 def test_class_walks_at_a_fixed_seed(runs, tmp_path, cli):
@@ -157,11 +157,11 @@ def test_class_walks_at_a_fixed_seed(runs, tmp_path, cli):
     assert cli("interpolate", run, "--classes", "1,7", "--seeds", "4,5").code == 2
     assert cli("interpolate", run, "--classes", "1").code == 2
     r = cli("interpolate", run, "--seeds", "1,2")  # a conditional walk needs a class
-    assert r.code == 1 and "--class K" in r.err
+    assert r.code == 2 and "--class K" in r.err
     r = cli("interpolate", run, "--seeds", "1,2", "--class", "3", "--out", str(tmp_path / "w.gif"))
     assert r.code == 0, r.err
     r = cli("interpolate", str(runs["images"]), "--classes", "1,2")
-    assert r.code == 1 and "conditional model" in r.err
+    assert r.code == 2 and "conditional model" in r.err
 
 
 def test_infogan_codes_come_from_the_seed_and_sweep(runs, tmp_path, cli):
@@ -190,9 +190,9 @@ def test_infogan_codes_come_from_the_seed_and_sweep(runs, tmp_path, cli):
         assert np.array_equal(c["codes"][:, :11], np.repeat(codes[:1, :11], 5, 0))
     assert cli("sample", run, "--vary", "code.0", "--out", str(tmp_path / "g.png")).code == 0
     r = cli("sample", run, "--vary", "code.9")
-    assert r.code == 1 and "code.0 (categorical, 10 values)" in r.err
+    assert r.code == 2 and "code.0 (categorical, 10 values)" in r.err
     r = cli("sample", str(runs["images"]), "--vary", "code.0")
-    assert r.code == 1 and "InfoGAN" in r.err
+    assert r.code == 2 and "InfoGAN" in r.err
     r = cli("interpolate", run, "--seeds", "1,2,3", "--out", str(tmp_path / "w.png"))
     assert r.code == 0, r.err
 

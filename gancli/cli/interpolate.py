@@ -10,7 +10,7 @@ import typer
 
 from gancli.cli._options import (DeviceOpt, JsonOpt, QuietOpt, RunArg, ThresholdOpt, TruncationOpt, finite,
                                  nonempty_path, output, state)
-from gancli.errors import GancliError, UsageError, excerpt
+from gancli.errors import UsageError, excerpt
 
 
 def interpolate(
@@ -84,10 +84,10 @@ def interpolate(
     if path.suffix.lower() not in (".png", ".gif", ".jpg", ".jpeg"):
         raise UsageError(f"unsupported output {excerpt(out)}", hint="use a .png grid or a .gif animation")
     if (class_ or classes) and not model.conditional:
-        raise GancliError("--class and --classes need a conditional model",
+        raise UsageError("--class and --classes need a conditional model",
                           hint=f"this one is {model.cfg.name} ({model.cfg.task})")
     if model.conditional and not (class_ or classes):
-        raise GancliError("a conditional model walks within a class or between classes",
+        raise UsageError("a conditional model walks within a class or between classes",
                           hint="add --class K, or use --classes A,B --seeds S")
     grid = path.suffix.lower() != ".gif"
     mode = "walk"
@@ -148,7 +148,7 @@ def save_walk(outs, kind: str, path: Path, nrow: int, fps: float) -> None:
 
     if kind == "points":
         if path.suffix.lower() == ".gif":
-            raise GancliError("a 2-D model's walk is drawn as one scatter plot",
+            raise UsageError("a 2-D model's walk is drawn as one scatter plot",
                               hint="use --out walk.png")
         imaging.save_image(imaging.scatter(outs.numpy()), path)
     elif path.suffix.lower() == ".gif":

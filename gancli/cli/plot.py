@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from gancli.cli._options import JsonOpt, QuietOpt, emit_json, finite, nonempty_path, output
-from gancli.errors import GancliError
+from gancli.errors import UsageError
 
 
 def plot(
@@ -48,11 +48,11 @@ def plot(
     out_mode = output(ctx, json_out, quiet)
     json_out = out_mode.json
     if smooth and window:
-        raise GancliError("give --smooth or --window, not both",
+        raise UsageError("give --smooth or --window, not both",
                           hint="--smooth 0.9 (EMA) or --window 20 (trailing mean)")
     wanted = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
     if metrics is not None and not wanted:
-        raise GancliError("--metrics names no metric", hint="for example --metrics d_loss,g_loss")
+        raise UsageError("--metrics names no metric", hint="for example --metrics d_loss,g_loss")
     curves = [plotting.load_curves(r) for r in runs]
     plotting.label_runs(curves)
     keys = plotting.choose_metrics(curves, wanted)
@@ -62,7 +62,7 @@ def plot(
         path = Path(target).expanduser()
         fmt = plotting.FORMATS.get(path.suffix.lower())
         if fmt is None:
-            raise GancliError(f"unsupported output '{target}'", hint="use a .png, .svg or .pdf file")
+            raise UsageError(f"unsupported output '{target}'", hint="use a .png, .svg or .pdf file")
         data = plotting.render(curves, keys, fmt, smooth, window)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, data)

@@ -10,7 +10,7 @@ import typer
 
 from gancli.cli._options import (DeviceOpt, JsonOpt, QuietOpt, RunArg, SeedsOpt, ThresholdOpt, TruncationOpt,
                                  emit_json, nonempty_path, output, state)
-from gancli.errors import GancliError, UsageError, excerpt
+from gancli.errors import UsageError, excerpt
 
 
 def pick_seeds(n: Optional[int], seeds: Optional[str], default: int = 64) -> list[int]:
@@ -35,7 +35,7 @@ def write_outputs(model, out: str, seeds: list[int], samples, nrow: Optional[int
     points = model.spec.kind == "points"
     if out.endswith(("/", "\\")) or path.is_dir():
         if points:
-            raise GancliError("2-D samples cannot be written one file per seed",
+            raise UsageError("2-D samples cannot be written one file per seed",
                               hint="use --out samples.png (scatter plot) or --out samples.npz")
         path.mkdir(parents=True, exist_ok=True)
         images = imaging.to_uint8(samples)
@@ -185,13 +185,13 @@ def sweep_codes(model, name: str, seeds: list[int], values: int):
     import torch
 
     if not model.has_codes:
-        raise GancliError("--vary needs an InfoGAN model",
+        raise UsageError("--vary needs an InfoGAN model",
                           hint=f"this one is {model.cfg.name} ({model.cfg.objective})")
     names = model.code_names()
     found = [i for i, (n, _, _) in enumerate(names) if n == name]
     if not found:
         listing = ", ".join(f"{n} ({kind}{f', {k} values' if k else ''})" for n, kind, k in names)
-        raise GancliError(f"unknown code {excerpt(name)}", hint=f"codes: {listing}")
+        raise UsageError(f"unknown code {excerpt(name)}", hint=f"codes: {listing}")
     index = found[0]
     _, kind, k = names[index]
     cat = model.cfg.model.info_cat
@@ -224,7 +224,7 @@ def mixing_grid(model, spec: str, layer, truncation: float, out: str, json_out: 
     from gancli.sampling import check_count, parse_seeds
 
     if not style_based(model):
-        raise GancliError("--mix needs a style-based model (stylegan2)",
+        raise UsageError("--mix needs a style-based model (stylegan2)",
                           hint=f"this one is {model.cfg.name} ({model.cfg.model.family})")
     parts = [p for p in spec.split(",")]
     if len(parts) != 2 or not all(p.strip() for p in parts):

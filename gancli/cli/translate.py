@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from gancli.cli._options import DeviceOpt, JsonOpt, QuietOpt, emit_json, nonempty_path, output, state
-from gancli.errors import GancliError, excerpt
+from gancli.errors import GancliError, UsageError, excerpt
 
 
 def translate(
@@ -116,31 +116,31 @@ def plan_targets(tr, direction: Optional[str], to: Optional[str],
                  dropout: Optional[bool] = None) -> list[tuple[str, dict]]:
     """[(tag for file names, arguments for the translator)] for each requested translation."""
     if dropout is not None and tr.kind != "paired":
-        raise GancliError("--dropout/--no-dropout is for pix2pix models",
+        raise UsageError("--dropout/--no-dropout is for pix2pix models",
                           hint="CycleGAN and StarGAN generators have no test-time dropout")
     if tr.kind == "paired":
         if to:
-            raise GancliError("--to picks StarGAN target domains; a pix2pix model has one direction",
+            raise UsageError("--to picks StarGAN target domains; a pix2pix model has one direction",
                               hint=f"this one translates {tr.direction}")
         if direction and direction != tr.direction:
-            raise GancliError(f"this pix2pix model translates {tr.direction} "
+            raise UsageError(f"this pix2pix model translates {tr.direction} "
                               f"({' -> '.join(tr.domains)}), not {excerpt(direction)}",
                               hint=f"train one with --set data.direction={direction}")
         return [(tr.direction, {} if dropout is None else {"dropout": dropout})]
     if tr.kind == "cycle":
         if to:
-            raise GancliError("--to picks StarGAN target domains; a CycleGAN model has a direction",
+            raise UsageError("--to picks StarGAN target domains; a CycleGAN model has a direction",
                               hint="use --direction a2b or --direction b2a")
         d = direction or "a2b"
         if d not in ("a2b", "b2a"):
-            raise GancliError(f"unknown direction {excerpt(d)}", hint="use a2b or b2a")
+            raise UsageError(f"unknown direction {excerpt(d)}", hint="use a2b or b2a")
         return [(d, {"direction": d})]
     if direction:
-        raise GancliError("--direction is for CycleGAN; a StarGAN model takes --to DOMAIN",
+        raise UsageError("--direction is for CycleGAN; a StarGAN model takes --to DOMAIN",
                           hint=f"domains: {', '.join(tr.domains)}")
     names = [n.strip() for n in to.split(",") if n.strip()] if to else list(tr.domains)
     if not names:
-        raise GancliError("--to names no domain", hint=f"domains: {', '.join(tr.domains)}")
+        raise UsageError("--to names no domain", hint=f"domains: {', '.join(tr.domains)}")
     indices = [tr.domain_index(n) for n in names]
     if tr.multi_label and to:  # attributes: one output with every named attribute on
         return [("+".join(tr.domains[i] for i in indices), {"target": indices})]
@@ -191,7 +191,7 @@ def translate_file(tr, in_file: Path, outputs: list[tuple[Path, dict]], short: i
 
     for target, _ in outputs:
         if target.exists() and target.resolve() == in_file.resolve():
-            raise GancliError(f"{target} would overwrite its own input",
+            raise UsageError(f"{target} would overwrite its own input",
                               hint="choose another --out")
     photo = read_photo(in_file, tr.channels)
     written = []
