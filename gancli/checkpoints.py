@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,12 +201,17 @@ def latest(ckpt_dir: Path) -> Path | None:
         if _STEP_FILE.match(name):  # a plain file name in this folder, never a path elsewhere
             candidates.append(ckpt_dir / name)
     candidates += [p for _, p in list_steps(ckpt_dir)]
+    skipped: dict[Path, str] = {}
     for path in candidates:
         try:
             load(path, tensors=False)
-            return path
-        except CheckpointError:
+        except CheckpointError as e:
+            skipped.setdefault(path, str(e))
             continue
+        if skipped:  # say so: the user asked for the run, and gets an older step of it
+            names = ", ".join(f"{q.name} ({why.split(': ')[-1][:80]})" for q, why in skipped.items())
+            sys.stderr.write(f"warning: skipped unreadable checkpoint(s) {names}; using {path.name}\n")
+        return path
     return None
 
 

@@ -40,7 +40,7 @@ def test_a_failed_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
     assert [f.name for f in tmp_path.iterdir()] == [p.name], "temporary file left behind"
 
 
-def test_truncated_file_is_refused_and_latest_falls_back(tmp_path):
+def test_truncated_file_is_refused_and_latest_falls_back(tmp_path, capsys):
     old, new = checkpoints.step_path(tmp_path, 10), checkpoints.step_path(tmp_path, 20)
     _save(old, 10)
     _save(new, 20)
@@ -49,7 +49,12 @@ def test_truncated_file_is_refused_and_latest_falls_back(tmp_path):
     new.write_bytes(data[: len(data) // 2])  # as if the disk lost the tail
     with pytest.raises(CheckpointError, match="cannot read checkpoint"):
         checkpoints.load(new)
+    capsys.readouterr()
     assert checkpoints.latest(tmp_path) == old
+    # and says so, once, naming both files: the user asked for the run and gets an older step
+    err = capsys.readouterr().err
+    assert err.count("warning: skipped unreadable checkpoint") == 1 and new.name in err
+    assert err.rstrip().endswith(f"using {old.name}")
 
 
 def test_garbage_foreign_and_newer_files(tmp_path):
